@@ -1,0 +1,42 @@
+"""Checks of stored data types: the image's voxel type, and each mask's type and scaling."""
+
+from __future__ import annotations
+
+from qa.checks import finding
+from qa.checks.files import usable_header
+from qa.facts import CaseFacts, HeaderFacts
+from qa.report import Finding
+from qa.spec import ReleaseSpec
+
+
+def loads_as(header: HeaderFacts, stored: float) -> float:
+    """The value a reader gets for a stored value once the header's scaling is applied."""
+    slope = 1.0 if header.slope is None else header.slope
+    inter = 0.0 if header.inter is None else header.inter
+    return stored * slope + inter
+
+
+def check_case_dtypes(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
+    found = []
+    image_path = f"{case.case}/{spec.image}"
+    image = usable_header(case.files.get(image_path), spec)
+    if image is not None and image.dtype not in spec.image_dtypes:
+        found.append(finding(spec, "IMAGE_DTYPE", case.case, image_path,
+                             f"{image_path}: stored as {image.dtype}, the release allows {', '.join(spec.image_dtypes)}",
+                             dtype=image.dtype, allowed=spec.image_dtypes))
+    for name in spec.classes:
+        path = f"{case.case}/{spec.mask_file(name)}"
+        mask = usable_header(case.files.get(path), spec)
+        if mask is None:
+            continue
+        if mask.dtype not in spec.mask_dtypes:
+            found.append(finding(spec, "LABEL_DTYPE", case.case, path,
+                                 f"{path}: stored as {mask.dtype}, the release allows {', '.join(spec.mask_dtypes)}",
+                                 variant="dtype", dtype=mask.dtype, allowed=spec.mask_dtypes))
+        zero, one = loads_as(mask, 0), loads_as(mask, 1)
+        if (zero, one) != (0.0, 1.0):
+            found.append(finding(spec, "LABEL_DTYPE", case.case, path,
+                                 f"{path}: scaling (slope {mask.slope}, intercept {mask.inter}) loads stored 0 and 1 as "
+                                 f"{zero:g} and {one:g}",
+                                 variant="scaling", slope=mask.slope, inter=mask.inter, zero_loads_as=zero, one_loads_as=one))
+    return found

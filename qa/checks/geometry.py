@@ -1,0 +1,113 @@
+"""Checks of geometry: the image's spacing, orientation and affine, and every mask's grid against its image."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from nibabel.orientations import aff2axcodes
+
+from qa.checks import finding
+from qa.checks.files import usable_header
+from qa.facts import CaseFacts, HeaderFacts
+from qa.report import Finding
+from qa.spec import ReleaseSpec
+
+
+UNUSABLE_AFFINE = ("non_finite", "singular")
+
+
+def corner_deviation_mm(a: list[list[float]], b: list[list[float]], shape: tuple[int, ...]) -> float:
+    """The largest distance between where two affines put a corner of the grid: a deviation a person can picture."""
+    extent = [max(n - 1, 0) for n in shape[:3]] + [0] * (3 - len(shape[:3]))
+    corners = np.array([[*c, 1.0] for c in itertools.product(*[(0, n) for n in extent])]).T
+    with np.errstate(all="ignore"):
+        diff = (np.asarray(a) - np.asarray(b)) @ corners
+    deviation = float(np.max(np.linalg.norm(diff[:3], axis=0)))
+    return deviation if np.isfinite(deviation) else float("inf")
+
+
+def axcodes(header: HeaderFacts) -> list[str | None]:
+    try:
+        return list(aff2axcodes(np.asarray(header.affine)))
+    except (ValueError, np.linalg.LinAlgError):
+        return [None, None, None]
+
+
+def affine_problems(header: HeaderFacts, spec: ReleaseSpec) -> list[tuple[str, str, dict]]:
+    """(variant, message, details) for each reason not to trust a header's affine."""
+    affine = np.asarray(header.affine)
+    if not np.all(np.isfinite(affine)):
+        return [("non_finite", "the affine has non-finite entries", {})]
+    rotation = affine[:3, :3]
+    norms = np.linalg.norm(rotation, axis=0)
+    det = float(np.linalg.det(rotation))
+    if np.any(norms == 0) or abs(det) < 1e-12 * float(np.prod(norms)):
+        return [("singular", f"the affine is singular (determinant {det:.3g})", {"determinant": det})]
+    problems = []
+    if header.sform_code == 0 and header.qform_code == 0:
+        problems.append(("no_transform", "neither sform nor qform is set (both codes 0): tools guess the orientation", {}))
+    if header.sform is not None and header.qform is not None:
+        deviation = corner_deviation_mm(header.sform, header.qform, header.shape)
+        if deviation > spec.geometry.affine_tolerance_mm:
+            problems.append(("sform_qform", f"sform and qform disagree by up to {deviation:.4g} mm",
+                             {"max_deviation_mm": deviation}))
+    error = float(np.max(np.abs((rotation / norms).T @ (rotation / norms) - np.eye(3))))
+    if error > spec.geometry.orthonormal_tolerance:
+        problems.append(("not_orthonormal", f"direction cosines are not orthonormal (max |RᵀR - I| = {error:.3g})",
+                         {"orthonormality_error": error, "tolerance": spec.geometry.orthonormal_tolerance}))
+    return problems
+
+
+def _invalid_affine(spec: ReleaseSpec, case: str, path: str, header: HeaderFacts) -> list[Finding]:
+    return [finding(spec, "GEOM_AFFINE_INVALID", case, path, f"{path}: {message}", variant=variant, **details)
+            for variant, message, details in affine_problems(header, spec)]
+
+
+def check_image_grid(case: str, path: str, image: HeaderFacts, spec: ReleaseSpec) -> list[Finding]:
+    found = _invalid_affine(spec, case, path, image)
+    unusable = any(f.details["kind"] in UNUSABLE_AFFINE for f in found)
+    geometry = spec.geometry
+    spacing = [round(z, 6) for z in image.zooms[:3]]
+    if geometry.spacing is not None and (
+        len(spacing) < 3 or max(abs(a - b) for a, b in zip(spacing, geometry.spacing)) > geometry.spacing_tolerance
+    ):
+        found.append(finding(spec, "GEOM_SPACING", case, path,
+                             f"{path}: spacing {' x '.join(f'{z:g}' for z in spacing)} mm, the release has "
+                             f"{' x '.join(f'{z:g}' for z in geometry.spacing)} mm",
+                             spacing=spacing, expected=list(geometry.spacing), tolerance=geometry.spacing_tolerance))
+    codes = axcodes(image)
+    if geometry.axcodes is not None and not unusable and codes != list(geometry.axcodes):
+        found.append(finding(spec, "GEOM_ORIENTATION", case, path,
+                             f"{path}: axis codes {''.join(c or '?' for c in codes)}, the release has {''.join(geometry.axcodes)}",
+                             axcodes=codes, expected=list(geometry.axcodes)))
+    return found
+
+
+def check_mask_grid(case: str, path: str, mask: HeaderFacts, image: HeaderFacts, spec: ReleaseSpec) -> list[Finding]:
+    if mask.shape[:3] != image.shape[:3] or any(n != 1 for n in mask.shape[3:]):
+        return [finding(spec, "GEOM_SHAPE_MISMATCH", case, path,
+                        f"{path}: shape {tuple(mask.shape)}, its image has {tuple(image.shape)}",
+                        shape=list(mask.shape), image_shape=list(image.shape))]
+    deviation = corner_deviation_mm(mask.affine, image.affine, image.shape)
+    if deviation <= spec.geometry.affine_tolerance_mm:
+        return []
+    found = [finding(spec, "GEOM_AFFINE_MISMATCH", case, path,
+                     f"{path}: affine differs from its image's by up to {deviation:.4g} mm",
+                     max_deviation_mm=deviation, tolerance_mm=spec.geometry.affine_tolerance_mm,
+                     affine=mask.affine, image_affine=image.affine)]
+    return found + _invalid_affine(spec, case, path, mask)
+
+
+def check_case_geometry(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
+    image_path = f"{case.case}/{spec.image}"
+    image = usable_header(case.files.get(image_path), spec)
+    if image is None:
+        return []
+    found = check_image_grid(case.case, image_path, image, spec)
+    for name in spec.classes:
+        path = f"{case.case}/{spec.mask_file(name)}"
+        mask = usable_header(case.files.get(path), spec)
+        if mask is not None:
+            found += check_mask_grid(case.case, path, mask, image, spec)
+    return found

@@ -1,0 +1,175 @@
+"""The `tsqa` command line: check, explain, specs, sample and demo."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+from qa import __version__
+from qa.codes import CODES
+from qa.spec import SpecError, builtin_spec_names, load_spec
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A problem with how tsqa was called; reported in one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's default prints the whole usage; one line is kinder in CI logs
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tsqa", description="Release QA for TotalSegmentator-style segmentation datasets.")
+    parser.add_argument("--version", action="version", version=f"tsqa {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    check = sub.add_parser("check", help="check a release folder and write a JSON report",
+                           description="Check a release folder; exit 0 when no finding reaches --fail-on, 1 when one does, 2 on usage errors.")
+    check.add_argument("path", type=Path, help="the release root (the folder holding meta.csv and the case folders)")
+    check.add_argument("--spec", help="a built-in spec name (see 'tsqa specs') or a path to a spec YAML; detected when omitted")
+    check.add_argument("--mode", choices=["quick"], default="quick", help="quick: headers and gzip trailers only")
+    check.add_argument("--out", type=Path, help="report folder (default: reports/<spec id>/ under the current folder)")
+    check.add_argument("--subset", action="store_true", help="the folder holds part of a release: skip split counts")
+    check.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, help="parallel worker processes (default: all cores)")
+    check.add_argument("--fail-on", choices=["error", "warning", "never"], default="error",
+                       help="lowest severity that makes the exit code 1 (default: error)")
+    check.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+
+    explain = sub.add_parser("explain", help="what a finding code means, why it matters, how to fix it")
+    explain.add_argument("code", nargs="?", help="a finding code; all codes are listed when omitted")
+
+    sub.add_parser("specs", help="list the built-in release specs")
+
+    sample = sub.add_parser("sample", help="write a synthetic release, optionally with faults")
+    sample.add_argument("dir", type=Path, help="folder to create (must not exist or be empty)")
+    sample.add_argument("--cases", type=_positive, default=3)
+    sample.add_argument("--spec", default="totalsegmentator-v2")
+    sample.add_argument("--fault", action="append", default=[], metavar="CODE", help="inject the fault that produces CODE (repeatable)")
+    sample.add_argument("--seed", type=int, default=0)
+
+    demo = sub.add_parser("demo", help="make a small faulty sample, check it, and write reports/demo/")
+    demo.add_argument("--out", type=Path, default=Path("reports/demo"))
+    return parser
+
+
+def _explain(code: str | None) -> int:
+    if code is None:
+        width = max(len(c) for c in CODES)
+        for c in CODES.values():
+            print(f"{c.code:<{width}}  {c.severity:<7}  {c.title}")
+        return EXIT_OK
+    key = code.upper()
+    if key not in CODES:
+        raise UsageError(f"unknown finding code {code!r}; 'tsqa explain' lists them")
+    c = CODES[key]
+    wrap = lambda text: textwrap.fill(text, width=88, initial_indent="  ", subsequent_indent="  ")  # noqa: E731
+    print(f"{c.code} ({c.severity} by default): {c.title}\n\nWhat\n{wrap(c.what)}\n\nWhy it matters\n{wrap(c.why)}\n\nHow to fix\n{wrap(c.fix)}")
+    return EXIT_OK
+
+
+def _specs() -> int:
+    for name in builtin_spec_names():
+        spec = load_spec(name)
+        splits = "/".join(f"{v}" for v in spec.splits.values()) if spec.splits else "-"
+        print(f"{spec.id:<22} {spec.title:<38} {len(spec.classes):>3} classes  {spec.expected_cases or '-':>5} cases  splits {splits}")
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from qa.detect import detect_spec
+    from qa.engine import run_check
+    from qa.progress import progress_bar
+    from qa.report import write_report
+    from qa.summary import print_summary
+
+    root: Path = args.path
+    if not root.exists():
+        raise UsageError(f"release path {root} does not exist")
+    if not root.is_dir():
+        raise UsageError(f"release path {root} is not a folder")
+    if args.spec:
+        spec, reason = load_spec(args.spec), f"given: --spec {args.spec}"
+    else:
+        choice = detect_spec(root)
+        spec, reason = choice.spec, choice.reason
+    out = args.out if args.out is not None else Path("reports") / spec.id
+    _refuse_inside(out, root)
+    interactive = not args.quiet and sys.stderr.isatty()
+    if not args.quiet:
+        print(f"tsqa: spec {spec.id} ({reason})", file=sys.stderr)
+    with progress_bar(interactive, "cases") as advance:
+        report = run_check(root.resolve(), spec, reason, mode=args.mode, jobs=args.jobs, subset=args.subset,
+                           fail_on=args.fail_on, progress=advance)
+    path = write_report(report, out)
+    if not args.quiet:
+        print_summary(report, path)
+    return EXIT_OK if report.summary.passed else EXIT_FINDINGS
+
+
+def _refuse_inside(out: Path, root: Path) -> None:
+    if out.resolve().is_relative_to(root.resolve()):
+        raise UsageError(f"--out {out} is inside the release; tsqa never writes into the data it checks")
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from qa.sample import FAULTS, make_sample
+
+    unknown = [f for f in args.fault if f not in FAULTS]
+    if unknown:
+        raise UsageError(f"no fault for {', '.join(unknown)}; faults exist for: {', '.join(sorted(FAULTS))}")
+    if args.dir.exists() and (not args.dir.is_dir() or any(args.dir.iterdir())):
+        raise UsageError(f"{args.dir} exists and is not an empty folder")
+    made = make_sample(args.dir, load_spec(args.spec), cases=args.cases, faults=args.fault, seed=args.seed)
+    print(f"wrote {args.cases} cases of {args.spec} to {args.dir}")
+    for fault in made.faults:
+        print(f"  fault {fault.code}: {fault.path}")
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from qa.demo import run_demo
+
+    with tempfile.TemporaryDirectory(prefix="tsqa-demo-") as tmp:
+        return run_demo(Path(tmp) / "release", args.out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        if args.command == "explain":
+            return _explain(args.code)
+        if args.command == "specs":
+            return _specs()
+        if args.command == "sample":
+            return _sample(args)
+        if args.command == "demo":
+            return _demo(args)
+        return _check(args)
+    except (UsageError, SpecError) as exc:
+        print(f"tsqa: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("tsqa: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,150 @@
+"""The finding codes: tsqa's public contract, each with its default severity and its explanation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Code:
+    code: str
+    severity: str
+    title: str
+    what: str
+    why: str
+    fix: str
+
+
+_CODES = [
+    Code(
+        "META_MISSING", "error", "meta.csv is missing",
+        "The release root has no metadata table (the spec's meta.file, meta.csv for TotalSegmentator).",
+        "Without it no case has a split, age or scanner, and nobody can tell which case folders belong to the release.",
+        "Restore meta.csv from the release archive; check that the path points at the release root, not a parent folder.",
+    ),
+    Code(
+        "META_UNREADABLE", "error", "meta.csv cannot be parsed",
+        "meta.csv does not decode with the spec's encoding, has no header line, or its header does not use the spec's separator.",
+        "Every reader of the release (pandas, nnU-Net converters) will fail or read one giant column.",
+        "Save the file as UTF-8 (with BOM for TotalSegmentator) and separate columns with the spec's separator (';').",
+    ),
+    Code(
+        "META_COLUMNS", "error", "meta.csv columns differ from the spec",
+        "A column the spec requires is absent (error), or a column the spec does not know is present (warning). "
+        "details.missing / details.unknown list them.",
+        "Code that reads meta.csv by column name breaks on a missing column; an unknown column often means a wrong spec or a typo.",
+        "Add the missing column (empty values are allowed where the spec says nullable); rename or drop unknown columns, "
+        "or use a spec for the right release.",
+    ),
+    Code(
+        "META_VALUE", "error", "a meta.csv cell breaks its column's rule",
+        "One cell fails the rule of its column: wrong type, empty where not nullable, not an allowed value, not matching "
+        "the pattern, or out of range. details give row (the line in the file), column, value and the rule that failed.",
+        "Splits, ages and sexes drive training splits and subgroup statistics; one bad cell silently moves a case.",
+        "Correct the value in meta.csv at the given line.",
+    ),
+    Code(
+        "META_NORMALIZED", "info", "a meta.csv cell was accepted after normalisation",
+        "A cell of a column marked `normalize` only passes its rule after stripping, collapsing double spaces or lower-casing "
+        "(e.g. 'CT Polytrauma ' or 'ct  operation'). details give the raw and the normalised value.",
+        "Grouping by such a column splits one value into several spellings.",
+        "Rewrite the cell in its normalised form.",
+    ),
+    Code(
+        "META_DUPLICATE_ID", "error", "an image id is listed more than once",
+        "The id column of meta.csv has the same id on several rows. details give the id and the lines.",
+        "Two rows for one case can disagree on split or metadata; joins on the id multiply rows.",
+        "Keep one row per case.",
+    ),
+    Code(
+        "META_SPLIT_COUNTS", "error", "split sizes differ from the release's",
+        "The number of cases per split in meta.csv differs from the spec's expected counts. Skipped with --subset.",
+        "A split that lost or gained cases makes published results incomparable and usually means an incomplete copy.",
+        "Compare with the published release; if you check a partial copy on purpose, pass --subset.",
+    ),
+    Code(
+        "CASE_MISSING", "error", "a case listed in meta.csv has no folder",
+        "meta.csv lists an image id but the release root has no folder of that name.",
+        "Training on the release silently uses fewer cases than documented; incomplete downloads look exactly like this.",
+        "Re-extract or re-download the case; otherwise remove its row from meta.csv.",
+    ),
+    Code(
+        "CASE_UNLISTED", "error", "a case folder is not listed in meta.csv",
+        "The release root has a case folder (named like a case) whose id meta.csv does not list.",
+        "The case has no split and no metadata; loaders that glob folders use it, loaders that read meta.csv do not.",
+        "Add its row to meta.csv or remove the folder.",
+    ),
+    Code(
+        "FILE_MISSING", "error", "an expected file is absent",
+        "A case lacks its image or the mask of a class that the spec lists. One finding per missing file.",
+        "TotalSegmentator ships one mask per class for every case, empty or not; a missing mask breaks converters "
+        "and reads as 'structure absent' to the careless.",
+        "Restore the file from the release archive; if the class is truly absent, ship an empty mask.",
+    ),
+    Code(
+        "FILE_UNEXPECTED", "warning", "an unexpected file or folder",
+        "A file or folder that the spec does not expect: unknown mask names, stray copies, macOS junk ('._*', '.DS_Store', "
+        "'__MACOSX'), folders at the root that are not cases, or a symbolic link.",
+        "Junk inflates the release; an unknown mask name usually means a renamed class that loaders will skip.",
+        "Delete the junk; rename masks to the spec's class names, or check with the spec of the right release.",
+    ),
+    Code(
+        "FILE_CORRUPT", "error", "a file is not a readable NIfTI",
+        "The file is empty, not gzip, truncated, has an unreadable or absurd NIfTI header, is not a regular file, is a link "
+        "leaving the release, or the size its header declares differs from the size in the gzip trailer (ISIZE, modulo 2^32). "
+        "details.reason says which.",
+        "A training job crashes on it hours in, or, worse, a tool reads garbage silently.",
+        "Re-extract the file from the archive (avoid macOS Archive Utility), or re-download the case.",
+    ),
+    Code(
+        "GEOM_SHAPE_MISMATCH", "error", "a mask's grid shape differs from its image's",
+        "The mask's voxel dimensions are not those of the case's image. details give both shapes.",
+        "Voxel-wise training pairs image and mask arrays directly; a different shape crashes or misaligns every sample.",
+        "Resample the mask onto the image grid (nearest neighbour), or regenerate it from the source segmentation.",
+    ),
+    Code(
+        "GEOM_AFFINE_MISMATCH", "error", "a mask's affine differs from its image's",
+        "The mask's voxel-to-world affine deviates from the image's by more than geometry.affine_tolerance_mm. "
+        "details.max_deviation_mm is the largest displacement of a corner of the grid between the two affines.",
+        "Tools that respect world coordinates (ITK, 3D Slicer, MONAI with resampling) shift the mask against the image, "
+        "or refuse to combine them.",
+        "Copy the image's sform/qform into the mask header (the voxel data need not change if the shapes agree).",
+    ),
+    Code(
+        "GEOM_SPACING", "error", "the image's voxel spacing is not the release's",
+        "The image's voxel size (pixdim) differs from geometry.spacing by more than geometry.spacing_tolerance. "
+        "details give the measured and the expected spacing.",
+        "The release promises one spacing; models trained without resampling learn the wrong scale.",
+        "Resample the case to the release spacing, or fix the spec if the release mixes spacings on purpose.",
+    ),
+    Code(
+        "GEOM_ORIENTATION", "error", "the image's axis codes are not the release's",
+        "The orientation of the image's affine (nibabel.aff2axcodes) is not geometry.axcodes, e.g. LPS in a RAS release.",
+        "Left and right classes swap, and pipelines that assume one orientation flip the anatomy.",
+        "Reorient the image and its masks together (nibabel.as_closest_canonical) and rewrite both headers.",
+    ),
+    Code(
+        "GEOM_AFFINE_INVALID", "error", "the affine cannot be trusted",
+        "Non-finite or singular affine, neither sform nor qform set, sform and qform that disagree beyond the affine "
+        "tolerance, or direction cosines that are not orthonormal within geometry.orthonormal_tolerance. details.reason says "
+        "which, with the number. Checked on the image, and on a mask only where its affine differs from the image's.",
+        "ITK, SimpleITK and 3D Slicer refuse non-orthonormal direction cosines ('ITK only supports orthonormal direction "
+        "cosines'); tools disagree about which of two disagreeing transforms to use.",
+        "Rewrite the header with an orthonormalised rotation (e.g. from the qform) and matching sform and qform.",
+    ),
+    Code(
+        "IMAGE_DTYPE", "error", "the image's stored data type is not allowed",
+        "The image stores voxels in a type the spec does not allow (TotalSegmentator CTs are int16 Hounsfield units).",
+        "Float CTs are twice the size and hint at a resampled or rescaled image; unsigned types cannot hold air at -1000 HU.",
+        "Convert the image to the release's data type.",
+    ),
+    Code(
+        "LABEL_DTYPE", "error", "a mask's stored data type or scaling is not allowed",
+        "The mask stores voxels in a type the spec does not allow, or its header scaling (scl_slope, scl_inter) makes a "
+        "stored 0 or 1 load as something else. details give the dtype and the scaling.",
+        "Binary masks loaded as floats like 0.999 fail equality tests; the wrong type multiplies the size on disk.",
+        "Rewrite the mask as uint8 with scl_slope 1 and scl_inter 0 (or NaN, meaning none).",
+    ),
+]
+
+CODES: dict[str, Code] = {c.code: c for c in _CODES}

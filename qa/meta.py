@@ -1,0 +1,142 @@
+"""meta.csv as a table: decoding with the spec's encoding, normalising cells, and the pandera schema of its columns."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+import pandera.pandas as pa
+
+from qa.spec import ColumnRule, MetaSpec
+
+# The file's first line is the header, so the first data row is line 2.
+FIRST_DATA_LINE = 2
+_SPACES = re.compile(r"\s+")
+
+
+class MetaUnreadable(ValueError):
+    """meta.csv cannot be turned into a table; the message says why in one line."""
+
+
+@dataclass
+class Normalized:
+    line: int
+    column: str
+    raw: str
+    value: str
+
+
+@dataclass
+class MetaTable:
+    """meta.csv's cells as strings (None where empty), indexed by line number in the file."""
+
+    frame: pd.DataFrame
+    normalized: list[Normalized]
+
+
+def normalize(value: str) -> str:
+    return _SPACES.sub(" ", value).strip().lower()
+
+
+def read_table(raw: bytes, spec: MetaSpec) -> MetaTable:
+    try:
+        text = raw.decode(spec.encoding)
+    except UnicodeDecodeError as exc:
+        raise MetaUnreadable(f"not valid {spec.encoding} at byte {exc.start}: {exc.reason}") from exc
+    except LookupError as exc:
+        raise MetaUnreadable(f"the spec's encoding {spec.encoding!r} is unknown") from exc
+    text = text.lstrip("\ufeff")
+    first_line = text.split("\n", 1)[0].strip()
+    if not first_line:
+        raise MetaUnreadable("the file has no header line")
+    if spec.separator not in first_line and len(spec.columns) > 1:
+        raise MetaUnreadable(f"the header line has no {spec.separator!r} separator: {first_line[:80]!r}")
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=spec.separator, dtype=str, keep_default_na=False,
+                            skip_blank_lines=True, quoting=csv.QUOTE_MINIMAL)
+    except (pd.errors.ParserError, csv.Error, ValueError) as exc:
+        raise MetaUnreadable(f"cannot be parsed as {spec.separator!r}-separated values: {str(exc).strip()}") from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    frame.index = range(FIRST_DATA_LINE, FIRST_DATA_LINE + len(frame))
+    frame = frame.astype(object).where(frame.apply(lambda col: col.str.strip() != ""), None)
+    return MetaTable(frame=frame, normalized=_normalize_columns(frame, spec))
+
+
+def _normalize_columns(frame: pd.DataFrame, spec: MetaSpec) -> list[Normalized]:
+    changed: list[Normalized] = []
+    for name, rule in spec.columns.items():
+        if not rule.normalize or name not in frame.columns:
+            continue
+        for line, raw in frame[name].items():
+            if raw is not None and (value := normalize(raw)) != raw:
+                changed.append(Normalized(line=int(line), column=name, raw=raw, value=value))
+                frame.at[line, name] = value
+    return changed
+
+
+def _numeric(series: pd.Series) -> pd.Series:
+    return pd.to_numeric(series, errors="coerce")
+
+
+def _checks(rule: ColumnRule) -> list[pa.Check]:
+    checks: list[pa.Check] = []
+    if rule.type == "int":
+        checks.append(pa.Check(lambda s: s.str.fullmatch(r"[+-]?\d+"), name="integer"))
+    elif rule.type == "float":
+        checks.append(pa.Check(lambda s: _numeric(s).notna(), name="number"))
+    if rule.min is not None:
+        low = rule.min
+        checks.append(pa.Check(lambda s: _numeric(s).isna() | (_numeric(s) >= low), name=f"at least {low:g}"))
+    if rule.max is not None:
+        high = rule.max
+        checks.append(pa.Check(lambda s: _numeric(s).isna() | (_numeric(s) <= high), name=f"at most {high:g}"))
+    if rule.allowed is not None:
+        checks.append(pa.Check.isin(rule.allowed, name=f"one of {', '.join(rule.allowed)}"))
+    if rule.pattern is not None:
+        checks.append(pa.Check.str_contains(rule.pattern, name=f"matches {rule.pattern}"))
+    return checks
+
+
+def column_schema(spec: MetaSpec, present: list[str]) -> pa.DataFrameSchema:
+    """The pandera schema of the spec's columns that the file has (absent ones are META_COLUMNS' business)."""
+    columns = {
+        name: pa.Column(object, checks=_checks(rule), nullable=rule.nullable, required=False)
+        for name, rule in spec.columns.items()
+        if name in present
+    }
+    return pa.DataFrameSchema(columns, strict=False, coerce=False)
+
+
+@dataclass
+class CellFailure:
+    line: int | None
+    column: str
+    value: str | None
+    rule: str
+
+
+def validate(table: MetaTable, spec: MetaSpec) -> list[CellFailure]:
+    """Every cell that breaks its column's rule, from pandera's failure cases."""
+    schema = column_schema(spec, list(table.frame.columns))
+    try:
+        schema.validate(table.frame, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        return [_failure(row) for row in exc.failure_cases.to_dict("records") if row["column"] is not None]
+    return []
+
+
+def _failure(row: dict) -> CellFailure:
+    rule = str(row["check"])
+    if rule == "not_nullable":
+        rule = "not empty"
+    value = row["failure_case"]
+    index = row["index"]
+    return CellFailure(
+        line=None if pd.isna(index) else int(index),
+        column=str(row["column"]),
+        value=None if value is None or (isinstance(value, float) and pd.isna(value)) else str(value),
+        rule=rule,
+    )

@@ -1,0 +1,169 @@
+"""Reading NIfTI facts cheaply: the header from the start of the gzip stream and the gzip trailer, never the volume."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+from nibabel.nifti1 import Nifti1Header
+from nibabel.nifti2 import Nifti2Header
+
+from qa.facts import FileFacts, HeaderFacts
+
+GZIP_MAGIC = b"\x1f\x8b"
+NIFTI1_SIZE, NIFTI2_SIZE = 348, 540
+# A header compresses to well under a kilobyte; a stream that has not produced one after this much
+# input is not a NIfTI, and reading on would let a hostile file make us inflate a whole volume.
+MAX_HEADER_INPUT = 1 << 20
+READ_CHUNK = 1 << 14
+
+
+class NotNifti(Exception):
+    """The bytes are not a NIfTI header; the message is the reason a person reads."""
+
+
+def _header_class(block: bytes) -> tuple[type[Nifti1Header], int]:
+    for cls, size in ((Nifti1Header, NIFTI1_SIZE), (Nifti2Header, NIFTI2_SIZE)):
+        for order in "<>":
+            if len(block) >= 4 and struct.unpack(order + "i", block[:4])[0] == size:
+                return cls, size
+    raise NotNifti(f"sizeof_hdr is {int.from_bytes(block[:4], 'little')}, neither 348 (NIfTI-1) nor 540 (NIfTI-2)")
+
+
+def parse_header(block: bytes) -> HeaderFacts:
+    """Header facts from the first bytes of a NIfTI stream; NotNifti when they are not a usable header."""
+    cls, size = _header_class(block)
+    if len(block) < size:
+        raise NotNifti(f"stream ends after {len(block)} bytes, inside the {size}-byte header")
+    header = cls.from_fileobj(io.BytesIO(block[:size]), check=False)
+    magic = bytes(header["magic"]).rstrip(b"\x00")
+    if magic not in (b"n+1", b"ni1", b"n+2", b"ni2"):
+        raise NotNifti(f"magic is {magic!r}, not a NIfTI magic")
+    ndim = int(header["dim"][0])
+    if not 1 <= ndim <= 7:
+        raise NotNifti(f"dim[0] is {ndim}, must be 1 to 7")
+    shape = tuple(int(d) for d in header["dim"][1 : ndim + 1])
+    if min(shape) < 1:
+        raise NotNifti(f"dimensions {shape} include a size below 1")
+    try:
+        dtype = header.get_data_dtype()
+    except Exception as exc:  # nibabel raises several types for unknown datatype codes
+        raise NotNifti(f"datatype code {int(header['datatype'])} is not a NIfTI type ({exc})") from exc
+    slope, inter = header.get_slope_inter()
+    sform_code, qform_code = int(header["sform_code"]), int(header["qform_code"])
+    with np.errstate(all="ignore"):
+        sform = header.get_sform() if sform_code > 0 else None
+        qform = _qform_or_none(header) if qform_code > 0 else None
+        affine = sform if sform is not None else qform if qform is not None else header.get_base_affine()
+    single_file = magic in (b"n+1", b"n+2")
+    min_offset = size + 4 if single_file else 0
+    vox_offset = float(header["vox_offset"])
+    data_offset = max(int(vox_offset), min_offset) if np.isfinite(vox_offset) and vox_offset >= 0 else min_offset
+    voxels = int(np.prod(shape, dtype=object))
+    return HeaderFacts(
+        version=1 if cls is Nifti1Header else 2,
+        shape=shape,
+        dtype=dtype.name if dtype.isnative else dtype.newbyteorder("=").name,
+        byteorder=dtype.byteorder if dtype.byteorder in "<>" else "=",
+        zooms=tuple(float(z) for z in header["pixdim"][1 : ndim + 1]),
+        affine=_as_list(affine),
+        sform_code=sform_code,
+        qform_code=qform_code,
+        sform=_as_list(sform) if sform is not None else None,
+        qform=_as_list(qform) if qform is not None else None,
+        slope=None if slope is None else float(slope),
+        inter=None if inter is None else float(inter),
+        data_offset=data_offset,
+        data_bytes=voxels * dtype.itemsize,
+    )
+
+
+def _qform_or_none(header: Nifti1Header) -> np.ndarray | None:
+    """The qform, or None when its quaternion cannot make a rotation (nibabel raises on those)."""
+    try:
+        return header.get_qform()
+    except Exception:
+        return None
+
+
+def _as_list(matrix: np.ndarray) -> list[list[float]]:
+    return [[float(v) for v in row] for row in np.asarray(matrix, dtype=np.float64)]
+
+
+def read_file_facts(path: Path, rel: str, root: Path) -> FileFacts:
+    """Facts of one file from its header and gzip trailer; a problem becomes `corrupt`, never an exception."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return FileFacts(path=rel, size=0, corrupt=f"cannot stat: {exc.strerror}")
+    if stat.S_ISLNK(st.st_mode):
+        target = path.resolve()
+        if not target.is_relative_to(root.resolve()):
+            return FileFacts(path=rel, size=0, corrupt="symbolic link leaving the release root (not followed)")
+        try:
+            st = os.stat(target)
+        except OSError:
+            return FileFacts(path=rel, size=0, corrupt="dangling symbolic link")
+        path = target
+    if not stat.S_ISREG(st.st_mode):
+        return FileFacts(path=rel, size=0, corrupt="not a regular file")
+    if st.st_size == 0:
+        return FileFacts(path=rel, size=0, corrupt="empty file")
+    try:
+        with open(path, "rb", buffering=0) as fh:
+            return _read_open_file(fh, rel, st.st_size)
+    except OSError as exc:
+        return FileFacts(path=rel, size=st.st_size, corrupt=f"read error: {exc.strerror or exc}")
+
+
+def _read_open_file(fh: io.RawIOBase, rel: str, size: int) -> FileFacts:
+    head = fh.read(READ_CHUNK)
+    if head[:2] != GZIP_MAGIC:
+        if rel.endswith(".gz"):
+            return FileFacts(path=rel, size=size, corrupt="not gzip (no gzip magic bytes)")
+        return _facts_from_block(rel, size, head, isize=None)
+    if size < 18:
+        return FileFacts(path=rel, size=size, corrupt=f"truncated gzip: {size} bytes, shorter than gzip's header and trailer")
+    block, error = _inflate_header(fh, head)
+    fh.seek(size - 8)
+    isize = struct.unpack("<I", fh.read(8)[4:])[0]
+    if error is not None:
+        return FileFacts(path=rel, size=size, isize=isize, corrupt=error)
+    return _facts_from_block(rel, size, block, isize)
+
+
+def _inflate_header(fh: io.RawIOBase, first: bytes) -> tuple[bytes, str | None]:
+    inflater = zlib.decompressobj(wbits=31)
+    out = bytearray()
+    chunk, consumed = first, 0
+    try:
+        while len(out) < NIFTI2_SIZE:
+            out += inflater.decompress(inflater.unconsumed_tail + chunk, NIFTI2_SIZE - len(out))
+            consumed += len(chunk)
+            if inflater.eof or len(out) >= NIFTI2_SIZE:
+                break
+            if consumed > MAX_HEADER_INPUT:
+                return bytes(out), f"no NIfTI header in the first {MAX_HEADER_INPUT} compressed bytes"
+            chunk = fh.read(READ_CHUNK)
+            if not chunk and not inflater.unconsumed_tail:
+                break
+    except zlib.error as exc:
+        return bytes(out), f"gzip stream broken at its start: {exc}"
+    if len(out) < NIFTI1_SIZE:
+        return bytes(out), f"truncated: the stream ends after {len(out)} bytes, before the end of the NIfTI header"
+    return bytes(out), None
+
+
+def _facts_from_block(rel: str, size: int, block: bytes, isize: int | None) -> FileFacts:
+    try:
+        header = parse_header(block)
+    except NotNifti as exc:
+        return FileFacts(path=rel, size=size, isize=isize, corrupt=f"bad NIfTI header: {exc}")
+    except Exception as exc:  # a hostile header can trip any nibabel path; it is a finding, not a crash
+        return FileFacts(path=rel, size=size, isize=isize, corrupt=f"bad NIfTI header: {type(exc).__name__}: {exc}")
+    return FileFacts(path=rel, size=size, isize=isize, header=header)

@@ -1,0 +1,181 @@
+"""Release specs: the pydantic model of a release's rules, and loading, listing and detecting specs."""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Severity = Literal["error", "warning", "info"]
+SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
+
+
+class SpecError(ValueError):
+    """A spec that cannot be found or does not validate; the message is one line for the user."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnRule(_Strict):
+    """How one meta.csv column is judged: its type, whether it may be empty, and its allowed values."""
+
+    type: Literal["str", "int", "float"] = "str"
+    nullable: bool = True
+    allowed: list[str] | None = None
+    pattern: str | None = None
+    min: float | None = None
+    max: float | None = None
+    normalize: bool = Field(
+        False,
+        description="Judge the value after stripping, collapsing spaces and lower-casing; "
+        "a value that needed it is reported as META_NORMALIZED (info).",
+    )
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"pattern {value!r} is not a regular expression: {exc}") from exc
+        return value
+
+
+class MetaSpec(_Strict):
+    """Where meta.csv is, how it is encoded, and the rules of its columns."""
+
+    file: str = "meta.csv"
+    encoding: str = "utf-8-sig"
+    separator: str = ";"
+    id_column: str = "image_id"
+    split_column: str | None = "split"
+    columns: dict[str, ColumnRule]
+
+    @model_validator(mode="after")
+    def _key_columns_are_declared(self) -> MetaSpec:
+        for key in (self.id_column, self.split_column):
+            if key is not None and key not in self.columns:
+                raise ValueError(f"column {key!r} is named as a key column but not declared in columns")
+        return self
+
+
+class GeometrySpec(_Strict):
+    """What the image grid must look like, and how closely masks must match it."""
+
+    spacing: tuple[float, float, float] | None = None
+    spacing_tolerance: float = 0.01
+    axcodes: tuple[str, str, str] | None = None
+    affine_tolerance_mm: float = 1e-3
+    orthonormal_tolerance: float = 1e-4
+    max_voxels: int = Field(2_000_000_000, gt=0, description="More voxels than this is an absurd header.")
+
+
+class Archive(_Strict):
+    """A published archive of the release, for verifying downloads."""
+
+    name: str
+    size: int | None = None
+    md5: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
+    top_folder: str | None = None
+
+
+class ReleaseSpec(_Strict):
+    """Everything tsqa knows about one release: layout, classes, metadata rules, geometry, severities."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    title: str
+    version: str | None = None
+    case_pattern: str = r"^s\d{4}$"
+    image: str = "ct.nii.gz"
+    mask_dir: str = "segmentations"
+    mask_suffix: str = ".nii.gz"
+    root_extra_allowed: list[str] = Field([], description="Glob patterns of extra names allowed at the release root.")
+    classes: list[str] = Field(min_length=1)
+    meta: MetaSpec
+    expected_cases: int | None = Field(None, ge=0)
+    splits: dict[str, int] | None = None
+    image_dtypes: list[str] = Field(min_length=1)
+    mask_dtypes: list[str] = Field(min_length=1)
+    geometry: GeometrySpec = GeometrySpec()
+    archives: list[Archive] = []
+    severities: dict[str, Severity]
+
+    @field_validator("classes")
+    @classmethod
+    def _classes_unique(cls, value: list[str]) -> list[str]:
+        seen: set[str] = set()
+        dupes = [name for name in value if name in seen or seen.add(name)]
+        if dupes:
+            raise ValueError(f"classes listed twice: {', '.join(sorted(set(dupes)))}")
+        return value
+
+    @field_validator("severities")
+    @classmethod
+    def _severities_name_known_codes(cls, value: dict[str, Severity]) -> dict[str, Severity]:
+        from qa.codes import CODES
+
+        unknown = sorted(key for key in value if key.split(":")[0] not in CODES)
+        if unknown:
+            raise ValueError(f"severities name unknown finding codes: {', '.join(unknown)}")
+        return value
+
+    def mask_file(self, name: str) -> str:
+        return f"{self.mask_dir}/{name}{self.mask_suffix}"
+
+    def severity(self, code: str, variant: str | None = None) -> Severity:
+        """The severity of a code, or of one variant of it (`CODE:variant` in the YAML)."""
+        if variant is not None and f"{code}:{variant}" in self.severities:
+            return self.severities[f"{code}:{variant}"]
+        if code in self.severities:
+            return self.severities[code]
+        from qa.codes import CODES
+
+        return CODES[code].severity
+
+
+SPEC_PACKAGE = "qa.schemas"
+
+
+def builtin_spec_names() -> list[str]:
+    files = resources.files(SPEC_PACKAGE)
+    return sorted(p.name.removesuffix(".yaml") for p in files.iterdir() if p.name.endswith(".yaml"))
+
+
+def _parse(text: str, origin: str) -> ReleaseSpec:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"spec {origin} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(data, dict):
+        raise SpecError(f"spec {origin} must be a YAML mapping")
+    try:
+        return ReleaseSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise SpecError(f"spec {origin}: {where}: {first['msg']}{more}") from exc
+
+
+def load_spec(name_or_path: str) -> ReleaseSpec:
+    """A built-in spec by name, or a user's YAML file by path."""
+    if name_or_path in builtin_spec_names():
+        text = resources.files(SPEC_PACKAGE).joinpath(f"{name_or_path}.yaml").read_text("utf-8")
+        return _parse(text, name_or_path)
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise SpecError(f"spec file {path} does not exist")
+        return _parse(path.read_text("utf-8"), str(path))
+    raise SpecError(f"unknown spec {name_or_path!r}; known: {', '.join(builtin_spec_names())}, or a path to a YAML file")
+
+
+def all_builtin_specs() -> list[ReleaseSpec]:
+    return [load_spec(name) for name in builtin_spec_names()]

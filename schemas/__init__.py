@@ -1,0 +1,1 @@
+"""Release specs of tsqa: one YAML per release, and the JSON Schema of the report."""
