@@ -17,15 +17,16 @@ from qa.scan import Progress, scan_release
 from qa.spec import ReleaseSpec
 
 
-def _splits(table: MetaTable | None, spec: ReleaseSpec) -> dict[str, str]:
-    column, id_column = spec.meta.split_column, spec.meta.id_column
-    if table is None or column not in table.frame.columns or id_column not in table.frame.columns:
+def _meta_rows(table: MetaTable | None, spec: ReleaseSpec) -> dict[str, dict[str, str | None]]:
+    if table is None or spec.meta.id_column not in table.frame.columns:
         return {}
-    return {case: split for case, split in zip(table.frame[id_column], table.frame[column]) if case is not None}
+    rows = table.frame.to_dict("records")
+    return {row[spec.meta.id_column]: row for row in rows if row[spec.meta.id_column] is not None}
 
 
 def case_reports(facts: ReleaseFacts, spec: ReleaseSpec, findings: list[Finding], table: MetaTable | None) -> list[CaseReport]:
-    splits = _splits(table, spec)
+    rows = _meta_rows(table, spec)
+    split_column = spec.meta.split_column
     per_case: dict[str, int] = {}
     for f in findings:
         if f.case is not None:
@@ -36,7 +37,9 @@ def case_reports(facts: ReleaseFacts, spec: ReleaseSpec, findings: list[Finding]
         image = None if header is None else ImageSummary(
             shape=list(header.shape), spacing=list(header.zooms[:3]), axcodes=axcodes(header),
             dtype=header.dtype, affine=header.affine)
-        reports.append(CaseReport(case=case.case, split=splits.get(case.case), image=image, findings=per_case.get(case.case, 0)))
+        row = rows.get(case.case, {})
+        reports.append(CaseReport(case=case.case, split=row.get(split_column) if split_column else None, meta=row,
+                                  image=image, findings=per_case.get(case.case, 0)))
     return reports
 
 

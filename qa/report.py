@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from qa.spec import SEVERITY_RANK, Severity
 
-Mode = Literal["quick"]
+Mode = Literal["quick", "deep"]
 FailOn = Literal["error", "warning", "never"]
 Scalar = str | int | float | bool | None
 Detail = Scalar | list[Scalar] | list[list[Scalar]] | dict[str, Scalar]
@@ -43,11 +43,59 @@ class ImageSummary(BaseModel):
     affine: list[list[float]]
 
 
+class ImageStats(BaseModel):
+    """Voxel statistics of a case's image (deep mode), in loaded units (HU for CT)."""
+
+    voxels: int
+    min: float | None
+    max: float | None
+    mean: float | None
+    percentiles: dict[str, float] = Field(description="p1, p5, p50, p95, p99; exact up to 2**20 voxels, else on a regular sample.")
+    nan_count: int
+    inf_count: int
+
+
+class LabelStats(BaseModel):
+    """One class's mask in one case (deep mode)."""
+
+    voxels: int
+    volume_ml: float
+    mean_hu: float | None = Field(description="Mean image value inside the mask; null when empty or off-grid.")
+    bbox: list[list[int]] | None = Field(description="[[i0, j0, k0], [i1, j1, k1]] inclusive voxel bounds; null when empty.")
+    centroid_mm: list[float] | None = Field(description="Centre of mass in world millimetres (the image's affine).")
+
+
 class CaseReport(BaseModel):
     case: str
     split: str | None = None
+    meta: dict[str, str | None] = Field(default_factory=dict, description="The case's meta.csv row as read.")
     image: ImageSummary | None = None
+    image_stats: ImageStats | None = None
+    labels: dict[str, LabelStats] | None = Field(None, description="Per class, deep mode only.")
     findings: int = Field(0, description="How many findings name this case.")
+
+
+class ClassStats(BaseModel):
+    """One class over the release (deep mode)."""
+
+    name: str
+    cases_present: int
+    cases_checked: int
+    volume_ml_median: float | None
+    volume_ml_q1: float | None
+    volume_ml_q3: float | None
+    mean_hu_median: float | None
+
+
+class OverlapStats(BaseModel):
+    """One pair of classes that share voxels somewhere in the release (deep mode)."""
+
+    class_a: str
+    class_b: str
+    cases: int
+    voxels: int
+    volume_ml: float
+    max_share: float = Field(description="Largest share of the smaller mask covered by the overlap, over the cases.")
 
 
 class Summary(BaseModel):
@@ -77,6 +125,8 @@ class Report(BaseModel):
     summary: Summary
     findings: list[Finding]
     cases: list[CaseReport]
+    classes: list[ClassStats] = Field(default_factory=list, description="Per class aggregates (deep mode).")
+    overlaps: list[OverlapStats] = Field(default_factory=list, description="Overlapping class pairs, largest first (deep mode).")
 
 
 def finding_sort_key(f: Finding) -> tuple:
