@@ -69,8 +69,9 @@ def check_image_grid(case: str, path: str, image: HeaderFacts, spec: ReleaseSpec
     unusable = any(f.details["kind"] in UNUSABLE_AFFINE for f in found)
     geometry = spec.geometry
     spacing = [round(z, 6) for z in image.zooms[:3]]
+    # "not within" rather than "beyond" the tolerance, so that a NaN voxel size fails too
     if geometry.spacing is not None and (
-        len(spacing) < 3 or max(abs(a - b) for a, b in zip(spacing, geometry.spacing)) > geometry.spacing_tolerance
+        len(spacing) < 3 or not all(abs(a - b) <= geometry.spacing_tolerance for a, b in zip(spacing, geometry.spacing))
     ):
         found.append(finding(spec, "GEOM_SPACING", case, path,
                              f"{path}: spacing {' x '.join(f'{z:g}' for z in spacing)} mm, the release has "
