@@ -92,7 +92,8 @@ _CODES = [
         "FILE_CORRUPT", "error", "a file is not a readable NIfTI",
         "The file is empty, not gzip, truncated, has an unreadable or absurd NIfTI header, is not a regular file, is a link "
         "leaving the release, or the size its header declares differs from the size in the gzip trailer (ISIZE, modulo 2^32). "
-        "details.reason says which.",
+        "The deep pass also decompresses every byte: a CRC32 or length mismatch anywhere in the stream, or data shorter than "
+        "the header says, is found only there (a header can look perfect over a broken stream). details.reason says which.",
         "A training job crashes on it hours in, or, worse, a tool reads garbage silently.",
         "Re-extract the file from the archive (avoid macOS Archive Utility), or re-download the case.",
     ),
@@ -144,6 +145,46 @@ _CODES = [
         "stored 0 or 1 load as something else. details give the dtype and the scaling.",
         "Binary masks loaded as floats like 0.999 fail equality tests; the wrong type multiplies the size on disk.",
         "Rewrite the mask as uint8 with scl_slope 1 and scl_inter 0 (or NaN, meaning none).",
+    ),
+]
+
+_CODES += [
+    Code(
+        "LABEL_VALUES", "error", "a mask holds values other than 0 and 1",
+        "A class mask must be binary. details.values lists the other values found with their voxel counts (at most 20).",
+        "Converters that build a multi-label map by multiplying or summing masks produce wrong labels; thresholds at 0.5 "
+        "or equality tests with 1 silently drop or add voxels.",
+        "Binarise the mask (value > 0 -> 1) if the extra values are an export artefact, or find which tool wrote them.",
+    ),
+    Code(
+        "LABEL_OVERLAP", "warning", "two masks of a case share voxels",
+        "Two class masks of one case mark the same voxels. details give both classes, the voxel count, the volume in mL and "
+        "the share of the smaller mask. The severity comes from the spec's values.overlap_warning_share and "
+        "overlap_error_share (below the warning share it is info); the report also aggregates overlaps per class pair.",
+        "Converting to one label map lets the later class win silently, so the earlier class loses voxels in training data.",
+        "Decide which class owns the shared voxels and remove them from the other mask.",
+    ),
+    Code(
+        "LABEL_ALL_EMPTY", "error", "every mask of a case is empty",
+        "The case has masks but none of them marks a single voxel.",
+        "A case without annotation teaches a model that nothing is there; a whole MRI release once shipped dozens of such "
+        "cases with matching checksums.",
+        "Re-export the segmentations of the case, or drop the case from the release.",
+    ),
+    Code(
+        "IMAGE_VALUES", "error", "the image holds implausible values",
+        "The image has NaN or infinite voxels, or values outside the spec's values.image_min .. image_max (loaded units, "
+        "HU for CT). details give the measured min, max and the NaN and infinity counts.",
+        "Normalisation by min/max or percentiles is thrown off; NaN spreads through every computation. One pre-release "
+        "TotalSegmentator CT went from -9758 to 4349 HU.",
+        "Re-export the image from the source DICOM, or clip the padding to the scanner's minimum.",
+    ),
+    Code(
+        "QA_INTERNAL", "error", "tsqa could not check a case",
+        "Checking this case raised an unexpected error or killed its worker process. The other cases were checked. "
+        "details.error says what happened.",
+        "Nothing is known about the case, so it must not pass silently.",
+        "Look at the case's files by hand, and report the error to tsqa's developers with the details.",
     ),
 ]
 

@@ -12,8 +12,9 @@ from qa.checks.files import usable_header
 from qa.checks.geometry import axcodes
 from qa.facts import ReleaseFacts
 from qa.meta import MetaTable
+from qa.aggregate import case_labels, class_stats, image_stats, overlap_stats
 from qa.report import CaseReport, FailOn, Finding, ImageSummary, Mode, Report, summarize
-from qa.scan import Progress, scan_release
+from qa.scan import Layout, Progress, scan_release
 from qa.spec import ReleaseSpec
 
 
@@ -39,7 +40,8 @@ def case_reports(facts: ReleaseFacts, spec: ReleaseSpec, findings: list[Finding]
             dtype=header.dtype, affine=header.affine)
         row = rows.get(case.case, {})
         reports.append(CaseReport(case=case.case, split=row.get(split_column) if split_column else None, meta=row,
-                                  image=image, findings=per_case.get(case.case, 0)))
+                                  image=image, image_stats=image_stats(case), labels=case_labels(case, spec),
+                                  findings=per_case.get(case.case, 0)))
     return reports
 
 
@@ -48,17 +50,25 @@ def build_report(facts: ReleaseFacts, spec: ReleaseSpec, spec_reason: str, mode:
     """Judge facts and wrap the findings in a report; cheap, so it can be re-run with another spec or threshold."""
     findings, table = judge(facts, spec, subset)
     files = sum(len(c.files) for c in facts.cases)
+    cases = case_reports(facts, spec, findings, table)
     return Report(
         version=__version__, spec_id=spec.id, spec_reason=spec_reason, release=facts.root, mode=mode, subset=subset,
         started=started, duration_s=round(duration_s, 3),
         summary=summarize(findings, len(facts.cases), files, fail_on),
-        findings=findings, cases=case_reports(facts, spec, findings, table),
+        findings=findings, cases=cases,
+        classes=class_stats([c.labels for c in cases if c.labels is not None], spec) if mode == "deep" else [],
+        overlaps=overlap_stats(facts, spec),
     )
 
 
-def run_check(root: Path, spec: ReleaseSpec, spec_reason: str, mode: Mode = "quick", jobs: int = 1,
+def layout_of(spec: ReleaseSpec) -> Layout:
+    return Layout(meta_file=spec.meta.file, case_pattern=spec.case_pattern, image=spec.image, mask_dir=spec.mask_dir,
+                  max_voxels=spec.geometry.max_voxels)
+
+
+def run_check(root: Path, spec: ReleaseSpec, spec_reason: str, mode: Mode = "deep", jobs: int = 1,
               subset: bool = False, fail_on: FailOn = "error", progress: Progress | None = None) -> Report:
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
-    facts = scan_release(root, spec.meta.file, spec.case_pattern, jobs=jobs, progress=progress)
+    facts = scan_release(root, layout_of(spec), mode=mode, jobs=jobs, progress=progress)
     return build_report(facts, spec, spec_reason, mode, subset, fail_on, started, time.perf_counter() - clock)

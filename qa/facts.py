@@ -52,6 +52,57 @@ class Entry:
     kind: EntryKind
 
 
+@dataclass(frozen=True)
+class StreamFacts:
+    """What decompressing a whole file found: how many bytes came out, and what broke, if anything."""
+
+    inflated_bytes: int
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageValues:
+    """Voxel statistics of an image in loaded units (after scl_slope/scl_inter)."""
+
+    voxels: int
+    min: float | None
+    max: float | None
+    mean: float | None
+    percentiles: dict[str, float]
+    nan_count: int
+    inf_count: int
+
+
+@dataclass(frozen=True)
+class MaskValues:
+    """What a mask holds: its non-zero voxels, any value other than 0/1, where it is, and the image inside it."""
+
+    voxels: int
+    other_values: dict[str, int] | None
+    bbox: tuple[tuple[int, int, int], tuple[int, int, int]] | None
+    centroid_voxel: tuple[float, float, float] | None
+    image_sum: float | None
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """Two mask files of a case that share voxels; `first` precedes `second` in file-name order."""
+
+    first: str
+    second: str
+    voxels: int
+
+
+@dataclass
+class DeepFacts:
+    """What the deep pass measured in a case, keyed by relative path."""
+
+    streams: dict[str, StreamFacts] = field(default_factory=dict)
+    image: ImageValues | None = None
+    masks: dict[str, MaskValues] = field(default_factory=dict)
+    overlaps: list[Overlap] = field(default_factory=list)
+
+
 @dataclass
 class CaseFacts:
     """One case folder: what it contains and the facts of its NIfTI files, keyed by relative path."""
@@ -59,6 +110,8 @@ class CaseFacts:
     case: str
     entries: list[Entry] = field(default_factory=list)
     files: dict[str, FileFacts] = field(default_factory=dict)
+    deep: DeepFacts | None = None
+    internal_error: str | None = None
 
 
 @dataclass

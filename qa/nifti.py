@@ -9,11 +9,12 @@ import struct
 import zlib
 from pathlib import Path
 
+import deflate
 import numpy as np
 from nibabel.nifti1 import Nifti1Header
 from nibabel.nifti2 import Nifti2Header
 
-from qa.facts import FileFacts, HeaderFacts
+from qa.facts import FileFacts, HeaderFacts, StreamFacts
 
 GZIP_MAGIC = b"\x1f\x8b"
 NIFTI1_SIZE, NIFTI2_SIZE = 348, 540
@@ -21,26 +22,29 @@ NIFTI1_SIZE, NIFTI2_SIZE = 348, 540
 # input is not a NIfTI, and reading on would let a hostile file make us inflate a whole volume.
 MAX_HEADER_INPUT = 1 << 20
 READ_CHUNK = 1 << 14
+# Output per zlib step when diagnosing a broken stream: bounded, so a decompression bomb costs time, not memory.
+DIAGNOSE_STEP = 1 << 24
 
 
 class NotNifti(Exception):
     """The bytes are not a NIfTI header; the message is the reason a person reads."""
 
 
-def _header_class(block: bytes) -> tuple[type[Nifti1Header], int]:
+def _header_class(block: bytes) -> tuple[type[Nifti1Header], int, str]:
     for cls, size in ((Nifti1Header, NIFTI1_SIZE), (Nifti2Header, NIFTI2_SIZE)):
         for order in "<>":
             if len(block) >= 4 and struct.unpack(order + "i", block[:4])[0] == size:
-                return cls, size
+                return cls, size, order
     raise NotNifti(f"sizeof_hdr is {int.from_bytes(block[:4], 'little')}, neither 348 (NIfTI-1) nor 540 (NIfTI-2)")
 
 
 def parse_header(block: bytes) -> HeaderFacts:
     """Header facts from the first bytes of a NIfTI stream; NotNifti when they are not a usable header."""
-    cls, size = _header_class(block)
+    cls, size, order = _header_class(block)
     if len(block) < size:
         raise NotNifti(f"stream ends after {len(block)} bytes, inside the {size}-byte header")
-    header = cls.from_fileobj(io.BytesIO(block[:size]), check=False)
+    # The byte order is sizeof_hdr's: nibabel would guess it from dim[0] and misread a header whose dim[0] is wrong.
+    header = cls(block[:size], endianness=order, check=False)
     magic = bytes(header["magic"]).rstrip(b"\x00")
     if magic not in (b"n+1", b"ni1", b"n+2", b"ni2"):
         raise NotNifti(f"magic is {magic!r}, not a NIfTI magic")
@@ -167,3 +171,39 @@ def _facts_from_block(rel: str, size: int, block: bytes, isize: int | None) -> F
     except Exception as exc:  # a hostile header can trip any nibabel path; it is a finding, not a crash
         return FileFacts(path=rel, size=size, isize=isize, corrupt=f"bad NIfTI header: {type(exc).__name__}: {exc}")
     return FileFacts(path=rel, size=size, isize=isize, header=header)
+
+
+def inflate(raw: bytes, expected: int) -> tuple[bytearray | None, StreamFacts]:
+    """The whole uncompressed stream verified by CRC32 and length, or None and what broke.
+
+    libdeflate is the fast path; it allocates the trailer's ISIZE, so callers pass only files whose ISIZE was checked
+    against the header. When it refuses a stream, zlib reads it again in bounded steps to say precisely why."""
+    try:
+        out = deflate.gzip_decompress(raw)
+    except deflate.DeflateError:
+        return None, _diagnose(raw, expected)
+    if len(out) < expected:
+        return None, StreamFacts(len(out), f"data shorter than the header says: {len(out)} of {expected} bytes")
+    return out, StreamFacts(len(out))
+
+
+_ZLIB_REASONS = {"incorrect data check": "CRC32 mismatch", "incorrect length check": "length (ISIZE) mismatch"}
+
+
+def _diagnose(raw: bytes, expected: int) -> StreamFacts:
+    inflater = zlib.decompressobj(wbits=31)
+    total = 0
+    data = raw
+    try:
+        while data and not inflater.eof:
+            total += len(inflater.decompress(data, DIAGNOSE_STEP))
+            data = inflater.unconsumed_tail
+    except zlib.error as exc:
+        text = str(exc).split(": ", 1)[-1]
+        reason = _ZLIB_REASONS.get(text, text)
+        return StreamFacts(total, f"gzip stream broken after {total} uncompressed bytes: {reason}")
+    if not inflater.eof:
+        return StreamFacts(total, f"truncated: the gzip stream stops after {total} uncompressed bytes, without its end")
+    if total < expected:
+        return StreamFacts(total, f"data shorter than the header says: {total} of {expected} bytes")
+    return StreamFacts(total, f"the stream decodes ({total} bytes) but not as one gzip member: extra members or trailing bytes")

@@ -77,6 +77,21 @@ class GeometrySpec(_Strict):
     max_voxels: int = Field(2_000_000_000, gt=0, description="More voxels than this is an absurd header.")
 
 
+class ValueSpec(_Strict):
+    """What voxel values are plausible, and how much mask overlap is tolerated (deep mode)."""
+
+    image_min: float | None = Field(None, description="Lowest plausible image value (loaded units, HU for CT).")
+    image_max: float | None = Field(None, description="Highest plausible image value.")
+    overlap_warning_share: float = Field(0.01, ge=0, le=1, description="Overlap / smaller mask at which an overlap is a warning.")
+    overlap_error_share: float = Field(0.25, ge=0, le=1, description="... at which it is an error; below warning it is info.")
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> ValueSpec:
+        if self.overlap_error_share < self.overlap_warning_share:
+            raise ValueError("overlap_error_share must not be below overlap_warning_share")
+        return self
+
+
 class Archive(_Strict):
     """A published archive of the release, for verifying downloads."""
 
@@ -104,6 +119,7 @@ class ReleaseSpec(_Strict):
     image_dtypes: list[str] = Field(min_length=1)
     mask_dtypes: list[str] = Field(min_length=1)
     geometry: GeometrySpec = GeometrySpec()
+    values: ValueSpec = ValueSpec()
     archives: list[Archive] = []
     severities: dict[str, Severity]
 

@@ -1,0 +1,93 @@
+"""Deep-pass numbers for people: per-case label statistics, per-class distributions, overlapping pairs over the release."""
+
+from __future__ import annotations
+
+import statistics
+
+import numpy as np
+
+from qa.checks.labels import voxel_ml
+from qa.facts import CaseFacts, ReleaseFacts
+from qa.report import ClassStats, ImageStats, LabelStats, OverlapStats
+from qa.spec import ReleaseSpec
+
+
+def case_labels(case: CaseFacts, spec: ReleaseSpec) -> dict[str, LabelStats] | None:
+    """Per class of the spec: voxels, mL, mean image value inside, bounding box, centroid in world mm."""
+    if case.deep is None:
+        return None
+    labels = {}
+    for name in spec.classes:
+        path = f"{case.case}/{spec.mask_file(name)}"
+        values, facts = case.deep.masks.get(path), case.files.get(path)
+        if values is None or facts is None or facts.header is None:
+            continue
+        centroid = None
+        if values.centroid_voxel is not None:
+            centroid = [round(float(v), 3) for v in (np.asarray(facts.header.affine) @ [*values.centroid_voxel, 1.0])[:3]]
+        mean = values.image_sum / values.voxels if values.voxels and values.image_sum is not None else None
+        labels[name] = LabelStats(
+            voxels=values.voxels,
+            volume_ml=values.voxels * voxel_ml(facts.header),
+            mean_hu=_loaded_mean(mean, case, spec),
+            bbox=None if values.bbox is None else [list(values.bbox[0]), list(values.bbox[1])],
+            centroid_mm=centroid,
+        )
+    return labels
+
+
+def _loaded_mean(stored_mean: float | None, case: CaseFacts, spec: ReleaseSpec) -> float | None:
+    """The stored mean in the image's loaded units: scaling is linear, so scaling the mean is exact."""
+    image = case.files.get(f"{case.case}/{spec.image}")
+    if stored_mean is None or image is None or image.header is None:
+        return stored_mean
+    slope = 1.0 if image.header.slope is None else image.header.slope
+    inter = 0.0 if image.header.inter is None else image.header.inter
+    return stored_mean * slope + inter
+
+
+def image_stats(case: CaseFacts) -> ImageStats | None:
+    if case.deep is None or case.deep.image is None:
+        return None
+    v = case.deep.image
+    return ImageStats(voxels=v.voxels, min=v.min, max=v.max, mean=v.mean, percentiles=v.percentiles,
+                      nan_count=v.nan_count, inf_count=v.inf_count)
+
+
+def _quartiles(values: list[float]) -> tuple[float | None, float | None, float | None]:
+    if not values:
+        return None, None, None
+    if len(values) == 1:
+        return values[0], values[0], values[0]
+    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, median, q3
+
+
+def class_stats(labels: list[dict[str, LabelStats]], spec: ReleaseSpec) -> list[ClassStats]:
+    result = []
+    for name in spec.classes:
+        measured = [case[name] for case in labels if name in case]
+        present = [s for s in measured if s.voxels > 0]
+        q1, median, q3 = _quartiles([s.volume_ml for s in present])
+        hu = [s.mean_hu for s in present if s.mean_hu is not None]
+        result.append(ClassStats(name=name, cases_present=len(present), cases_checked=len(measured),
+                                 volume_ml_median=median, volume_ml_q1=q1, volume_ml_q3=q3,
+                                 mean_hu_median=statistics.median(hu) if hu else None))
+    return result
+
+
+def overlap_stats(facts: ReleaseFacts, spec: ReleaseSpec) -> list[OverlapStats]:
+    pairs: dict[tuple[str, str], OverlapStats] = {}
+    for case in facts.cases:
+        if case.deep is None:
+            continue
+        prefix = f"{case.case}/{spec.mask_dir}/"
+        for overlap in case.deep.overlaps:
+            a, b = (p.removeprefix(prefix).removesuffix(spec.mask_suffix) for p in (overlap.first, overlap.second))
+            smaller = min(case.deep.masks[overlap.first].voxels, case.deep.masks[overlap.second].voxels)
+            volume = overlap.voxels * voxel_ml(case.files[overlap.second].header)
+            key = (a, b) if a <= b else (b, a)
+            old = pairs.get(key, OverlapStats(class_a=key[0], class_b=key[1], cases=0, voxels=0, volume_ml=0.0, max_share=0.0))
+            pairs[key] = OverlapStats(class_a=key[0], class_b=key[1], cases=old.cases + 1, voxels=old.voxels + overlap.voxels,
+                                      volume_ml=old.volume_ml + volume, max_share=max(old.max_share, overlap.voxels / smaller))
+    return sorted(pairs.values(), key=lambda o: (-o.volume_ml, o.class_a, o.class_b))
