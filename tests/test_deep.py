@@ -1,0 +1,152 @@
+"""The deep pass on real files: full-stream integrity, mask values, overlaps, empty cases, image values, statistics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from qa.engine import run_check
+from qa.report import Finding, Report
+from qa.spec import load_spec
+
+V2 = load_spec("totalsegmentator-v2")
+LIVER = "s0000/segmentations/liver.nii.gz"
+
+
+def check(root: Path, mode: str = "deep", jobs: int = 1) -> Report:
+    return run_check(root, V2, "test", mode=mode, jobs=jobs, subset=True)
+
+
+def findings(report: Report, code: str) -> list[Finding]:
+    return [f for f in report.findings if f.code == code]
+
+
+def rewrite_mask(root: Path, rel: str, edit) -> None:
+    """Load a mask with nibabel, change its voxels, and save it with its own header (as a converter would)."""
+    image = nib.load(root / rel)
+    data = np.asarray(image.dataobj).copy()
+    edit(data)
+    nib.save(nib.Nifti1Image(data, image.affine, image.header), root / rel)
+
+
+def test_real_example_statistics_equal_totalsegmentator_own(example_root: Path, example_statistics: Path) -> None:
+    reference = json.loads(example_statistics.read_text())
+    labels = check(example_root).cases[0].labels
+    assert set(labels) == set(reference)
+    for name, expected in reference.items():
+        assert labels[name].volume_ml * 1000 == pytest.approx(expected["volume"], rel=1e-9), name
+        assert (labels[name].mean_hu or 0.0) == pytest.approx(expected["intensity"], abs=1e-4), name
+
+
+def test_real_example_has_no_overlap_and_only_the_spacing_error(example_root: Path) -> None:
+    report = check(example_root)
+    assert report.overlaps == []
+    assert [(f.code, f.path) for f in report.findings if f.severity != "info"] == [("GEOM_SPACING", "s0000/ct.nii.gz")]
+
+
+def test_crc_fault_is_invisible_to_quick_and_found_by_deep(example_copy) -> None:
+    root = example_copy("s0000")
+    raw = bytearray((root / LIVER).read_bytes())
+    raw[-8] ^= 0xFF  # the first byte of the gzip trailer's CRC32: header and ISIZE stay valid
+    (root / LIVER).write_bytes(bytes(raw))
+    assert findings(check(root, mode="quick"), "FILE_CORRUPT") == []
+    [corrupt] = findings(check(root), "FILE_CORRUPT")
+    assert (corrupt.case, corrupt.path, corrupt.details["kind"]) == ("s0000", LIVER, "stream")
+    assert "CRC32" in corrupt.message
+
+
+def test_byte_flip_near_the_end_of_the_ct_stream_is_found_by_deep(example_copy) -> None:
+    root = example_copy("s0000")
+    ct = root / "s0000/ct.nii.gz"
+    raw = bytearray(ct.read_bytes())
+    raw[-200] ^= 0x55  # inside the deflate data near the last voxel, as in v1's s0864
+    ct.write_bytes(bytes(raw))
+    corrupt = findings(check(root), "FILE_CORRUPT")
+    assert [(f.case, f.path) for f in corrupt] == [("s0000", "s0000/ct.nii.gz")]
+
+
+def test_mask_with_value_two_is_label_values(example_copy) -> None:
+    root = example_copy("s0000")
+    rewrite_mask(root, LIVER, lambda d: d.__setitem__(d == 1, 2))
+    [found] = findings(check(root), "LABEL_VALUES")
+    assert (found.case, found.path, found.severity) == ("s0000", LIVER, "error")
+    assert set(found.details["values"]) == {"2"}
+
+
+def test_two_masks_sharing_voxels_is_label_overlap_with_share(example_copy) -> None:
+    root = example_copy("s0000")
+    liver = np.asarray(nib.load(root / LIVER).dataobj)
+    stomach = "s0000/segmentations/stomach.nii.gz"
+    rewrite_mask(root, stomach, lambda d: d.__setitem__(liver == 1, 1))
+    report = check(root)
+    [found] = findings(report, "LABEL_OVERLAP")
+    assert (found.case, found.path) == ("s0000", stomach)
+    assert found.details["voxels"] == int(liver.sum())
+    assert found.severity == "error"  # the whole liver is inside the stomach: far above the error share
+    assert [(o.class_a, o.class_b, o.cases) for o in report.overlaps] == [("liver", "stomach", 1)]
+
+
+def test_small_overlap_is_info_below_the_warning_share(example_copy) -> None:
+    root = example_copy("s0000")
+    liver = np.asarray(nib.load(root / LIVER).dataobj)
+    first = tuple(np.argwhere(liver == 1)[0])
+    rewrite_mask(root, "s0000/segmentations/stomach.nii.gz", lambda d: d.__setitem__(first, 1))
+    [found] = findings(check(root), "LABEL_OVERLAP")
+    assert found.severity == "info"
+    assert found.details["voxels"] == 1
+
+
+def test_case_whose_masks_are_all_empty_is_label_all_empty(example_copy) -> None:
+    root = example_copy("s0000")
+    for path in (root / "s0000/segmentations").iterdir():
+        rewrite_mask(root, f"s0000/segmentations/{path.name}", lambda d: d.fill(0))
+    [found] = findings(check(root), "LABEL_ALL_EMPTY")
+    assert (found.case, found.path) == ("s0000", "s0000/segmentations")
+
+
+def test_ct_below_minus_3024_hu_is_image_values(example_copy) -> None:
+    root = example_copy("s0000")
+    ct = nib.load(root / "s0000/ct.nii.gz")
+    data = np.asarray(ct.dataobj).copy()
+    data[0, 0, 0] = -9758
+    nib.save(nib.Nifti1Image(data, ct.affine, ct.header), root / "s0000/ct.nii.gz")
+    [found] = findings(check(root), "IMAGE_VALUES")
+    assert (found.case, found.path, found.details["min"]) == ("s0000", "s0000/ct.nii.gz", -9758.0)
+
+
+def test_nan_voxels_are_image_values(example_copy) -> None:
+    root = example_copy("s0000")
+    ct = nib.load(root / "s0000/ct.nii.gz")
+    data = np.asarray(ct.dataobj).astype(np.float32)
+    data[1, 2, 3] = np.nan
+    nib.save(nib.Nifti1Image(data, ct.affine), root / "s0000/ct.nii.gz")
+    [found] = findings(check(root), "IMAGE_VALUES")
+    assert found.details["nan_count"] == 1
+
+
+def test_killed_worker_costs_one_case_and_the_rest_complete(example_copy, monkeypatch) -> None:
+    root = example_copy("s0000", "s0001", "s0002", "s0003")
+    monkeypatch.setenv("TSQA_TEST_KILL_CASE", "s0002")
+    report = check(root, jobs=2)
+    [internal] = findings(report, "QA_INTERNAL")
+    assert (internal.case, internal.path) == ("s0002", "s0002")
+    assert [c.case for c in report.cases] == ["s0000", "s0001", "s0002", "s0003"]
+    checked = [c.case for c in report.cases if c.labels]
+    assert checked == ["s0000", "s0001", "s0003"]
+
+
+def test_quick_and_deep_agree_on_everything_quick_reports(example_copy) -> None:
+    root = example_copy("s0000", "s0001")
+    (root / "s0001/segmentations/spleen.nii.gz").write_bytes(b"not a gzip file")
+    (root / "s0001/segmentations/aorta.nii.gz").unlink()
+    raw = (root / LIVER).read_bytes()
+    (root / LIVER).write_bytes(raw[: len(raw) // 2])
+    key = lambda f: (f.code, f.case, f.path, f.severity, f.message)  # noqa: E731
+    quick = {key(f) for f in check(root, mode="quick").findings}
+    deep = {key(f) for f in check(root).findings}
+    assert quick <= deep
+    assert ("FILE_CORRUPT", "s0000", LIVER) in {k[:3] for k in quick}
