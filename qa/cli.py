@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("code", nargs="?", help="a finding code; all codes are listed when omitted")
 
     sub.add_parser("specs", help="list the built-in release specs")
+    sub.add_parser("schema", help="print the JSON Schema of report.json (committed as schemas/report.schema.json)")
 
     sample = sub.add_parser("sample", help="write a synthetic release, optionally with faults")
     sample.add_argument("dir", type=Path, help="folder to create (must not exist or be empty)")
@@ -163,6 +164,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _explain(args.code)
         if args.command == "specs":
             return _specs()
+        if args.command == "schema":
+            from qa.report import schema_text
+
+            sys.stdout.write(schema_text())
+            return EXIT_OK
         if args.command == "sample":
             return _sample(args)
         if args.command == "demo":

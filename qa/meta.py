@@ -93,10 +93,13 @@ def _checks(rule: ColumnRule) -> list[pa.Check]:
     if rule.max is not None:
         high = rule.max
         checks.append(pa.Check(lambda s: _numeric(s).isna() | (_numeric(s) <= high), name=f"at most {high:g}"))
+    # Named custom checks rather than pandera's built-ins, so that the failure cases carry a rule a person can read.
     if rule.allowed is not None:
-        checks.append(pa.Check.isin(rule.allowed, name=f"one of {', '.join(rule.allowed)}"))
+        allowed = set(rule.allowed)
+        checks.append(pa.Check(lambda s: s.isin(allowed), name=f"one of {', '.join(rule.allowed)}"))
     if rule.pattern is not None:
-        checks.append(pa.Check.str_contains(rule.pattern, name=f"matches {rule.pattern}"))
+        pattern = rule.pattern
+        checks.append(pa.Check(lambda s: s.str.contains(pattern, regex=True), name=f"matches {pattern}"))
     return checks
 
 

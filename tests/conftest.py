@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("TSQA_SHARED_DATA", REPO.parent / "shared" / "data"))
+from support import SHARED_DATA, copy_example
 
 
 @pytest.fixture(scope="session")
@@ -23,19 +21,6 @@ def example_root() -> Path:
 @pytest.fixture(scope="session")
 def example_statistics() -> Path:
     return SHARED_DATA / "totalseg-example-reference" / "statistics.json"
-
-
-def copy_example(example: Path, dest: Path, cases: list[str]) -> Path:
-    """A writable release in `dest` whose cases are copies of the real example case, listed in meta.csv."""
-    import shutil
-
-    dest.mkdir(parents=True, exist_ok=True)
-    header, row = (example / "meta.csv").read_bytes().split(b"\n")[:2]
-    rows = [row.replace(b"s0000", case.encode()) for case in cases]
-    (dest / "meta.csv").write_bytes(b"\n".join([header, *rows]) + b"\n")
-    for case in cases:
-        shutil.copytree(example / "s0000", dest / case, copy_function=shutil.copyfile)
-    return dest
 
 
 @pytest.fixture

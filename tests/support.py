@@ -1,0 +1,21 @@
+"""Test support shared by test modules: where the repository and the shared data are, and copies of the real example."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("TSQA_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def copy_example(example: Path, dest: Path, cases: list[str]) -> Path:
+    """A writable release in `dest` whose cases are copies of the real example case, listed in meta.csv."""
+    dest.mkdir(parents=True, exist_ok=True)
+    header, row = (example / "meta.csv").read_bytes().split(b"\n")[:2]
+    rows = [row.replace(b"s0000", case.encode()) for case in cases]
+    (dest / "meta.csv").write_bytes(b"\n".join([header, *rows]) + b"\n")
+    for case in cases:
+        shutil.copytree(example / "s0000", dest / case, copy_function=shutil.copyfile)
+    return dest

@@ -1,0 +1,37 @@
+"""The report model: its committed JSON Schema is current, and reports are written atomically outside the release."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from qa.engine import run_check
+from qa.report import Report, schema_text, write_report
+from qa.spec import load_spec
+
+from support import REPO
+
+
+def test_committed_json_schema_is_current() -> None:
+    committed = (REPO / "schemas" / "report.schema.json").read_text()
+    assert committed == schema_text(), "regenerate with: tsqa schema > schemas/report.schema.json"
+
+
+def test_report_json_round_trips_through_the_model(example_root: Path, tmp_path: Path) -> None:
+    report = run_check(example_root, load_spec("totalsegmentator-v2"), "test", subset=True)
+    path = write_report(report, tmp_path)
+    assert Report.model_validate(json.loads(path.read_text())) == report
+
+
+def test_report_write_leaves_no_temporary_files(example_root: Path, tmp_path: Path) -> None:
+    report = run_check(example_root, load_spec("totalsegmentator-v2"), "test", mode="quick", subset=True)
+    write_report(report, tmp_path)
+    write_report(report, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+def test_findings_carry_release_relative_slash_paths(example_root: Path) -> None:
+    report = run_check(example_root, load_spec("totalsegmentator-v2"), "test", subset=True)
+    assert [f.path for f in report.findings] == ["s0000/ct.nii.gz"]
+    assert report.cases[0].image.shape == [122, 101, 30]
+    assert report.cases[0].image.axcodes == ["R", "A", "S"]
