@@ -35,3 +35,11 @@ def test_findings_carry_release_relative_slash_paths(example_root: Path) -> None
     assert [f.path for f in report.findings] == ["s0000/ct.nii.gz"]
     assert report.cases[0].image.shape == [122, 101, 30]
     assert report.cases[0].image.axcodes == ["R", "A", "S"]
+
+
+def test_readme_code_table_lists_every_code_with_its_default_severity() -> None:
+    from qa.codes import CODES
+
+    readme = (REPO / "README.md").read_text()
+    for code in CODES.values():
+        assert f"| `{code.code}` | {code.severity} |" in readme, code.code
