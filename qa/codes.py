@@ -165,6 +165,15 @@ _CODES += [
         "Decide which class owns the shared voxels and remove them from the other mask.",
     ),
     Code(
+        "LABEL_IN_PADDING", "warning", "a mask reaches into the image's padding",
+        "Part of a mask lies where the image holds only its padding value (the constant minimum that fills the region "
+        "outside the scanned volume, when at least 1% of the image has it). details give the voxels there and their share "
+        "of the mask; reported from the spec's values.padding_share on, except for classes in values.padding_exempt "
+        "(air-filled organs, whose air a clipped scanner writes as the same value).",
+        "Labels beyond the scanned volume are annotation errors: a model is taught that an organ lies where no data is.",
+        "Crop the mask to the scanned volume, or look at the case: the mask may belong to another case or be shifted.",
+    ),
+    Code(
         "LABEL_ALL_EMPTY", "error", "every mask of a case is empty",
         "The case has masks but none of them marks a single voxel.",
         "A case without annotation teaches a model that nothing is there; a whole MRI release once shipped dozens of such "

@@ -71,6 +71,7 @@ class ImageValues:
     percentiles: dict[str, float]
     nan_count: int
     inf_count: int
+    padding_value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class MaskValues:
     bbox: tuple[tuple[int, int, int], tuple[int, int, int]] | None
     centroid_voxel: tuple[float, float, float] | None
     image_sum: float | None
+    padding_voxels: int | None = None
 
 
 @dataclass(frozen=True)

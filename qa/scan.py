@@ -167,7 +167,9 @@ class _MaskMeasure:
         if buffer is None:
             return _NO_VOXELS
         on_grid = self._on_grid(facts)
-        values, index = mask_values(voxel_array(buffer, facts.header), facts.header.shape, self.image if on_grid else None)
+        padding = None if self.deep.image is None else self.deep.image.padding_value
+        values, index = mask_values(voxel_array(buffer, facts.header), facts.header.shape,
+                                    self.image if on_grid else None, padding if on_grid else None)
         self.deep.masks[facts.path] = values
         if values.voxels == 0 and values.other_values is None:
             self.empty_blobs[key] = (self.deep.streams[facts.path], values)

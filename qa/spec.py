@@ -84,6 +84,8 @@ class ValueSpec(_Strict):
     image_max: float | None = Field(None, description="Highest plausible image value.")
     overlap_warning_share: float = Field(0.01, ge=0, le=1, description="Overlap / smaller mask at which an overlap is a warning.")
     overlap_error_share: float = Field(0.25, ge=0, le=1, description="... at which it is an error; below warning it is info.")
+    padding_share: float = Field(0.05, ge=0, le=1, description="Share of a mask lying in the image's padding that is reported.")
+    padding_exempt: list[str] = Field([], description="Glob patterns of classes that hold air, which padding values can mimic.")
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> ValueSpec:

@@ -13,6 +13,9 @@ from qa.facts import HeaderFacts, ImageValues, MaskValues, Overlap
 PERCENTILE_SAMPLE = 1 << 20
 PERCENTILES = (1, 5, 50, 95, 99)
 MAX_REPORTED_VALUES = 20
+# Padding (outside the scanned field of view) is one constant value, the image's minimum, over a large region; a
+# minimum that few voxels reach is just the darkest air, not padding.
+PADDING_MIN_SHARE = 0.01
 
 
 def voxel_array(buffer: bytearray, header: HeaderFacts) -> np.ndarray:
@@ -27,8 +30,16 @@ def _scale(value: float, header: HeaderFacts) -> float:
     return value * slope + inter
 
 
+def padding_value(stored: np.ndarray) -> float | None:
+    """The stored value that fills the region outside the scanned volume, when the image has one."""
+    if stored.size == 0 or stored.dtype.kind not in "iu":
+        return None
+    low = stored.min()
+    return float(low) if np.count_nonzero(stored == low) >= PADDING_MIN_SHARE * stored.size else None
+
+
 def image_values(stored: np.ndarray, header: HeaderFacts) -> ImageValues:
-    """Min, max, mean and percentiles in loaded units, with NaN and infinity counts."""
+    """Min, max, mean and percentiles in loaded units, with NaN and infinity counts and the padding value (stored)."""
     nan_count = inf_count = 0
     finite = stored
     if stored.dtype.kind == "f":
@@ -49,6 +60,7 @@ def image_values(stored: np.ndarray, header: HeaderFacts) -> ImageValues:
         percentiles={f"p{p}": _scale(float(q), header) for p, q in zip(PERCENTILES, quantiles)},
         nan_count=nan_count,
         inf_count=inf_count,
+        padding_value=padding_value(stored),
     )
 
 
@@ -65,18 +77,26 @@ def _other_values(mask: np.ndarray) -> dict[str, int] | None:
     return {f"{v:g}": c for v, c in others[:MAX_REPORTED_VALUES]}
 
 
-def mask_values(mask: np.ndarray, shape: tuple[int, ...], image: np.ndarray | None) -> tuple[MaskValues, np.ndarray]:
-    """A mask's facts and the flat indices of its non-zero voxels; `image` is on the same grid, or None."""
+def mask_values(mask: np.ndarray, shape: tuple[int, ...], image: np.ndarray | None,
+                padding: float | None = None) -> tuple[MaskValues, np.ndarray]:
+    """A mask's facts and the flat indices of its non-zero voxels; `image` is on the same grid, or None, and
+    `padding` is its stored padding value, if any."""
     other = _other_values(mask)
     if not mask.any():
-        return MaskValues(0, other, None, None, None if image is None else 0.0), np.empty(0, dtype=np.intp)
+        image_sum = None if image is None else 0.0
+        padding_voxels = None if image is None or padding is None else 0
+        return MaskValues(0, other, None, None, image_sum, padding_voxels), np.empty(0, dtype=np.intp)
     index = np.flatnonzero(mask)
     nx, ny = shape[0], shape[1] if len(shape) > 1 else 1
     coords = (index % nx, (index // nx) % ny, index // (nx * ny))
     bbox = (tuple(int(c.min()) for c in coords), tuple(int(c.max()) for c in coords))
     centroid = tuple(float(c.mean()) for c in coords)
-    image_sum = None if image is None else float(image[index].sum(dtype=np.float64))
-    return MaskValues(int(index.size), other, bbox, centroid, image_sum), index
+    image_sum = padding_voxels = None
+    if image is not None:
+        inside = image[index]
+        image_sum = float(inside.sum(dtype=np.float64))
+        padding_voxels = None if padding is None else int(np.count_nonzero(inside == padding))
+    return MaskValues(int(index.size), other, bbox, centroid, image_sum, padding_voxels), index
 
 
 class OverlapTracker:

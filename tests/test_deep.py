@@ -150,3 +150,33 @@ def test_quick_and_deep_agree_on_everything_quick_reports(example_copy) -> None:
     deep = {key(f) for f in check(root).findings}
     assert quick <= deep
     assert ("FILE_CORRUPT", "s0000", LIVER) in {k[:3] for k in quick}
+
+
+def pad_top_slices(root: Path, slices: int) -> None:
+    """Fill the top slices of the CT with -3024, as a resampler pads beyond the scanned field of view."""
+    ct = nib.load(root / "s0000/ct.nii.gz")
+    data = np.asarray(ct.dataobj).copy()
+    data[:, :, -slices:] = -3024
+    nib.save(nib.Nifti1Image(data, ct.affine, ct.header), root / "s0000/ct.nii.gz")
+
+
+def test_mask_reaching_into_padding_is_label_in_padding(example_copy) -> None:
+    root = example_copy("s0000")
+    pad_top_slices(root, 5)
+    liver = np.asarray(nib.load(root / LIVER).dataobj)
+    found = {f.path: f for f in findings(check(root), "LABEL_IN_PADDING")}
+    assert found[LIVER].case == "s0000"
+    assert found[LIVER].details["voxels"] == int(liver[:, :, -5:].sum())
+    assert found[LIVER].details["padding_value"] == -3024
+
+
+def test_air_filled_organs_are_exempt_from_the_padding_check(example_copy) -> None:
+    root = example_copy("s0000")
+    pad_top_slices(root, 5)
+    lung = "s0000/segmentations/lung_lower_lobe_right.nii.gz"
+    assert np.asarray(nib.load(root / lung).dataobj)[:, :, -5:].any()
+    assert lung not in {f.path for f in findings(check(root), "LABEL_IN_PADDING")}
+
+
+def test_real_example_has_no_padding_finding(example_root: Path) -> None:
+    assert findings(check(example_root), "LABEL_IN_PADDING") == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import math
 
 from qa.checks import finding
@@ -90,7 +91,7 @@ def check_case_deep(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
     if case.deep is None:
         return []
     return (check_streams(case, spec) + check_image_values(case, spec) + check_mask_values(case, spec)
-            + check_all_empty(case, spec) + check_overlaps(case, spec))
+            + check_all_empty(case, spec) + check_overlaps(case, spec) + check_padding(case, spec))
 
 
 def check_internal(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
@@ -98,3 +99,20 @@ def check_internal(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
         return []
     return [finding(spec, "QA_INTERNAL", case.case, case.case, f"{case.case} could not be checked: {case.internal_error}",
                     error=case.internal_error)]
+
+
+def check_padding(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
+    """Masks reaching where the image is only padding: beyond the scanned volume there is nothing to label."""
+    found = []
+    for name in spec.classes:
+        path = f"{case.case}/{spec.mask_file(name)}"
+        values = case.deep.masks.get(path)
+        if values is None or not values.padding_voxels or any(fnmatch.fnmatch(name, p) for p in spec.values.padding_exempt):
+            continue
+        share = values.padding_voxels / values.voxels
+        if share >= spec.values.padding_share:
+            found.append(finding(spec, "LABEL_IN_PADDING", case.case, path,
+                                 f"{path}: {values.padding_voxels} voxels ({share:.1%} of the mask) lie in the image's padding "
+                                 f"(value {case.deep.image.padding_value:g})",
+                                 voxels=values.padding_voxels, share=round(share, 6), padding_value=case.deep.image.padding_value))
+    return found
