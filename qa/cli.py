@@ -98,6 +98,7 @@ def _specs() -> int:
 def _check(args: argparse.Namespace) -> int:
     from qa.detect import detect_spec
     from qa.engine import run_check
+    from qa.history import publish_html
     from qa.progress import progress_bar
     from qa.report import write_report
     from qa.summary import print_summary
@@ -121,6 +122,7 @@ def _check(args: argparse.Namespace) -> int:
         report = run_check(root.resolve(), spec, reason, mode=args.mode, jobs=args.jobs, subset=args.subset,
                            fail_on=args.fail_on, progress=advance)
     path = write_report(report, out)
+    publish_html(report, out)
     if not args.quiet:
         print_summary(report, path)
     return EXIT_OK if report.summary.passed else EXIT_FINDINGS

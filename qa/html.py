@@ -1,0 +1,534 @@
+"""The HTML QA report: what each section of report.html shows, computed from the report model, and its rendering."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path, PurePosixPath
+
+from jinja2 import Environment, PackageLoader
+
+from qa.codes import CODES
+from qa.figures import geometry_figure, image_values_figure, numbers_figure, slice_picture
+from qa.report import CaseReport, ClassStats, Finding, ImageStats, OverlapStats, Report, write_atomic
+from qa.spec import SEVERITY_RANK, SpecError, load_spec
+
+SEVERITIES = ("error", "warning", "info")
+# The layout of each row of the findings blob that the page's script renders; a row is a list, not an object, to keep
+# a 10,000-finding page small.
+FINDING_COLUMNS = ("code", "severity", "case", "class", "path", "message", "details", "picture")
+EXAMPLES_PER_CODE = 3
+DETAILS_CHARS = 160
+TOP_OVERLAPS = 30
+TOP_VALUES = 8
+MAX_PICTURES = 24
+PICTURE_SECONDS = 30.0  # past this much reading time a report gets no more pictures, however few it has
+# Findings about a mask's geometry, values or overlap: the ones a picture of the mask on its CT helps to judge.
+PICTURE_CODES = frozenset({"GEOM_SHAPE_MISMATCH", "GEOM_AFFINE_MISMATCH", "GEOM_AFFINE_INVALID", "LABEL_VALUES",
+                           "LABEL_OVERLAP", "LABEL_DTYPE"})
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a release keeps its files and what it promises, from the report's spec when that spec can be loaded."""
+
+    image: str = "ct.nii.gz"
+    mask_dir: str = "segmentations"
+    mask_suffix: str = ".nii.gz"
+    id_column: str = "image_id"
+    classes: frozenset[str] = frozenset()
+    splits: dict[str, int] | None = None
+
+    def class_of(self, path: str | None) -> str | None:
+        """The mask file's stem when the path is a file in a case's mask folder, else None."""
+        if path is None or "/" not in path:
+            return None
+        case, rest = path.split("/", 1)
+        name = rest.removeprefix(f"{self.mask_dir}/")
+        if name == rest or "/" in name or not name:
+            return None
+        return name.removesuffix(self.mask_suffix) if name.endswith(self.mask_suffix) else PurePosixPath(name).stem
+
+
+def layout_of(spec_id: str) -> Layout:
+    try:
+        spec = load_spec(spec_id)
+    except (SpecError, OSError, ValueError):
+        return Layout()
+    return Layout(image=spec.image, mask_dir=spec.mask_dir, mask_suffix=spec.mask_suffix, id_column=spec.meta.id_column,
+                  classes=frozenset(spec.classes), splits=spec.splits)
+
+
+@dataclass(frozen=True)
+class CodeGroup:
+    """All findings of one code, with the code's explanation (the text of `tsqa explain`)."""
+
+    code: str
+    title: str
+    what: str
+    why: str
+    fix: str
+    count: int
+    by_severity: dict[str, int]
+    examples: list[str]
+
+    @property
+    def severity(self) -> str:
+        return max(self.by_severity, key=lambda s: SEVERITY_RANK[s])
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """One case as the page shows it: its meta.csv row, image facts, finding counts and the classes it contains."""
+
+    case: str
+    split: str | None
+    errors: int
+    warnings: int
+    infos: int
+    meta: dict[str, str | None]
+    shape: list[int] | None
+    spacing: list[float] | None
+    axcodes: str | None
+    dtype: str | None
+    stats: ImageStats | None
+    present: list[str] | None  # None: the deep pass did not measure the masks
+    volumes_ml: dict[str, float]
+
+    @property
+    def flagged(self) -> bool:
+        return self.errors + self.warnings + self.infos > 0
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The values each filter of the findings table offers."""
+
+    codes: list[str]
+    severities: list[str]
+    cases: list[str]
+    classes: list[str]
+
+
+@dataclass(frozen=True)
+class Bar:
+    """An interquartile range and median on a log scale, as percentages of a table cell's width."""
+
+    left: float
+    width: float
+    median: float
+
+
+@dataclass(frozen=True)
+class ClassRow:
+    stats: ClassStats
+    findings: int
+    bar: Bar | None
+
+    @property
+    def share(self) -> float:
+        return self.stats.cases_present / self.stats.cases_checked if self.stats.cases_checked else 0.0
+
+
+@dataclass(frozen=True)
+class ValueCount:
+    value: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Minimum, median and maximum of a list of numbers."""
+
+    name: str
+    low: float
+    median: float
+    high: float
+
+
+@dataclass(frozen=True)
+class SplitRow:
+    split: str
+    found: int
+    expected: int | None
+
+    @property
+    def differs(self) -> bool:
+        return self.expected is not None and self.expected != self.found
+
+
+@dataclass(frozen=True)
+class ColumnSummary:
+    """The values of one meta.csv column over the cases: numbers get a spread, text the most common values."""
+
+    name: str
+    filled: int
+    missing: int
+    distinct: int
+    spread: Spread | None
+    top: list[ValueCount]
+
+
+@dataclass(frozen=True)
+class Geometry:
+    spacings: list[ValueCount]
+    orientations: list[ValueCount]
+    dtypes: list[ValueCount]
+    spacing_spread: list[Spread]
+    shape_spread: list[Spread]
+    without_image: int
+
+
+@dataclass(frozen=True)
+class FigureView:
+    title: str
+    uri: str
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A CT slice through a flagged mask, the mask outlined (and, for an overlap, the other mask too)."""
+
+    id: str
+    uri: str
+    finding: Finding
+    cls: str
+    other: str | None
+
+
+@dataclass(frozen=True)
+class Page:
+    """Everything report.html shows; the template only lays it out."""
+
+    report: Report
+    verdict: str
+    started: str
+    groups: list[CodeGroup]
+    worst: list[CaseView]
+    filters: Filters
+    findings_json: str
+    cases: list[CaseView]
+    cases_json: str
+    classes: list[ClassRow]
+    volume_decades: tuple[float, float] | None
+    class_findings: list[ValueCount]
+    overlaps: list[OverlapStats]
+    geometry: Geometry
+    splits: list[SplitRow]
+    expected_splits: bool
+    columns: list[ColumnSummary]
+    figures: list[FigureView]
+    pictures: list[Picture]
+
+
+def script_json(value: object) -> str:
+    """JSON that is safe inside a <script> element: no '<', '>' or '&' that could close it or start markup."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def code_groups(findings: list[Finding]) -> list[CodeGroup]:
+    """Findings grouped by code, the most severe and then the most frequent code first."""
+    by_code: dict[str, list[Finding]] = {}
+    for f in findings:
+        by_code.setdefault(f.code, []).append(f)
+    groups = []
+    for code, items in by_code.items():
+        known = CODES.get(code)
+        counts = Counter(f.severity for f in items)
+        groups.append(CodeGroup(
+            code=code, title=known.title if known else code, what=known.what if known else "",
+            why=known.why if known else "", fix=known.fix if known else "", count=len(items),
+            by_severity={s: counts[s] for s in SEVERITIES if counts[s]},
+            examples=[f.message for f in items[:EXAMPLES_PER_CODE]]))
+    return sorted(groups, key=lambda g: (-SEVERITY_RANK[g.severity], -g.count, g.code))
+
+
+def case_views(report: Report) -> list[CaseView]:
+    """The cases, those with the most errors, then warnings, then infos first."""
+    counts: dict[str, Counter] = {}
+    for f in report.findings:
+        if f.case is not None:
+            counts.setdefault(f.case, Counter())[f.severity] += 1
+    views = [_case_view(c, counts.get(c.case, Counter())) for c in report.cases]
+    return sorted(views, key=lambda v: (-v.errors, -v.warnings, -v.infos, v.case))
+
+
+def _case_view(case: CaseReport, counts: Counter) -> CaseView:
+    image = case.image
+    present = None if case.labels is None else sorted(name for name, stats in case.labels.items() if stats.voxels > 0)
+    volumes = {name: case.labels[name].volume_ml for name in present or []}
+    return CaseView(
+        case=case.case, split=case.split, errors=counts["error"], warnings=counts["warning"], infos=counts["info"],
+        meta=case.meta, shape=image.shape if image else None, spacing=image.spacing if image else None,
+        axcodes="".join(a or "?" for a in image.axcodes) if image else None, dtype=image.dtype if image else None,
+        stats=case.image_stats, present=present, volumes_ml=volumes)
+
+
+def filters(findings: list[Finding], layout: Layout) -> Filters:
+    codes = sorted({f.code for f in findings})
+    present = {f.severity for f in findings}
+    return Filters(codes=codes, severities=[s for s in SEVERITIES if s in present],
+                   cases=sorted({f.case for f in findings if f.case is not None}),
+                   classes=sorted({c for c in (layout.class_of(f.path) for f in findings) if c is not None}))
+
+
+def details_text(details: dict) -> str:
+    """Details as 'key=value; ...', cut at DETAILS_CHARS: the page is for reading, report.json keeps every number."""
+    text = "; ".join(f"{key}={value}" if isinstance(value, str) else
+                     f"{key}={json.dumps(value, ensure_ascii=False, separators=(',', ':'))}" for key, value in details.items())
+    return text if len(text) <= DETAILS_CHARS else text[:DETAILS_CHARS - 1] + "…"
+
+
+def message_text(f: Finding) -> str:
+    """The message without a leading 'path: ', which the path column already shows."""
+    prefix = f"{f.path}: "
+    return f.message[len(prefix):] if f.path and f.message.startswith(prefix) and len(f.message) > len(prefix) else f.message
+
+
+def findings_json(findings: list[Finding], layout: Layout, pictures: dict[str, str]) -> str:
+    """The findings as rows of FINDING_COLUMNS (code and severity as indices into their lists), most severe first."""
+    codes = sorted({f.code for f in findings})
+    code_index = {c: i for i, c in enumerate(codes)}
+    ordered = sorted(findings, key=lambda f: (-SEVERITY_RANK[f.severity], f.code, f.case or "", f.path or ""))
+    rows = [[code_index[f.code], SEVERITIES.index(f.severity), f.case, layout.class_of(f.path), f.path, message_text(f),
+             details_text(f.details), pictures.get(f.path or "")] for f in ordered]
+    return script_json({"columns": FINDING_COLUMNS, "codes": codes, "severities": SEVERITIES, "rows": rows})
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def human_number(value: float | int | None) -> str:
+    """A number as a person reads it in a table: thousands separated, a few significant digits, '–' when unknown."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, int) or float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}" if abs(value) >= 0.001 else f"{value:.1e}"
+
+
+def cases_json(cases: list[CaseView]) -> str:
+    def stats(s: ImageStats | None) -> dict | None:
+        if s is None:
+            return None
+        shown = {"min": s.min, "max": s.max, "mean": s.mean, **s.percentiles}
+        return {k: human_number(v) for k, v in shown.items() if _finite(v) is not None} | {
+            "NaN voxels": human_number(s.nan_count), "infinite voxels": human_number(s.inf_count)}
+
+    rows = [{
+        "case": c.case, "split": c.split, "e": c.errors, "w": c.warnings, "i": c.infos,
+        "shape": " × ".join(str(n) for n in c.shape) if c.shape else None,
+        "spacing": " × ".join(_number(s) for s in c.spacing) if c.spacing else None,
+        "axcodes": c.axcodes, "dtype": c.dtype, "meta": c.meta, "stats": stats(c.stats),
+        "present": None if c.present is None else [[n, human_number(c.volumes_ml[n])] for n in c.present],
+    } for c in cases]
+    return script_json(rows)
+
+
+def _spread(name: str, values: list[float]) -> Spread | None:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return None
+    return Spread(name, min(finite), statistics.median(finite), max(finite))
+
+
+def _counted(values: Iterable[str], limit: int | None = None) -> list[ValueCount]:
+    return [ValueCount(v, n) for v, n in Counter(values).most_common(limit)]
+
+
+def geometry(cases: list[CaseView]) -> Geometry:
+    imaged = [c for c in cases if c.shape is not None and c.spacing is not None]
+    spacing_spread = [_spread(axis, [c.spacing[k] for c in imaged if len(c.spacing) > k]) for k, axis in enumerate("ijk")]
+    shape_spread = [_spread(axis, [float(c.shape[k]) for c in imaged if len(c.shape) > k]) for k, axis in enumerate("ijk")]
+    return Geometry(
+        spacings=_counted((" × ".join(_number(s) for s in c.spacing) for c in imaged), 10),
+        orientations=_counted(c.axcodes for c in imaged if c.axcodes),
+        dtypes=_counted(c.dtype for c in imaged if c.dtype),
+        spacing_spread=[s for s in spacing_spread if s], shape_spread=[s for s in shape_spread if s],
+        without_image=len(cases) - len(imaged))
+
+
+def split_rows(cases: list[CaseView], expected: dict[str, int] | None) -> list[SplitRow]:
+    found = Counter(c.split or "(none)" for c in cases)
+    names = list(expected or {}) + sorted(set(found) - set(expected or {}))
+    return [SplitRow(name, found.get(name, 0), (expected or {}).get(name)) for name in names]
+
+
+def _as_number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def column_summaries(cases: list[CaseView], id_column: str) -> tuple[list[ColumnSummary], dict[str, list[float]]]:
+    """A summary of every meta.csv column but the id, and the values of the columns that hold only numbers."""
+    names: list[str] = []
+    for c in cases:
+        names += [n for n in c.meta if n not in names and n != id_column]
+    summaries, numbers = [], {}
+    for name in names:
+        values = [c.meta.get(name) for c in cases]
+        filled = [v.strip() for v in values if v is not None and v.strip() != ""]
+        parsed = [_as_number(v) for v in filled]
+        numeric = bool(filled) and all(p is not None for p in parsed)
+        if numeric:
+            numbers[name] = [p for p in parsed if p is not None]
+        summaries.append(ColumnSummary(
+            name=name, filled=len(filled), missing=len(values) - len(filled), distinct=len(set(filled)),
+            spread=_spread(name, numbers[name]) if numeric else None,
+            top=[] if numeric else _counted(filled, TOP_VALUES)))
+    return summaries, numbers
+
+
+def volume_scale(classes: list[ClassStats]) -> tuple[float, float] | None:
+    """The decades of mL that the volume bars of all classes span, for one shared log scale."""
+    volumes = [v for c in classes for v in (c.volume_ml_q1, c.volume_ml_q3) if v is not None and v > 0 and math.isfinite(v)]
+    if not volumes:
+        return None
+    low, high = math.floor(math.log10(min(volumes))), math.ceil(math.log10(max(volumes)))
+    return float(low), float(max(high, low + 1))
+
+
+def volume_bar(stats: ClassStats, scale: tuple[float, float] | None) -> Bar | None:
+    values = (stats.volume_ml_q1, stats.volume_ml_median, stats.volume_ml_q3)
+    if scale is None or any(v is None or not v > 0 or not math.isfinite(v) for v in values):
+        return None
+    low, high = scale
+    q1, median, q3 = (100 * (math.log10(v) - low) / (high - low) for v in values)
+    return Bar(left=round(q1, 2), width=round(max(q3 - q1, 0.5), 2), median=round(median, 2))
+
+
+def class_rows(report: Report, layout: Layout) -> tuple[list[ClassRow], list[ValueCount]]:
+    """The deep pass's class aggregates with how many findings name each class, and the findings per class named."""
+    named = Counter(c for c in (layout.class_of(f.path) for f in report.findings) if c is not None)
+    scale = volume_scale(report.classes)
+    rows = [ClassRow(stats, named.get(stats.name, 0), volume_bar(stats, scale)) for stats in report.classes]
+    return rows, [ValueCount(name, n) for name, n in sorted(named.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def figures(cases: list[CaseView], numbers: dict[str, list[float]]) -> list[FigureView]:
+    made: list[FigureView] = []
+    imaged = [c for c in cases if c.shape is not None and c.spacing is not None]
+    uri = geometry_figure([c.spacing for c in imaged], [c.shape for c in imaged])
+    if uri:
+        made.append(FigureView("Voxel spacing and grid size", uri))
+    uri = numbers_figure(numbers)
+    if uri:
+        made.append(FigureView("Numeric meta.csv columns", uri))
+    stats = [c.stats for c in cases if c.stats is not None]
+    pct = {k: [s.percentiles[k] for s in stats if k in s.percentiles and math.isfinite(s.percentiles[k])]
+           for k in ("p1", "p50", "p99")}
+    uri = image_values_figure(pct["p1"], pct["p50"], pct["p99"])
+    if uri:
+        made.append(FigureView("Image values", uri))
+    return made
+
+
+def picture_candidates(findings: list[Finding], layout: Layout) -> list[Finding]:
+    """Findings worth a picture, one per mask file, taking the codes in turn so that one code cannot use up the cap."""
+    seen: set[str] = set()
+    per_code: dict[str, list[Finding]] = {}
+    for f in sorted(findings, key=lambda f: (-SEVERITY_RANK[f.severity], f.case or "", f.path or "")):
+        cls = layout.class_of(f.path)
+        if f.code not in PICTURE_CODES or f.case is None or cls is None or f.path in seen:
+            continue
+        if layout.classes and cls not in layout.classes:
+            continue
+        seen.add(f.path)
+        per_code.setdefault(f.code, []).append(f)
+    queues = [per_code[code] for code in sorted(per_code)]
+    order: list[Finding] = []
+    while any(queues):
+        order += [q.pop(0) for q in queues if q]
+    return order
+
+
+def _inside(root: Path, relative: str) -> Path | None:
+    path = root / relative
+    try:
+        return path if path.resolve().is_relative_to(root.resolve()) else None
+    except (OSError, RuntimeError):
+        return None
+
+
+def pictures(report: Report, layout: Layout, limit: int = MAX_PICTURES, seconds: float = PICTURE_SECONDS) -> list[Picture]:
+    """Slice pictures of flagged masks, read from the release now; a file that cannot be read just has no picture."""
+    root = Path(report.release)
+    if not root.is_dir():
+        return []
+    made: list[Picture] = []
+    deadline = time.monotonic() + seconds
+    for f in picture_candidates(report.findings, layout):
+        if len(made) >= limit or time.monotonic() > deadline:
+            break
+        other = f.details.get("path_a") if f.code == "LABEL_OVERLAP" else None
+        paths = [_inside(root, p) for p in (f"{f.case}/{layout.image}", f.path, other) if isinstance(p, str)]
+        if any(p is None for p in paths):
+            continue
+        uri = slice_picture(paths[0], paths[1:])
+        if uri:
+            made.append(Picture(id=f"picture-{len(made) + 1}", uri=uri, finding=f, cls=layout.class_of(f.path) or "",
+                                other=layout.class_of(other) if isinstance(other, str) else None))
+    return made
+
+
+def build_page(report: Report, drawings: bool = True) -> Page:
+    """What report.html shows, computed from the report (and, for pictures, from the release files).
+
+    Without drawings the page has the same tables but no matplotlib figures and no slice pictures.
+    """
+    layout = layout_of(report.spec_id)
+    cases = case_views(report)
+    by_case = {c.case: c for c in cases}
+    classes, class_findings = class_rows(report, layout)
+    columns, numbers = column_summaries(cases, layout.id_column)
+    shown = pictures(report, layout) if drawings else []
+    return Page(
+        report=report, verdict="PASS" if report.summary.passed else "FAIL",
+        started=report.started.strftime("%Y-%m-%d %H:%M:%S %Z").strip(),
+        groups=code_groups(report.findings), worst=[by_case[c] for c in report.summary.worst_cases if c in by_case],
+        filters=filters(report.findings, layout),
+        findings_json=findings_json(report.findings, layout, {p.finding.path: p.id for p in shown if p.finding.path}),
+        cases=cases, cases_json=cases_json(cases), classes=classes,
+        volume_decades=volume_scale(report.classes), class_findings=class_findings,
+        overlaps=report.overlaps[:TOP_OVERLAPS], geometry=geometry(cases), splits=split_rows(cases, layout.splits),
+        expected_splits=layout.splits is not None, columns=columns, figures=figures(cases, numbers) if drawings else [],
+        pictures=shown)
+
+
+@cache
+def environment() -> Environment:
+    env = Environment(loader=PackageLoader("qa", "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True,
+                      keep_trailing_newline=True)
+    env.filters["num"] = human_number
+    return env
+
+
+def render_page(page: Page) -> str:
+    return environment().get_template("report.html.j2").render(page=page, severities=SEVERITIES)
+
+
+def render_html(report: Report) -> str:
+    return render_page(build_page(report))
+
+
+def write_html(report: Report, out_dir: Path) -> Path:
+    path = out_dir / "report.html"
+    write_atomic(path, render_html(report))
+    return path
