@@ -1,0 +1,238 @@
+"""A name-driven placement model of CT anatomy: where each class sits in a synthetic body, and the CT that shows it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+# Body coordinates, independent of any grid:
+#   u in [-1, 1], +1 toward the patient's right (RAS +x), scaled to the trunk's half width;
+#   v in [-1, 1], +1 toward anterior (RAS +y), scaled to the trunk's half depth;
+#   w in [0, 1], from mid-thigh (0) to the vertex of the head (1).
+AIR_HU, FAT_HU, SOFT_HU = -1000, -100, 40
+FAT_LAYER = 0.88  # fraction of the body outline inside which tissue is soft tissue, outside it subcutaneous fat
+TRUNK_WIDTH, TRUNK_DEPTH = 0.44, 0.40  # trunk half axes as fractions of the grid's x and y sizes
+
+VERTEBRAE = (*(f"C{i}" for i in range(1, 8)), *(f"T{i}" for i in range(1, 13)), *(f"L{i}" for i in range(1, 7)), "S1")
+SPINE_TOP, SPINE_BOTTOM = 0.875, 0.45
+
+
+@dataclass(frozen=True)
+class Part:
+    """Where one class sits: an ellipsoid, or a sector of an elliptic ring (ribs, colon) when `ring` is set."""
+
+    name: str
+    center: tuple[float, float, float]
+    radii: tuple[float, float, float]
+    hu: int
+    ring: tuple[float, float, float] | None = None  # (thickness, from angle, to angle); angle 0 = posterior, pi = anterior
+    side: int = 0  # a ring keeps only its patient-right (+1) or patient-left (-1) half
+    sex: str | None = None
+
+
+@dataclass(frozen=True)
+class Region:
+    """A field of view along the body and the study type that scans it."""
+
+    study_type: str
+    bottom: float
+    top: float
+
+
+REGIONS = (
+    Region("ct polytrauma", 0.0, 1.0),
+    Region("ct thorax-abdomen-pelvis", 0.30, 0.83),
+    Region("ct neck-thorax-abdomen-pelvis", 0.30, 0.90),
+    Region("ct abdomen-pelvis", 0.30, 0.63),
+    Region("ct thorax", 0.55, 0.84),
+)
+
+
+def _pair(template: str, center: tuple[float, float, float], radii: tuple[float, float, float], hu: int) -> list[Part]:
+    """The right and left copy of a structure, mirrored across the midline."""
+    u, v, w = center
+    return [Part(template.format(side="right"), (u, v, w), radii, hu), Part(template.format(side="left"), (-u, v, w), radii, hu)]
+
+
+def _ribs() -> list[Part]:
+    parts = []
+    for k in range(1, 13):
+        reach = 2.5 if k <= 7 else 2.2 if k <= 10 else 1.5  # floating ribs stop short of the front
+        for side, sign in (("right", 1), ("left", -1)):
+            parts.append(Part(f"rib_{side}_{k}", (0.0, -0.05, 0.80 - 0.02 * (k - 1)), (0.9, 0.87, 0.006), 450,
+                              ring=(0.08, 0.3, reach), side=sign))
+    return parts
+
+
+def _vertebrae() -> list[Part]:
+    step = (SPINE_TOP - SPINE_BOTTOM) / (len(VERTEBRAE) - 1)
+    return [Part(f"vertebrae_{name}", (0.0, -0.42, SPINE_TOP - i * step), (0.12, 0.12, 0.4 * step), 500)
+            for i, name in enumerate(VERTEBRAE)]
+
+
+def _parts() -> list[Part]:
+    """Every placeable structure, in claiming order: a structure lying inside another comes first and keeps its voxels."""
+    return [
+        *_pair("kidney_cyst_{side}", (0.45, -0.30, 0.525), (0.04, 0.05, 0.006), 10),
+        Part("spinal_cord", (0.0, -0.62, 0.665), (0.05, 0.05, 0.215), 35),
+        Part("brain", (0.0, 0.0, 0.945), (0.45, 0.6, 0.045), 35),
+        Part("face", (0.0, 0.72, 0.905), (0.3, 0.12, 0.025), 40),
+        Part("skull", (0.0, 0.0, 0.94), (0.55, 0.74, 0.058), 1000),
+        Part("thyroid_gland", (0.0, 0.25, 0.835), (0.15, 0.06, 0.015), 60),
+        Part("trachea", (0.0, 0.2, 0.80), (0.07, 0.07, 0.06), -950),
+        Part("esophagus", (-0.05, -0.18, 0.70), (0.05, 0.05, 0.15), 40),
+        *_pair("common_carotid_artery_{side}", (0.1, 0.1, 0.845), (0.04, 0.04, 0.025), 50),
+        *_pair("subclavian_artery_{side}", (0.25, 0.1, 0.80), (0.12, 0.04, 0.01), 50),
+        *_pair("brachiocephalic_vein_{side}", (0.15, 0.32, 0.785), (0.1, 0.04, 0.012), 45),
+        Part("brachiocephalic_trunk", (0.05, 0.25, 0.785), (0.04, 0.04, 0.015), 50),
+        Part("superior_vena_cava", (0.15, 0.2, 0.74), (0.05, 0.05, 0.03), 45),
+        Part("pulmonary_artery", (0.0, 0.35, 0.715), (0.08, 0.08, 0.02), 50),
+        Part("pulmonary_vein", (0.0, 0.05, 0.69), (0.15, 0.05, 0.01), 50),
+        Part("atrial_appendage_left", (-0.32, 0.35, 0.705), (0.06, 0.06, 0.012), 45),
+        Part("heart_atrium_left", (-0.05, 0.05, 0.695), (0.1, 0.1, 0.015), 45),
+        Part("heart_atrium_right", (0.1, 0.2, 0.69), (0.1, 0.1, 0.015), 45),
+        Part("heart_ventricle_left", (-0.25, 0.3, 0.67), (0.1, 0.1, 0.02), 45),
+        Part("heart_ventricle_right", (-0.05, 0.45, 0.665), (0.1, 0.08, 0.02), 45),
+        Part("heart_myocardium", (-0.12, 0.25, 0.68), (0.28, 0.3, 0.045), 50),
+        Part("heart", (-0.12, 0.25, 0.68), (0.28, 0.3, 0.045), 45),
+        Part("aorta", (-0.15, -0.2, 0.60), (0.07, 0.07, 0.14), 50),
+        Part("inferior_vena_cava", (0.12, -0.12, 0.56), (0.06, 0.06, 0.10), 45),
+        Part("portal_vein_and_splenic_vein", (-0.05, 0.0, 0.55), (0.3, 0.05, 0.01), 50),
+        *_pair("iliac_artery_{side}", (0.18, -0.05, 0.43), (0.04, 0.04, 0.03), 50),
+        *_pair("iliac_vena_{side}", (0.22, -0.15, 0.425), (0.04, 0.04, 0.03), 45),
+        Part("sternum", (0.0, 0.85, 0.71), (0.08, 0.06, 0.06), 400),
+        Part("costal_cartilages", (0.0, -0.05, 0.68), (0.9, 0.87, 0.07), 120, ring=(0.08, 2.55, 2.9)),
+        *_pair("clavicula_{side}", (0.4, 0.55, 0.805), (0.32, 0.07, 0.01), 700),
+        *_pair("scapula_{side}", (0.62, -0.65, 0.74), (0.18, 0.08, 0.05), 600),
+        *_pair("humerus_{side}", (0.86, 0.0, 0.72), (0.08, 0.1, 0.07), 700),
+        *_ribs(),
+        *_vertebrae(),
+        Part("sacrum", (0.0, -0.55, 0.41), (0.14, 0.12, 0.025), 450),
+        *_pair("hip_{side}", (0.5, -0.1, 0.39), (0.25, 0.45, 0.05), 500),
+        *_pair("femur_{side}", (0.48, 0.0, 0.18), (0.12, 0.15, 0.16), 800),
+        Part("gallbladder", (0.3, 0.45, 0.545), (0.08, 0.08, 0.012), 15),
+        Part("liver", (0.45, 0.1, 0.58), (0.38, 0.55, 0.045), 55),
+        Part("spleen", (-0.6, -0.25, 0.575), (0.15, 0.22, 0.03), 50),
+        Part("stomach", (-0.35, 0.3, 0.575), (0.22, 0.25, 0.035), 30),
+        Part("pancreas", (-0.1, 0.1, 0.545), (0.3, 0.07, 0.012), 45),
+        *_pair("adrenal_gland_{side}", (0.3, -0.3, 0.56), (0.05, 0.05, 0.01), 35),
+        *_pair("kidney_{side}", (0.42, -0.35, 0.52), (0.12, 0.16, 0.03), 45),
+        Part("duodenum", (0.15, 0.2, 0.525), (0.1, 0.1, 0.02), 35),
+        Part("colon", (0.0, 0.1, 0.49), (0.75, 0.7, 0.05), 20, ring=(0.2, 1.0, math.pi)),
+        Part("small_bowel", (0.0, 0.4, 0.48), (0.45, 0.3, 0.04), 35),
+        Part("urinary_bladder", (0.0, 0.45, 0.355), (0.2, 0.2, 0.025), 10),
+        Part("prostate", (0.0, 0.35, 0.325), (0.08, 0.08, 0.01), 40, sex="m"),
+        *_pair("lung_upper_lobe_{side}", (0.45, 0.05, 0.75), (0.33, 0.55, 0.05), -850),
+        Part("lung_middle_lobe_right", (0.45, 0.25, 0.70), (0.3, 0.35, 0.025), -850),
+        *_pair("lung_lower_lobe_{side}", (0.45, -0.1, 0.65), (0.33, 0.55, 0.05), -850),
+        *_pair("autochthon_{side}", (0.2, -0.75, 0.62), (0.12, 0.15, 0.2), 50),
+        *_pair("iliopsoas_{side}", (0.3, -0.3, 0.44), (0.1, 0.1, 0.07), 50),
+        *_pair("gluteus_minimus_{side}", (0.65, -0.25, 0.40), (0.1, 0.12, 0.025), 50),
+        *_pair("gluteus_medius_{side}", (0.62, -0.45, 0.41), (0.15, 0.2, 0.035), 50),
+        *_pair("gluteus_maximus_{side}", (0.45, -0.72, 0.36), (0.3, 0.2, 0.07), 50),
+    ]
+
+
+PARTS: tuple[Part, ...] = tuple(_parts())
+
+
+def placed(classes: list[str], sex: str) -> list[Part]:
+    """The parts of the given classes that the model knows, in claiming order; other classes stay empty."""
+    wanted = set(classes)
+    return [p for p in PARTS if p.name in wanted and (p.sex is None or p.sex == sex)]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """How body coordinates land on a grid in RAS voxel order: the field of view and a small per-case jitter."""
+
+    shape: tuple[int, int, int]
+    region: Region
+    shift: tuple[float, float] = (0.0, 0.0)
+    scale: float = 1.0
+
+    def axes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        nx, ny, nz = self.shape
+        u = (np.arange(nx) - (nx - 1) / 2) / (TRUNK_WIDTH * nx * self.scale) - self.shift[0]
+        v = (np.arange(ny) - (ny - 1) / 2) / (TRUNK_DEPTH * ny * self.scale) - self.shift[1]
+        w = self.region.bottom + (np.arange(nz) + 0.5) / nz * (self.region.top - self.region.bottom)
+        return u, v, w
+
+
+def _outline(w: float) -> list[tuple[float, float, float, float]]:
+    """The body's cross-section at height w, as ellipses (center u, center v, half axis u, half axis v)."""
+    if w >= 0.88:
+        return [(0.0, 0.0, 0.6, 0.78)]
+    if w >= 0.82:
+        return [(0.0, -0.15, 0.45, 0.6)]
+    if w >= 0.30:
+        return [(0.0, 0.0, 1.0, 1.0)]
+    return [(0.48, 0.0, 0.42, 0.7), (-0.48, 0.0, 0.42, 0.7)]
+
+
+def body_radius(frame: Frame) -> np.ndarray:
+    """Per voxel, the normalised distance from the body's axis: below 1 inside the body, below FAT_LAYER under the fat."""
+    u, v, w = frame.axes()
+    radius = np.full(frame.shape, np.inf)
+    for k, height in enumerate(w):
+        for cu, cv, au, av in _outline(float(height)):
+            r = np.sqrt(((u[:, None] - cu) / au) ** 2 + ((v[None, :] - cv) / av) ** 2)
+            radius[:, :, k] = np.minimum(radius[:, :, k], r)
+    return radius
+
+
+def _span(axis: np.ndarray, center: float, radius: float) -> slice:
+    inside = np.flatnonzero(np.abs(axis - center) <= radius)
+    return slice(int(inside[0]), int(inside[-1]) + 1) if inside.size else slice(0, 0)
+
+
+def part_region(part: Part, frame: Frame) -> tuple[tuple[slice, slice, slice], np.ndarray]:
+    """The voxels of one part within its bounding box: (the box, a boolean array over the box)."""
+    u, v, w = frame.axes()
+    box = tuple(_span(axis, c, r) for axis, c, r in zip((u, v, w), part.center, part.radii))
+    du = (u[box[0]] - part.center[0])[:, None, None]
+    dv = (v[box[1]] - part.center[1])[None, :, None]
+    dw = (w[box[2]] - part.center[2])[None, None, :]
+    ru, rv, rw = part.radii
+    planar = (du / ru) ** 2 + (dv / rv) ** 2
+    if part.ring is None:
+        return box, planar + (dw / rw) ** 2 <= 1
+    thickness, start, stop = part.ring
+    angle = np.arctan2(np.abs(du), -dv)
+    inside = (planar <= 1) & (planar >= (1 - thickness) ** 2) & (np.abs(dw) <= rw) & (angle >= start) & (angle <= stop)
+    if part.side:
+        inside &= np.sign(du) == part.side
+    return box, inside
+
+
+@dataclass
+class Body:
+    """A rendered synthetic body: one label per voxel (0 = no class, i = parts[i - 1]) and its CT in HU."""
+
+    parts: list[Part]
+    labels: np.ndarray
+    ct: np.ndarray
+
+    def mask(self, name: str) -> np.ndarray:
+        index = next((i for i, p in enumerate(self.parts, start=1) if p.name == name), None)
+        if index is None:
+            return np.zeros(self.labels.shape, dtype=np.uint8)
+        return (self.labels == index).astype(np.uint8)
+
+
+def render(classes: list[str], frame: Frame, sex: str, rng: np.random.Generator) -> Body:
+    """Place the classes in a body on the frame's grid, each voxel claimed by at most one class, and make its CT."""
+    parts = placed(classes, sex)
+    radius = body_radius(frame)
+    labels = np.zeros(frame.shape, dtype=np.int16)
+    for index, part in enumerate(parts, start=1):
+        box, inside = part_region(part, frame)
+        free = inside & (labels[box] == 0) & (radius[box] < 1)
+        labels[box][free] = index
+    ct = np.where(radius < 1, np.where(radius < FAT_LAYER, SOFT_HU, FAT_HU), AIR_HU).astype(np.float64)
+    hu = np.array([0, *(p.hu for p in parts)], dtype=np.float64)
+    ct = np.where(labels > 0, hu[labels], ct)
+    ct += rng.normal(0.0, 12.0, frame.shape) * (radius < 1) + rng.normal(0.0, 4.0, frame.shape) * (radius >= 1)
+    return Body(parts=parts, labels=labels, ct=np.clip(np.rint(ct), -1024, 3071).astype(np.int16))

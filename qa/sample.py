@@ -1,0 +1,638 @@
+"""Synthetic releases in a spec's exact layout, and injectors that break them on purpose to make each finding."""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import io
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nibabel.nifti1 import Nifti1Header
+from nibabel.openers import Opener
+
+from qa.anatomy import REGIONS, Frame, Region, render
+from qa.spec import ReleaseSpec
+
+DEFAULT_SHAPE = (48, 40, 64)
+DEFAULT_SPACING = (1.5, 1.5, 1.5)
+HEADER_BYTES = 348
+
+
+@dataclass(frozen=True)
+class InjectedFault:
+    """A fault put into a sample: the finding code it must produce, its case (None: release level) and its path."""
+
+    code: str
+    case: str | None
+    path: str
+
+
+@dataclass
+class Sample:
+    """A written synthetic release: where it is, its cases with their splits, and the faults injected into it."""
+
+    root: Path
+    cases: list[str]
+    faults: list[InjectedFault] = field(default_factory=list)
+    seed: int = 0
+    shape: tuple[int, int, int] = DEFAULT_SHAPE
+    splits: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A voxel grid in the world: RAS voxel order flipped along some axes, so a case can be stored as LPS."""
+
+    shape: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    flip: tuple[bool, bool, bool] = (False, False, False)
+
+    def affine(self) -> np.ndarray:
+        affine = np.diag([*self.spacing, 1.0])
+        affine[:3, 3] = self.origin
+        for axis, flipped in enumerate(self.flip):
+            if flipped:  # the last voxel along the axis takes the world position of the first
+                affine[:3, 3] += affine[:3, axis] * (self.shape[axis] - 1)
+                affine[:3, axis] *= -1
+        return affine
+
+    def orient(self, data: np.ndarray) -> np.ndarray:
+        axes = tuple(axis for axis, flipped in enumerate(self.flip) if flipped)
+        return np.flip(data, axes) if axes else data
+
+
+@dataclass(frozen=True)
+class CasePlan:
+    """Everything random about one case, drawn once from the seed, so its files and its meta.csv row agree."""
+
+    case: str
+    seed: int
+    index: int
+    split: str
+    region: Region
+    sex: str
+    age: int
+    institute: str
+    manufacturer: str
+    scanner_model: str
+    kvp: int
+    pathology: str
+    pathology_location: str
+    origin_z: float
+    shift: tuple[float, float]
+    scale: float
+
+
+SCANNERS = {"siemens": "somatom definition as", "ge": "revolution ct", "philips": "ingenuity ct", "toshiba": "aquilion one"}
+
+
+def _rng(seed: int, index: int, purpose: int) -> np.random.Generator:
+    return np.random.default_rng([seed % (1 << 32), index, purpose])
+
+
+def split_values(spec: ReleaseSpec) -> list[str]:
+    """The splits cases are dealt into: the spec's expected splits, else the split column's allowed values."""
+    if spec.splits:
+        return list(spec.splits)
+    column = spec.meta.columns.get(spec.meta.split_column or "")
+    return list(column.allowed) if column is not None and column.allowed else ["train"]
+
+
+def plan_case(spec: ReleaseSpec, seed: int, index: int) -> CasePlan:
+    """The index-th case of a seed: splits dealt in turn, fields of view in turn, the rest drawn at random."""
+    rng = _rng(seed, index, 0)
+    splits = split_values(spec)
+    region = REGIONS[(seed + index) % len(REGIONS)]
+    manufacturer = str(rng.choice(list(SCANNERS)))
+    pathology = "trauma" if region.study_type == "ct polytrauma" else str(rng.choice(["no_pathology", "tumor"]))
+    return CasePlan(
+        case=f"s{index:04d}", seed=seed, index=index, split=splits[index % len(splits)], region=region,
+        sex=str(rng.choice(["m", "f"])), age=int(rng.integers(21, 95)), institute=str(rng.choice(list("ABCDEFGH"))),
+        manufacturer=manufacturer, scanner_model=SCANNERS[manufacturer], kvp=int(rng.choice([100, 120, 120, 140])),
+        pathology=pathology, pathology_location="liver" if pathology == "tumor" else "",
+        origin_z=round(float(rng.uniform(-600.0, -200.0)), 3),
+        shift=(round(float(rng.uniform(-0.03, 0.03)), 3), round(float(rng.uniform(-0.03, 0.03)), 3)),
+        scale=round(float(rng.uniform(0.92, 1.0)), 3),
+    )
+
+
+def default_grid(spec: ReleaseSpec, plan: CasePlan, shape: tuple[int, int, int]) -> Grid:
+    """The case's RAS grid at the spec's spacing, centred on the world's x = y = 0 (the patient's midline)."""
+    spacing = tuple(spec.geometry.spacing or DEFAULT_SPACING)
+    origin = (-(shape[0] - 1) / 2 * spacing[0], -(shape[1] - 1) / 2 * spacing[1], plan.origin_z)
+    return Grid(shape=shape, spacing=spacing, origin=origin)
+
+
+def save_nifti(path: Path, data: np.ndarray, affine: np.ndarray) -> None:
+    """Write as the release's files are written: nibabel's NIfTI-1, sform_code 2, qform_code 0, gzip level 1, mtime 0."""
+    nib.save(nib.Nifti1Image(data, affine), path)
+
+
+class MaskWriter:
+    """Writes uint8 masks of one grid byte for byte as save_nifti would, but builds the header only once per grid."""
+
+    def __init__(self, shape: tuple[int, int, int], affine: np.ndarray) -> None:
+        empty = np.zeros(shape, dtype=np.uint8)
+        whole = nib.Nifti1Image(empty, affine).to_bytes()
+        self.prefix = whole[: len(whole) - empty.nbytes]  # header, extension flag and padding up to vox_offset
+
+    def write(self, path: Path, mask: np.ndarray) -> None:
+        with Opener(str(path), "wb") as fh:
+            fh.write(self.prefix)
+            fh.write(mask.tobytes(order="F"))
+
+
+def write_case(root: Path, spec: ReleaseSpec, plan: CasePlan, grid: Grid) -> None:
+    """A case folder: the CT and one binary uint8 mask per class on the same grid; empty masks are identical files."""
+    frame = Frame(shape=grid.shape, region=plan.region, shift=plan.shift, scale=plan.scale)
+    body = render(spec.classes, frame, plan.sex, _rng(plan.seed, plan.index, 1))
+    case_dir = root / plan.case
+    (case_dir / spec.mask_dir).mkdir(parents=True, exist_ok=True)
+    affine = grid.affine()
+    save_nifti(case_dir / spec.image, grid.orient(body.ct), affine)
+    writer = MaskWriter(grid.shape, affine)
+    empty: Path | None = None
+    for name in spec.classes:
+        path = case_dir / spec.mask_file(name)
+        mask = body.mask(name)
+        if mask.any() or empty is None:
+            writer.write(path, grid.orient(mask))
+            if not mask.any():
+                empty = path
+        else:
+            shutil.copyfile(empty, path)
+
+
+def _meta_value(spec: ReleaseSpec, column: str, plan: CasePlan) -> str:
+    known = {
+        spec.meta.id_column: plan.case, spec.meta.split_column: plan.split, "age": str(plan.age), "gender": plan.sex,
+        "institute": plan.institute, "study_type": plan.region.study_type, "manufacturer": plan.manufacturer,
+        "scanner_model": plan.scanner_model, "kvp": str(plan.kvp), "pathology": plan.pathology,
+        "pathology_location": plan.pathology_location,
+    }
+    if column in known:
+        return known[column]
+    # A column the model does not know gets a value only where its rule demands one.
+    rule = spec.meta.columns[column]
+    if rule.allowed:
+        return rule.allowed[plan.index % len(rule.allowed)]
+    if rule.type != "str" and not rule.nullable:
+        return f"{rule.min if rule.min is not None else 0:g}"
+    return ""
+
+
+def write_meta_rows(root: Path, spec: ReleaseSpec, header: list[str], rows: list[list[str]],
+                    separator: str | None = None) -> None:
+    """meta.csv as the release has it: the spec's encoding (UTF-8 with BOM) and separator, '\\n' line ends."""
+    text = io.StringIO()
+    writer = csv.writer(text, delimiter=separator or spec.meta.separator, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    (root / spec.meta.file).write_bytes(text.getvalue().encode(spec.meta.encoding))
+
+
+def read_meta_rows(root: Path, spec: ReleaseSpec) -> tuple[list[str], list[list[str]]]:
+    text = (root / spec.meta.file).read_bytes().decode(spec.meta.encoding)
+    header, *rows = csv.reader(io.StringIO(text), delimiter=spec.meta.separator)
+    return header, rows
+
+
+def make_sample(out: Path, spec: ReleaseSpec, cases: int, faults: Sequence[str] = (), seed: int = 0,
+                shape: tuple[int, int, int] = DEFAULT_SHAPE) -> Sample:
+    """Write a synthetic release of `cases` cases into the new or empty folder `out`, then inject the named faults."""
+    unknown = [name for name in faults if name not in FAULTS]
+    if unknown:
+        raise ValueError(f"no fault named {', '.join(unknown)}")
+    out.mkdir(parents=True, exist_ok=True)
+    if any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty; a sample is only written into a new or empty folder")
+    plans = [plan_case(spec, seed, index) for index in range(cases)]
+    for plan in plans:
+        write_case(out, spec, plan, default_grid(spec, plan, shape))
+    write_meta_rows(out, spec, list(spec.meta.columns), [[_meta_value(spec, c, p) for c in spec.meta.columns] for p in plans])
+    sample = Sample(root=out, cases=[p.case for p in plans], seed=seed, shape=shape, splits={p.case: p.split for p in plans})
+    inject_faults(sample, spec, faults)
+    return sample
+
+
+def inject_faults(sample: Sample, spec: ReleaseSpec, faults: Sequence[str]) -> list[InjectedFault]:
+    """Break a written sample: the k-th fault goes to the k-th case from the end, so a few faults hit different cases.
+
+    Faults that hit the same case can undo each other (a case rewritten at 3 mm loses an earlier corrupt file).
+    """
+    if faults and not sample.cases:
+        raise ValueError("faults need at least one case to go into")
+    injected: list[InjectedFault] = []
+    for k, name in enumerate(faults):
+        injected += FAULTS[name](sample, spec, sample.cases[-1 - k % len(sample.cases)])
+    sample.faults += injected
+    return injected
+
+
+# Injectors. Each mutates a written sample and returns the faults it made, with the exact path the finding carries.
+
+Injector = Callable[[Sample, ReleaseSpec, str], list[InjectedFault]]
+Damage = Callable[[Path], None]
+HeaderChange = Callable[[Nifti1Header], None]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One way to break a release: the injector, what it does, and codes it brings along by its nature."""
+
+    inject: Injector
+    what: str
+    collateral: frozenset[str] = frozenset()
+
+    def __call__(self, sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+        return self.inject(sample, spec, case)
+
+
+def _mask_name(spec: ReleaseSpec) -> str:
+    return "liver" if "liver" in spec.classes else spec.classes[0]
+
+
+def _mask_path(spec: ReleaseSpec, case: str, name: str | None = None) -> str:
+    return f"{case}/{spec.mask_file(name or _mask_name(spec))}"
+
+
+def _load(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    image = nib.load(path)
+    return np.asarray(image.dataobj), image.affine
+
+
+def _read_stream(path: Path) -> bytes:
+    with Opener(str(path)) as fh:
+        return fh.read()
+
+
+def _rewrite_header(path: Path, change: HeaderChange) -> None:
+    """Change header fields of a .nii.gz in place, keeping the voxel bytes as they are."""
+    raw = _read_stream(path)
+    header = Nifti1Header.from_fileobj(io.BytesIO(raw[:HEADER_BYTES]), check=False)
+    change(header)
+    with Opener(str(path), "wb") as fh:
+        fh.write(header.binaryblock + raw[HEADER_BYTES:])
+
+
+def _edit_header(change: HeaderChange) -> Damage:
+    return lambda path: _rewrite_header(path, change)
+
+
+def _edit_voxels(change: Callable[[np.ndarray], np.ndarray]) -> Damage:
+    def damage(path: Path) -> None:
+        data, affine = _load(path)
+        save_nifti(path, change(data), affine)
+
+    return damage
+
+
+def _on_file(code: str, target: str, damage: Damage) -> Injector:
+    """Damage one file of the case: its image, or its preferred mask (liver)."""
+    def inject(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+        path = f"{case}/{spec.image}" if target == "image" else _mask_path(spec, case)
+        damage(sample.root / path)
+        return [InjectedFault(code, case, path)]
+
+    return inject
+
+
+def _on_case_headers(code: str, change: HeaderChange, whole_case: bool) -> Injector:
+    """Change the image's header, or every file's header alike so that masks keep matching their image."""
+    def inject(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+        masks = [sample.root / case / spec.mask_file(name) for name in spec.classes] if whole_case else []
+        for path in [sample.root / case / spec.image, *masks]:
+            _rewrite_header(path, change)
+        return [InjectedFault(code, case, f"{case}/{spec.image}")]
+
+    return inject
+
+
+def _rewrite_case(code: str, grid_of: Callable[[Grid], Grid]) -> Injector:
+    """Write the case again, CT and masks alike, on another grid."""
+    def inject(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+        plan = plan_case(spec, sample.seed, sample.cases.index(case))
+        shutil.rmtree(sample.root / case)
+        write_case(sample.root, spec, plan, grid_of(default_grid(spec, plan, sample.shape)))
+        return [InjectedFault(code, case, f"{case}/{spec.image}")]
+
+    return inject
+
+
+def _rewrite_meta(sample: Sample, spec: ReleaseSpec, change: Callable[[list[str], list[list[str]]], None]) -> None:
+    header, rows = read_meta_rows(sample.root, spec)
+    change(header, rows)
+    write_meta_rows(sample.root, spec, header, rows)
+
+
+def _row_of(header: list[str], rows: list[list[str]], spec: ReleaseSpec, case: str) -> list[str]:
+    column = header.index(spec.meta.id_column)
+    return next(row for row in rows if row[column] == case)
+
+
+def _non_key_column(spec: ReleaseSpec) -> str:
+    return next(c for c in spec.meta.columns if c not in (spec.meta.id_column, spec.meta.split_column))
+
+
+def _set_cell(sample: Sample, spec: ReleaseSpec, case: str, column: str, value: str) -> None:
+    def change(header: list[str], rows: list[list[str]]) -> None:
+        _row_of(header, rows, spec, case)[header.index(column)] = value
+
+    _rewrite_meta(sample, spec, change)
+
+
+def _cell(code: str, column: str, value: str) -> Injector:
+    def inject(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+        _set_cell(sample, spec, case, column, value)
+        return [InjectedFault(code, case, spec.meta.file)]
+
+    return inject
+
+
+def meta_missing(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    (sample.root / spec.meta.file).unlink()
+    return [InjectedFault("META_MISSING", None, spec.meta.file)]
+
+
+def meta_bad_encoding(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    column = "institute" if "institute" in spec.meta.columns else _non_key_column(spec)
+    _set_cell(sample, spec, case, column, "Universitätsspital")
+    path = sample.root / spec.meta.file
+    path.write_bytes(path.read_bytes().replace("ä".encode("utf-8"), "ä".encode("latin-1")))
+    return [InjectedFault("META_UNREADABLE", None, spec.meta.file)]
+
+
+def meta_no_separator(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    header, rows = read_meta_rows(sample.root, spec)
+    write_meta_rows(sample.root, spec, header, rows, separator=",")
+    return [InjectedFault("META_UNREADABLE", None, spec.meta.file)]
+
+
+def meta_drop_column(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    def change(header: list[str], rows: list[list[str]]) -> None:
+        column = header.index(_non_key_column(spec))
+        for line in (header, *rows):
+            del line[column]
+
+    _rewrite_meta(sample, spec, change)
+    return [InjectedFault("META_COLUMNS", None, spec.meta.file)]
+
+
+def meta_unknown_column(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    def change(header: list[str], rows: list[list[str]]) -> None:
+        header.append("comment")
+        for row in rows:
+            row.append("checked")
+
+    _rewrite_meta(sample, spec, change)
+    return [InjectedFault("META_COLUMNS", None, spec.meta.file)]
+
+
+def meta_duplicate_id(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    _rewrite_meta(sample, spec, lambda header, rows: rows.append(list(_row_of(header, rows, spec, case))))
+    return [InjectedFault("META_DUPLICATE_ID", case, spec.meta.file)]
+
+
+def meta_move_split(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    column = spec.meta.split_column
+    if column is None:
+        raise ValueError(f"spec {spec.id} has no split column")
+    other = next(s for s in [*split_values(spec), *(spec.meta.columns[column].allowed or [])] if s != sample.splits[case])
+    _set_cell(sample, spec, case, column, other)
+    sample.splits[case] = other
+    return [InjectedFault("META_SPLIT_COUNTS", None, spec.meta.file)]
+
+
+def case_missing(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    shutil.rmtree(sample.root / case)
+    return [InjectedFault("CASE_MISSING", case, case)]
+
+
+def case_unlisted(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    _rewrite_meta(sample, spec, lambda header, rows: rows.remove(_row_of(header, rows, spec, case)))
+    return [InjectedFault("CASE_UNLISTED", case, case)]
+
+
+def mask_folder_missing(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    path = f"{case}/{spec.mask_dir}"
+    shutil.rmtree(sample.root / path)
+    return [InjectedFault("FILE_MISSING", case, path)]
+
+
+APPLE_DOUBLE = bytes.fromhex("00051607 00020000") + bytes(4088)
+FINDER_STORE = b"\x00\x00\x00\x01Bud1" + bytes(2040)
+
+
+def macos_junk(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    twin = f"{case}/{spec.mask_dir}/._{_mask_name(spec)}{spec.mask_suffix}"
+    finder = f"{case}/.DS_Store"
+    (sample.root / twin).write_bytes(APPLE_DOUBLE)
+    (sample.root / finder).write_bytes(FINDER_STORE)
+    return [InjectedFault("FILE_UNEXPECTED", case, twin), InjectedFault("FILE_UNEXPECTED", case, finder)]
+
+
+def stray_copy(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    copy = f"{case}/{spec.mask_dir}/{_mask_name(spec)} (1){spec.mask_suffix}"
+    shutil.copyfile(sample.root / _mask_path(spec, case), sample.root / copy)
+    return [InjectedFault("FILE_UNEXPECTED", case, copy)]
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _flip_crc(path: Path) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[-8] ^= 0xFF  # first byte of the CRC32 field; ISIZE, the last 4 bytes, stays right
+    path.write_bytes(bytes(raw))
+
+
+def _set_fields(**fields: object) -> HeaderChange:
+    def change(header: Nifti1Header) -> None:
+        for key, value in fields.items():
+            header[key] = value
+
+    return change
+
+
+def _dim0_of_8(header: Nifti1Header) -> None:
+    header["dim"][0] = 8
+
+
+def _add_slices(header: Nifti1Header) -> None:
+    header["dim"][3] += 8
+
+
+def _nan_spacing(header: Nifti1Header) -> None:
+    header["pixdim"][1] = np.nan
+
+
+def _shift_sform(header: Nifti1Header) -> None:
+    affine = header.get_sform()
+    affine[0, 3] += 0.5
+    header.set_sform(affine)
+
+
+def _shear(header: Nifti1Header) -> None:
+    affine = header.get_sform()
+    affine[0, 1] += 0.005 * affine[1, 1]
+    header.set_sform(affine)
+
+
+def _qform_off_by_2mm(header: Nifti1Header) -> None:
+    affine = header.get_sform()
+    affine[2, 3] += 2.0
+    header.set_qform(affine, code=1)
+
+
+def _coarse(grid: Grid) -> Grid:
+    return Grid(shape=tuple(max(1, n // 2) for n in grid.shape), spacing=(3.0, 3.0, 3.0), origin=grid.origin)
+
+
+def _lps(grid: Grid) -> Grid:
+    return Grid(grid.shape, grid.spacing, grid.origin, flip=(True, True, False))
+
+
+def _largest_masks(sample: Sample, spec: ReleaseSpec, case: str, count: int, required: int | None = None) -> list[str]:
+    """Up to `count` non-empty masks of the case, largest first; at least `required` (default: count) must exist."""
+    sizes = {name: int(np.count_nonzero(_load(sample.root / _mask_path(spec, case, name))[0])) for name in spec.classes}
+    largest = sorted((name for name in sizes if sizes[name]), key=lambda name: -sizes[name])[:count]
+    if len(largest) < (count if required is None else required):
+        raise ValueError(f"{case} has fewer than {count} non-empty masks")
+    return largest
+
+
+def _upper_half(data: np.ndarray) -> np.ndarray:
+    """The slices from the middle of the mask's extent up."""
+    slices = np.flatnonzero(data.any(axis=(0, 1)))
+    upper = np.zeros(data.shape, dtype=bool)
+    upper[:, :, slices[len(slices) // 2]:] = True
+    return upper
+
+
+def label_values(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    path = _mask_path(spec, case, _largest_masks(sample, spec, case, 1)[0])
+    _edit_voxels(lambda data: np.where(_upper_half(data), data * 2, data).astype(np.uint8))(sample.root / path)
+    return [InjectedFault("LABEL_VALUES", case, path)]
+
+
+def label_overlap(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    """The fault names the grown mask; the largest one keeps its voxels."""
+    largest, grown = (_mask_path(spec, case, name) for name in _largest_masks(sample, spec, case, 2))
+    claimed, _ = _load(sample.root / largest)
+    taken = claimed.astype(bool) & ~_upper_half(claimed)
+    _edit_voxels(lambda data: (data.astype(bool) | taken).astype(np.uint8))(sample.root / grown)
+    return [InjectedFault("LABEL_OVERLAP", case, grown)]
+
+
+PADDING_HU = -1024
+
+
+def _outside_reconstruction_circle(shape: tuple[int, ...]) -> np.ndarray:
+    """The corners of each slice that a CT's circular field of view does not reach."""
+    x = (np.arange(shape[0]) - (shape[0] - 1) / 2) / (shape[0] / 2)
+    y = (np.arange(shape[1]) - (shape[1] - 1) / 2) / (shape[1] / 2)
+    corners = x[:, None] ** 2 + y[None, :] ** 2 > 1
+    return np.broadcast_to(corners[:, :, None], shape)
+
+
+def mask_in_padding(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    """The CT gets padding outside its reconstruction circle and also over the upper half of one mask, which the mask
+    keeps: a structure drawn where the image has no data. The mask is the largest one that cannot hold air."""
+    exempt = [name for name in spec.classes if any(fnmatch.fnmatch(name, pat) for pat in spec.values.padding_exempt)]
+    name = next(n for n in _largest_masks(sample, spec, case, len(spec.classes), required=1) if n not in exempt)
+    mask, _ = _load(sample.root / _mask_path(spec, case, name))
+    beyond = mask.astype(bool) & _upper_half(mask)
+    image = sample.root / case / spec.image
+    _edit_voxels(lambda data: np.where(_outside_reconstruction_circle(data.shape) | beyond, PADDING_HU, data)
+                 .astype(data.dtype))(image)
+    return [InjectedFault("LABEL_IN_PADDING", case, _mask_path(spec, case, name))]
+
+
+def all_masks_empty(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    """Every mask of the case emptied, as the byte-identical empty file the release ships; the fault names the folder."""
+    paths = [sample.root / case / spec.mask_file(name) for name in spec.classes]
+    data, affine = _load(paths[0])
+    MaskWriter(data.shape, affine).write(paths[0], np.zeros(data.shape, dtype=np.uint8))
+    for path in paths[1:]:
+        shutil.copyfile(paths[0], path)
+    return [InjectedFault("LABEL_ALL_EMPTY", case, f"{case}/{spec.mask_dir}")]
+
+
+def _hole_of_minus_9758(data: np.ndarray) -> np.ndarray:
+    center = tuple(slice(max(0, n // 2 - 2), n // 2 + 2) for n in data.shape)
+    data[center] = -9758
+    return data
+
+
+_FAULTS: dict[str, Fault] = {
+    "META_MISSING": Fault(meta_missing, "meta.csv deleted"),
+    "META_UNREADABLE:encoding": Fault(meta_bad_encoding, "one cell saved as Latin-1 ('ä' as byte 0xE4), not UTF-8"),
+    "META_UNREADABLE:separator": Fault(meta_no_separator, "meta.csv re-saved by a spreadsheet with ',' between columns"),
+    "META_COLUMNS:missing": Fault(meta_drop_column, "the first column that is neither id nor split dropped"),
+    "META_COLUMNS:unknown": Fault(meta_unknown_column, "a column 'comment' the spec does not know added"),
+    "META_VALUE:gender": Fault(_cell("META_VALUE", "gender", "x"), "the case's gender is 'x'"),
+    "META_VALUE:age": Fault(_cell("META_VALUE", "age", "abc"), "the case's age is 'abc'"),
+    "META_NORMALIZED": Fault(_cell("META_NORMALIZED", "study_type", "CT Polytrauma "),
+                             "the case's study_type is 'CT Polytrauma ', capitals and a trailing space"),
+    "META_DUPLICATE_ID": Fault(meta_duplicate_id, "the case's row appears twice"),
+    "META_SPLIT_COUNTS": Fault(meta_move_split, "the case moved to another split"),
+    "CASE_MISSING": Fault(case_missing, "the case's folder deleted, its row kept"),
+    "CASE_UNLISTED": Fault(case_unlisted, "the case's row deleted, its folder kept"),
+    "FILE_MISSING": Fault(_on_file("FILE_MISSING", "mask", Path.unlink), "the case's liver mask deleted"),
+    "FILE_MISSING:folder": Fault(mask_folder_missing, "the case's segmentations/ folder deleted"),
+    "FILE_UNEXPECTED:macos": Fault(macos_junk, "macOS leftovers: an AppleDouble '._liver.nii.gz' and a '.DS_Store'"),
+    "FILE_UNEXPECTED:copy": Fault(stray_copy, "a stray copy 'liver (1).nii.gz'"),
+    "FILE_CORRUPT:truncated": Fault(_on_file("FILE_CORRUPT", "image", _truncate),
+                                    "the CT cut in half, as by an interrupted download"),
+    "FILE_CORRUPT:empty": Fault(_on_file("FILE_CORRUPT", "mask", lambda path: path.write_bytes(b"")), "a mask of 0 bytes"),
+    "FILE_CORRUPT:not_gzip": Fault(_on_file("FILE_CORRUPT", "mask", lambda path: path.write_bytes(_read_stream(path))),
+                                   "a mask stored uncompressed under its .nii.gz name"),
+    "FILE_CORRUPT:bad_header": Fault(_on_file("FILE_CORRUPT", "mask", _edit_header(_set_fields(sizeof_hdr=0))),
+                                     "a mask whose header says sizeof_hdr 0"),
+    "FILE_CORRUPT:bad_dim": Fault(_on_file("FILE_CORRUPT", "mask", _edit_header(_dim0_of_8)),
+                                  "a mask whose header says dim[0] 8"),
+    "FILE_CORRUPT:isize": Fault(_on_file("FILE_CORRUPT", "mask", _edit_header(_add_slices)),
+                                "a mask whose header declares 8 more slices than its stream holds"),
+    "FILE_CORRUPT:crc": Fault(_on_file("FILE_CORRUPT", "image", _flip_crc),
+                              "the CT's gzip CRC32 is wrong, as in v1's s0864: only a full decompression sees it"),
+    "GEOM_SHAPE_MISMATCH": Fault(_on_file("GEOM_SHAPE_MISMATCH", "mask", _edit_voxels(lambda data: data[:, :, :-1])),
+                                 "a mask one slice shorter than its CT, same affine"),
+    "GEOM_AFFINE_MISMATCH": Fault(_on_file("GEOM_AFFINE_MISMATCH", "mask", _edit_header(_shift_sform)),
+                                  "a mask's sform 0.5 mm off the CT's, as in v1"),
+    "GEOM_SPACING": Fault(_rewrite_case("GEOM_SPACING", _coarse), "the case stored at 3 mm, CT and masks alike"),
+    "GEOM_SPACING:nan": Fault(_on_file("GEOM_SPACING", "image", _edit_header(_nan_spacing)),
+                              "the CT's pixdim[1] is NaN, its sform valid"),
+    "GEOM_ORIENTATION": Fault(_rewrite_case("GEOM_ORIENTATION", _lps), "the case stored LPS, CT and masks alike"),
+    "GEOM_AFFINE_INVALID:not_orthonormal": Fault(_on_case_headers("GEOM_AFFINE_INVALID", _shear, whole_case=True),
+                                                 "a small shear in the sform of the CT and every mask"),
+    "GEOM_AFFINE_INVALID:sform_qform": Fault(_on_case_headers("GEOM_AFFINE_INVALID", _qform_off_by_2mm, whole_case=False),
+                                             "the CT's qform (code 1) 2 mm off its sform"),
+    # Without either transform, readers fall back to a LAS base affine, so a wrong orientation comes with it.
+    "GEOM_AFFINE_INVALID:no_transform": Fault(
+        _on_case_headers("GEOM_AFFINE_INVALID", _set_fields(sform_code=0, qform_code=0), whole_case=True),
+        "sform and qform codes 0 in the CT and every mask", collateral=frozenset({"GEOM_ORIENTATION"})),
+    "IMAGE_DTYPE": Fault(_on_file("IMAGE_DTYPE", "image", _edit_voxels(lambda data: data.astype(np.float32))),
+                         "the CT stored as float32"),
+    "LABEL_DTYPE:dtype": Fault(_on_file("LABEL_DTYPE", "mask", _edit_voxels(lambda data: data.astype(np.float32))),
+                               "a mask stored as float32"),
+    "LABEL_DTYPE:scaling": Fault(_on_file("LABEL_DTYPE", "mask", _edit_header(_set_fields(scl_slope=0.5, scl_inter=0.0))),
+                                 "a mask with scl_slope 0.5: a stored 1 loads as 0.5"),
+    "LABEL_VALUES": Fault(label_values, "the case's largest mask holds 0, 1 and 2"),
+    "LABEL_OVERLAP": Fault(label_overlap, "the second largest mask also covers half of the largest one"),
+    "LABEL_IN_PADDING": Fault(mask_in_padding, "half of a mask lies where the CT holds only padding (-1024)"),
+    "LABEL_ALL_EMPTY": Fault(all_masks_empty, "every mask of the case empty"),
+    "IMAGE_VALUES": Fault(_on_file("IMAGE_VALUES", "image", _edit_voxels(_hole_of_minus_9758)),
+                          "a block of CT voxels at -9758 HU, as a v2 pre-release case had"),
+}
+# A bare code names its most common variant.
+DEFAULT_VARIANTS = {"META_UNREADABLE": "encoding", "META_COLUMNS": "missing", "META_VALUE": "gender",
+                    "FILE_UNEXPECTED": "macos", "FILE_CORRUPT": "truncated", "GEOM_AFFINE_INVALID": "not_orthonormal",
+                    "LABEL_DTYPE": "dtype"}
+FAULTS: dict[str, Fault] = {**_FAULTS, **{code: _FAULTS[f"{code}:{variant}"] for code, variant in DEFAULT_VARIANTS.items()}}
