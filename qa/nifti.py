@@ -18,6 +18,7 @@ from qa.facts import FileFacts, HeaderFacts, StreamFacts
 
 GZIP_MAGIC = b"\x1f\x8b"
 NIFTI1_SIZE, NIFTI2_SIZE = 348, 540
+MAGICS = {NIFTI1_SIZE: (b"n+1", b"ni1"), NIFTI2_SIZE: (b"n+2", b"ni2")}
 # A header compresses to well under a kilobyte; a stream that has not produced one after this much
 # input is not a NIfTI, and reading on would let a hostile file make us inflate a whole volume.
 MAX_HEADER_INPUT = 1 << 20
@@ -46,8 +47,9 @@ def parse_header(block: bytes) -> HeaderFacts:
     # The byte order is sizeof_hdr's: nibabel would guess it from dim[0] and misread a header whose dim[0] is wrong.
     header = cls(block[:size], endianness=order, check=False)
     magic = bytes(header["magic"]).rstrip(b"\x00")
-    if magic not in (b"n+1", b"ni1", b"n+2", b"ni2"):
-        raise NotNifti(f"magic is {magic!r}, not a NIfTI magic")
+    if magic not in MAGICS[size]:
+        # nibabel cannot open a NIfTI-2 magic on a NIfTI-1 header, nor the reverse
+        raise NotNifti(f"magic is {magic!r}, not a magic of the {size}-byte header ({' or '.join(map(repr, MAGICS[size]))})")
     ndim = int(header["dim"][0])
     if not 1 <= ndim <= 7:
         raise NotNifti(f"dim[0] is {ndim}, must be 1 to 7")
@@ -67,7 +69,10 @@ def parse_header(block: bytes) -> HeaderFacts:
     single_file = magic in (b"n+1", b"n+2")
     min_offset = size + 4 if single_file else 0
     vox_offset = float(header["vox_offset"])
-    data_offset = max(int(vox_offset), min_offset) if np.isfinite(vox_offset) and vox_offset >= 0 else min_offset
+    if not (np.isfinite(vox_offset) and vox_offset >= min_offset):
+        # readers refuse such a file, or (nibabel, for 0) silently read the header as voxels
+        raise NotNifti(f"vox_offset is {vox_offset:g}, not a position at or after the end of the header ({min_offset} bytes)")
+    data_offset = int(vox_offset)
     voxels = int(np.prod(shape, dtype=object))
     return HeaderFacts(
         version=1 if cls is Nifti1Header else 2,
