@@ -25,6 +25,7 @@ SEVERITIES = ("error", "warning", "info")
 FINDING_COLUMNS = ("code", "severity", "case", "class", "path", "message", "details", "picture")
 EXAMPLES_PER_CODE = 3
 DETAILS_CHARS = 160
+MAX_FINDING_ROWS = 50_000
 TOP_OVERLAPS = 30
 TOP_VALUES = 8
 MAX_PICTURES = 24
@@ -297,12 +298,15 @@ def message_text(f: Finding) -> str:
 
 
 def findings_json(findings: list[Finding], layout: Layout, pictures: dict[str, str]) -> str:
-    """The findings as rows of FINDING_COLUMNS (code and severity as indices into their lists), most severe first."""
+    """The findings as rows of FINDING_COLUMNS (code and severity as indices into their lists), most severe first.
+
+    At most MAX_FINDING_ROWS rows: past that the page would no longer open quickly, and report.json has them all.
+    """
     codes = sorted({f.code for f in findings})
     code_index = {c: i for i, c in enumerate(codes)}
     ordered = sorted(findings, key=lambda f: (-SEVERITY_RANK[f.severity], f.code, f.case or "", f.path or ""))
     rows = [[code_index[f.code], SEVERITIES.index(f.severity), f.case, layout.class_of(f.path), f.path, message_text(f),
-             details_text(f.details), pictures.get(f.path or "")] for f in ordered]
+             details_text(f.details), pictures.get(f.path or "")] for f in ordered[:MAX_FINDING_ROWS]]
     return script_json({"columns": FINDING_COLUMNS, "codes": codes, "severities": SEVERITIES, "rows": rows})
 
 
@@ -322,6 +326,10 @@ def human_number(value: float | int | None) -> str:
 
 
 def cases_json(cases: list[CaseView]) -> str:
+    """The cases for the page's script; present classes as [index into "classes", volume in mL] to stay compact."""
+    names = sorted({name for c in cases for name in c.present or []})
+    index = {name: i for i, name in enumerate(names)}
+
     def stats(s: ImageStats | None) -> dict | None:
         if s is None:
             return None
@@ -334,9 +342,13 @@ def cases_json(cases: list[CaseView]) -> str:
         "shape": " × ".join(str(n) for n in c.shape) if c.shape else None,
         "spacing": " × ".join(_number(s) for s in c.spacing) if c.spacing else None,
         "axcodes": c.axcodes, "dtype": c.dtype, "meta": c.meta, "stats": stats(c.stats),
-        "present": None if c.present is None else [[n, human_number(c.volumes_ml[n])] for n in c.present],
+        "present": None if c.present is None else [[index[n], _volume(c.volumes_ml[n])] for n in c.present],
     } for c in cases]
-    return script_json(rows)
+    return script_json({"classes": names, "rows": rows})
+
+
+def _volume(ml: float) -> float | None:
+    return float(f"{ml:.3g}") if math.isfinite(ml) else None
 
 
 def _spread(name: str, values: list[float]) -> Spread | None:
@@ -521,7 +533,8 @@ def environment() -> Environment:
 
 
 def render_page(page: Page) -> str:
-    return environment().get_template("report.html.j2").render(page=page, severities=SEVERITIES)
+    return environment().get_template("report.html.j2").render(page=page, severities=SEVERITIES,
+                                                               max_rows=MAX_FINDING_ROWS)
 
 
 def render_html(report: Report) -> str:

@@ -154,3 +154,13 @@ def test_index_page_links_the_report_and_opens_cleanly(browser, checked) -> None
     index = open_page(browser, out.parent / "index.html", report)
     assert index.console_errors == [] and index.requests == [index.url]
     assert index.page.get_attribute("#reports a", "href") == f"{SPEC}/report.html"
+
+
+def test_page_of_a_clean_release_opens_without_errors(browser, tmp_path: Path) -> None:
+    sample = make_sample(tmp_path / "release", load_spec(SPEC), cases=1)
+    out = tmp_path / "reports" / SPEC
+    assert main(["check", str(sample.root), "--spec", SPEC, "--subset", "--quiet", "--jobs", "1", "--out", str(out)]) == 0
+    clean = open_page(browser, out / "report.html", Report.model_validate_json((out / "report.json").read_text()))
+    assert clean.console_errors == [] and clean.requests == [clean.url]
+    assert clean.page.inner_text("#verdict") == "PASS"
+    assert clean.page.locator("#cases-body tr.case-row").count() == 1

@@ -132,8 +132,9 @@ def test_cases_show_the_classes_their_masks_contain() -> None:
              case_report("s0001", labels={"liver": label(0), "spleen": label(0), "aorta": label(0)})]
     page = build_page(make_report([], cases, mode="deep"), drawings=False)
     assert {c.case: c.present for c in page.cases} == {"s0000": ["aorta", "liver"], "s0001": []}
-    shown = {c["case"]: c["present"] for c in json.loads(page.cases_json)}
-    assert [name for name, _ in shown["s0000"]] == ["aorta", "liver"]
+    blob = json.loads(page.cases_json)
+    shown = {c["case"]: c["present"] for c in blob["rows"]}
+    assert [(blob["classes"][k], ml) for k, ml in shown["s0000"]] == [("aorta", 0.0236), ("liver", 0.405)]
 
 
 def test_quick_report_says_the_deep_pass_measures_classes(faulty: Report) -> None:
@@ -287,3 +288,11 @@ def test_check_writes_the_page_next_to_the_json_and_refreshes_the_index(example_
     html = (out / "report.html").read_text()
     assert "FILE_MISSING" in html and "s0001/segmentations/liver.nii.gz" in html
     assert f'href="{SPEC}/report.html"' in (tmp_path / "reports" / "index.html").read_text()
+
+
+def test_findings_past_the_row_cap_stay_in_the_json_report_only(monkeypatch: pytest.MonkeyPatch, faulty: Report) -> None:
+    monkeypatch.setattr("qa.html.MAX_FINDING_ROWS", 2)
+    page = build_page(faulty, drawings=False)
+    rows = json.loads(page.findings_json)["rows"]
+    assert [row[FINDING_COLUMNS.index("severity")] for row in rows] == [0, 0], "the most severe are kept"
+    assert "The table holds the 2 most severe of the 4 findings" in render_page(page)
