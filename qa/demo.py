@@ -25,7 +25,7 @@ def missed_faults(faults: list[InjectedFault], report: Report) -> list[InjectedF
 
 
 def run_demo(release: Path, out: Path) -> int:
-    """Write the demo release at `release`, check it, write the report into `out`; 0 when every fault was found."""
+    """Write the demo release at `release`, check it, write the reports into `out`; 0 when every fault was found."""
     if out.resolve().is_relative_to(release.resolve()):
         print(f"tsqa: error: --out {out} is inside the demo release; tsqa never writes into the data it checks",
               file=sys.stderr)

@@ -39,8 +39,10 @@ def junk(tmp_path_factory: pytest.TempPathFactory) -> Sample:
     return sample_with(tmp_path_factory, "FILE_UNEXPECTED")
 
 
-def tsqa_check(sample: Sample, out: Path, *options: str) -> int:
-    return main(["check", str(sample.root), "--spec", SPEC, "--out", str(out), "--jobs", "1", "--quiet", *options])
+def tsqa_check(sample: Sample, tmp_path: Path, *options: str) -> int:
+    """`tsqa check` with its reports in tmp_path/out (the history index goes to tmp_path)."""
+    return main(["check", str(sample.root), "--spec", SPEC, "--out", str(tmp_path / "out"), "--jobs", "1", "--quiet",
+                 *options])
 
 
 def test_clean_subset_exits_0(clean: Sample, tmp_path: Path) -> None:
@@ -93,7 +95,7 @@ def test_out_inside_the_release_is_refused_with_2(clean: Sample, capsys: pytest.
 
 def test_report_json_is_written_and_valid_against_the_report_model(broken: Sample, tmp_path: Path) -> None:
     tsqa_check(broken, tmp_path, "--subset")
-    report = Report.model_validate_json((tmp_path / "report.json").read_text(encoding="utf-8"))
+    report = Report.model_validate_json((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
     assert report.spec_id == SPEC and report.subset
     assert [(f.code, f.path) for f in report.findings] == [(fault.code, fault.path) for fault in broken.faults]
 
@@ -137,6 +139,7 @@ def test_demo_exits_0_and_writes_its_report_under_reports_demo(
     monkeypatch.chdir(tmp_path)
     assert main(["demo"]) == 0
     report = json.loads((tmp_path / "reports" / "demo" / "report.json").read_text(encoding="utf-8"))
+    assert (tmp_path / "reports" / "demo" / "report.html").is_file()
     assert {"FILE_CORRUPT", "GEOM_AFFINE_MISMATCH", "META_VALUE", "FILE_UNEXPECTED"} <= {f["code"] for f in report["findings"]}
     assert "5 of 5 injected faults found" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reports"]
