@@ -77,6 +77,14 @@ def _other_values(mask: np.ndarray) -> dict[str, int] | None:
     return {f"{v:g}": c for v, c in others[:MAX_REPORTED_VALUES]}
 
 
+def _nonzero(mask: np.ndarray, other: dict[str, int] | None) -> np.ndarray:
+    """Flat indices of the non-zero voxels. numpy finds those of a bool array about 20 times faster than of a uint8
+    one, and a uint8 mask without other values holds only 0 and 1, which are exactly False and True."""
+    if mask.dtype == np.uint8 and other is None:
+        return np.flatnonzero(mask.view(np.bool_))
+    return np.flatnonzero(mask)
+
+
 def mask_values(mask: np.ndarray, shape: tuple[int, ...], image: np.ndarray | None,
                 padding: float | None = None) -> tuple[MaskValues, np.ndarray]:
     """A mask's facts and the flat indices of its non-zero voxels; `image` is on the same grid, or None, and
@@ -86,7 +94,7 @@ def mask_values(mask: np.ndarray, shape: tuple[int, ...], image: np.ndarray | No
         image_sum = None if image is None else 0.0
         padding_voxels = None if image is None or padding is None else 0
         return MaskValues(0, other, None, None, image_sum, padding_voxels), np.empty(0, dtype=np.intp)
-    index = np.flatnonzero(mask)
+    index = _nonzero(mask, other)
     nx, ny = shape[0], shape[1] if len(shape) > 1 else 1
     coords = (index % nx, (index // nx) % ny, index // (nx * ny))
     bbox = (tuple(int(c.min()) for c in coords), tuple(int(c.max()) for c in coords))
