@@ -90,13 +90,15 @@ def mask_values(mask: np.ndarray, shape: tuple[int, ...], image: np.ndarray | No
     """A mask's facts and the flat indices of its non-zero voxels; `image` is on the same grid, or None, and
     `padding` is its stored padding value, if any."""
     other = _other_values(mask)
-    if not mask.any():
+    index = _nonzero(mask, other)
+    if index.size == 0:
         image_sum = None if image is None else 0.0
         padding_voxels = None if image is None or padding is None else 0
-        return MaskValues(0, other, None, None, image_sum, padding_voxels), np.empty(0, dtype=np.intp)
-    index = _nonzero(mask, other)
+        return MaskValues(0, other, None, None, image_sum, padding_voxels), index
     nx, ny = shape[0], shape[1] if len(shape) > 1 else 1
-    coords = (index % nx, (index // nx) % ny, index // (nx * ny))
+    rest, x = np.divmod(index, nx)
+    z, y = np.divmod(rest, ny)
+    coords = (x, y, z)
     bbox = (tuple(int(c.min()) for c in coords), tuple(int(c.max()) for c in coords))
     centroid = tuple(float(c.mean()) for c in coords)
     image_sum = padding_voxels = None
