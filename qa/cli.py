@@ -122,7 +122,7 @@ def _check(args: argparse.Namespace) -> int:
         report = run_check(root.resolve(), spec, reason, mode=args.mode, jobs=args.jobs, subset=args.subset,
                            fail_on=args.fail_on, progress=advance)
     path = write_report(report, out)
-    publish_html(report, out)
+    publish_html(report, out, index=args.out is None)
     if not args.quiet:
         print_summary(report, path)
     return EXIT_OK if report.summary.passed else EXIT_FINDINGS

@@ -67,8 +67,10 @@ def write_index(reports_dir: Path) -> Path:
     return path
 
 
-def publish_html(report: Report, out_dir: Path) -> Path:
-    """Write report.html next to report.json and refresh the index of the folder that holds the report folder."""
+def publish_html(report: Report, out_dir: Path, index: bool = True) -> Path:
+    """Write report.html next to report.json and, when asked, refresh the index of the folder holding the report folder
+    (the reports/ history; a report written elsewhere with --out leaves its parent folder alone)."""
     page = write_html(report, out_dir)
-    write_index(out_dir.resolve().parent)
+    if index:
+        write_index(out_dir.resolve().parent)
     return page

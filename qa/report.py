@@ -17,6 +17,9 @@ from qa.spec import SEVERITY_RANK, Severity
 Mode = Literal["quick", "deep"]
 FailOn = Literal["error", "warning", "never"]
 Scalar = str | int | float | bool | None
+# JSON has no NaN or infinity: pydantic writes them as null, so a float that a hostile header can make non-finite
+# must accept null when the report is read back.
+Number = float | None
 Detail = Scalar | list[Scalar] | list[list[Scalar]] | dict[str, Scalar]
 
 
@@ -37,10 +40,10 @@ class ImageSummary(BaseModel):
     """Header facts of a case's image."""
 
     shape: list[int]
-    spacing: list[float]
+    spacing: list[Number]
     axcodes: list[str | None]
     dtype: str
-    affine: list[list[float]]
+    affine: list[list[Number]]
 
 
 class ImageStats(BaseModel):
@@ -59,10 +62,10 @@ class LabelStats(BaseModel):
     """One class's mask in one case (deep mode)."""
 
     voxels: int
-    volume_ml: float
+    volume_ml: Number
     mean_hu: float | None = Field(description="Mean image value inside the mask; null when empty or off-grid.")
     bbox: list[list[int]] | None = Field(description="[[i0, j0, k0], [i1, j1, k1]] inclusive voxel bounds; null when empty.")
-    centroid_mm: list[float] | None = Field(description="Centre of mass in world millimetres (the image's affine).")
+    centroid_mm: list[Number] | None = Field(description="Centre of mass in world millimetres (the image's affine).")
 
 
 class CaseReport(BaseModel):
@@ -94,7 +97,7 @@ class OverlapStats(BaseModel):
     class_b: str
     cases: int
     voxels: int
-    volume_ml: float
+    volume_ml: Number
     max_share: float = Field(description="Largest share of the smaller mask covered by the overlap, over the cases.")
 
 
@@ -168,6 +171,7 @@ def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the report from the CI user that uploads it
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -176,6 +180,12 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_report(report: Report, out_dir: Path) -> Path:

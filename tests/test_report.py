@@ -43,3 +43,20 @@ def test_readme_code_table_lists_every_code_with_its_default_severity() -> None:
     readme = (REPO / "README.md").read_text()
     for code in CODES.values():
         assert f"| `{code.code}` | {code.severity} |" in readme, code.code
+
+
+def test_report_of_a_nan_spacing_case_reads_back(tmp_path: Path) -> None:
+    from qa.sample import make_sample
+
+    spec = load_spec("totalsegmentator-v2")
+    sample = make_sample(tmp_path / "release", spec, cases=2, faults=["GEOM_SPACING:nan"])
+    report = run_check(sample.root, spec, "test", subset=True)
+    path = write_report(report, tmp_path / "out")
+    again = Report.model_validate_json(path.read_bytes())
+    assert "GEOM_SPACING" in again.summary.by_code
+    assert None in next(c.image.spacing for c in again.cases if c.case == sample.faults[0].case)
+
+
+def test_report_file_is_readable_by_others(example_root: Path, tmp_path: Path) -> None:
+    report = run_check(example_root, load_spec("totalsegmentator-v2"), "test", mode="quick", subset=True)
+    assert write_report(report, tmp_path).stat().st_mode & 0o044 == 0o044
