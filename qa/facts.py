@@ -26,6 +26,7 @@ class HeaderFacts:
     inter: float | None
     data_offset: int
     data_bytes: int
+    qform_error: str | None = None
 
     @property
     def stream_bytes(self) -> int:

@@ -614,10 +614,10 @@ _FAULTS: dict[str, Fault] = {
                                                  "a small shear in the sform of the CT and every mask"),
     "GEOM_AFFINE_INVALID:sform_qform": Fault(_on_case_headers("GEOM_AFFINE_INVALID", _qform_off_by_2mm, whole_case=False),
                                              "the CT's qform (code 1) 2 mm off its sform"),
-    # Without either transform, readers fall back to a LAS base affine, so a wrong orientation comes with it.
+    # Without either transform readers fall back to a guessed LAS affine, so orientation and mask affines go unjudged.
     "GEOM_AFFINE_INVALID:no_transform": Fault(
         _on_case_headers("GEOM_AFFINE_INVALID", _set_fields(sform_code=0, qform_code=0), whole_case=True),
-        "sform and qform codes 0 in the CT and every mask", collateral=frozenset({"GEOM_ORIENTATION"})),
+        "sform and qform codes 0 in the CT and every mask"),
     "IMAGE_DTYPE": Fault(_on_file("IMAGE_DTYPE", "image", _edit_voxels(lambda data: data.astype(np.float32))),
                          "the CT stored as float32"),
     "LABEL_DTYPE:dtype": Fault(_on_file("LABEL_DTYPE", "mask", _edit_voxels(lambda data: data.astype(np.float32))),

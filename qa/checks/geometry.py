@@ -14,7 +14,8 @@ from qa.report import Finding
 from qa.spec import ReleaseSpec
 
 
-UNUSABLE_AFFINE = ("non_finite", "singular")
+# Problems after which the affine says nothing about where the image is: orientation and mask affines are not judged.
+UNUSABLE_AFFINE = ("non_finite", "singular", "no_transform", "bad_quaternion")
 
 
 def corner_deviation_mm(a: list[list[float]], b: list[list[float]], shape: tuple[int, ...]) -> float:
@@ -45,6 +46,9 @@ def affine_problems(header: HeaderFacts, spec: ReleaseSpec) -> list[tuple[str, s
     if np.any(norms == 0) or abs(det) < 1e-12 * float(np.prod(norms)):
         return [("singular", f"the affine is singular (determinant {det:.3g})", {"determinant": det})]
     problems = []
+    if header.qform_error is not None and header.sform is None:
+        problems.append(("bad_quaternion", f"qform_code {header.qform_code} but {header.qform_error}; readers fall back to a "
+                         "guessed affine", {"qform_code": header.qform_code}))
     if header.sform_code == 0 and header.qform_code == 0:
         problems.append(("no_transform", "neither sform nor qform is set (both codes 0): tools guess the orientation", {}))
     if header.sform is not None and header.qform is not None:
@@ -85,11 +89,14 @@ def check_image_grid(case: str, path: str, image: HeaderFacts, spec: ReleaseSpec
     return found
 
 
-def check_mask_grid(case: str, path: str, mask: HeaderFacts, image: HeaderFacts, spec: ReleaseSpec) -> list[Finding]:
+def check_mask_grid(case: str, path: str, mask: HeaderFacts, image: HeaderFacts, spec: ReleaseSpec,
+                    compare_affine: bool = True) -> list[Finding]:
     if mask.shape[:3] != image.shape[:3] or any(n != 1 for n in mask.shape[3:]):
         return [finding(spec, "GEOM_SHAPE_MISMATCH", case, path,
                         f"{path}: shape {tuple(mask.shape)}, its image has {tuple(image.shape)}",
                         shape=list(mask.shape), image_shape=list(image.shape))]
+    if not compare_affine:
+        return []
     deviation = corner_deviation_mm(mask.affine, image.affine, image.shape)
     if deviation <= spec.geometry.affine_tolerance_mm:
         return []
@@ -106,9 +113,11 @@ def check_case_geometry(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
     if image is None:
         return []
     found = check_image_grid(case.case, image_path, image, spec)
+    # An image whose affine means nothing is one finding; comparing 117 masks with it would only repeat it.
+    compare = not any(f.code == "GEOM_AFFINE_INVALID" and f.details["kind"] in UNUSABLE_AFFINE for f in found)
     for name in spec.classes:
         path = f"{case.case}/{spec.mask_file(name)}"
         mask = usable_header(case.files.get(path), spec)
         if mask is not None:
-            found += check_mask_grid(case.case, path, mask, image, spec)
+            found += check_mask_grid(case.case, path, mask, image, spec, compare_affine=compare)
     return found
