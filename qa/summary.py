@@ -17,7 +17,7 @@ def print_summary(report: Report, path: Path, console: Console | None = None) ->
     verdict = "[bold green]PASS[/]" if s.passed else "[bold red]FAIL[/]"
     console.print(f"{verdict} {report.spec_id}, {s.cases} cases, {s.files} files, {report.duration_s:.1f} s: "
                   f"{s.by_severity['error']} errors, {s.by_severity['warning']} warnings, {s.by_severity['info']} info "
-                  f"(fail on {s.fail_on})")
+                  f"(fail on {s.fail_on})", soft_wrap=True)
     if s.by_code:
         severity = {f.code: f.severity for f in report.findings}
         table = Table("code", "severity", "count", "meaning", box=None, pad_edge=False)
@@ -26,4 +26,5 @@ def print_summary(report: Report, path: Path, console: Console | None = None) ->
         console.print(table)
     if s.worst_cases:
         console.print(f"worst cases: {', '.join(s.worst_cases)}")
-    console.print(f"report: {path}")
+    html = path.with_name("report.html")
+    console.print(f"report: {path}" + (f" and {html.name} beside it" if html.exists() else ""), soft_wrap=True)
