@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import stat
@@ -44,8 +45,16 @@ def parse_header(block: bytes) -> HeaderFacts:
     cls, size, order = _header_class(block)
     if len(block) < size:
         raise NotNifti(f"stream ends after {len(block)} bytes, inside the {size}-byte header")
+    return _parse_exact(bytes(block[:size]))
+
+
+# The masks of a case share one header byte for byte, so most files repeat a header seen just before; parsing it once
+# is most of the quick pass's speed. Sharing the frozen facts between files is safe: nothing changes them.
+@functools.lru_cache(maxsize=256)
+def _parse_exact(block: bytes) -> HeaderFacts:
+    cls, size, order = _header_class(block)
     # The byte order is sizeof_hdr's: nibabel would guess it from dim[0] and misread a header whose dim[0] is wrong.
-    header = cls(block[:size], endianness=order, check=False)
+    header = cls(block, endianness=order, check=False)
     magic = bytes(header["magic"]).rstrip(b"\x00")
     if magic not in MAGICS[size]:
         # nibabel cannot open a NIfTI-2 magic on a NIfTI-1 header, nor the reverse
