@@ -1,0 +1,322 @@
+"""Quick-pass benchmark: tsqa's quick pass against a hand-written nibabel loop and gzip -t on a full-size v2 layout."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import multiprocessing
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+SPEC_NAME = "totalsegmentator-v2"
+FULL_CASES = 1228
+# The published release numbers its 1,228 cases up to s1429, skipping ids; the gaps below keep that shape.
+ID_SPAN = 1430
+KEPT_IDS = ("s1419", "s1429")
+FULL_SPLITS = {"train": 1082, "val": 57, "test": 89}
+COLUMNS = ["image_id", "age", "gender", "institute", "study_type", "split", "manufacturer", "scanner_model", "kvp",
+           "pathology", "pathology_location"]
+STUDY_TYPES = ["ct thorax-abdomen-pelvis", "ct neck-thorax-abdomen-pelvis", "ct polytrauma", "ct angiography pelvis-leg",
+               "ct hip right", "ct abdomen", "ct thorax"]
+SCANNERS = [("siemens", "somatom definition as+"), ("siemens", "somatom force"), ("philips", "iqon"), ("ge", "revolution")]
+# Tiny grids keep the build fast; only headers and trailers are read, so the volume size does not change what is timed.
+GRIDS = [(9, 8, 6), (7, 10, 5), (12, 9, 8)]
+SPACING_MM = 1.5
+TARGET_RATIO = 5.0
+LAYOUT_VERSION = 2
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A built benchmark release: where it is and how many cases and NIfTI files it holds."""
+
+    root: Path
+    cases: int
+    files: int
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One measured run: what ran, with how many processes, how long, and what it reported."""
+
+    name: str
+    processes: int
+    wall_s: float
+    cpu_s: float
+    files: int
+    ok: bool
+    note: str = ""
+    peak_rss_mb: float | None = None
+
+    @property
+    def files_per_s(self) -> float:
+        return self.files / self.wall_s if self.wall_s > 0 else float("inf")
+
+
+def case_ids(cases: int, seed: int = 0) -> list[str]:
+    """Release-like ids: s0000 upwards with gaps, the real release's s1419 and s1429 kept at full size."""
+    rng = random.Random(seed)
+    kept = {int(i[1:]) for i in KEPT_IDS}
+    span = max(ID_SPAN, cases)
+    candidates = [i for i in range(1, span) if i not in kept]
+    gaps = set(rng.sample(candidates, span - FULL_CASES)) if span > FULL_CASES else set()
+    return [f"s{i:04d}" for i in range(span) if i not in gaps][:cases]
+
+
+def split_counts(cases: int) -> dict[str, int]:
+    if cases == FULL_CASES:
+        return dict(FULL_SPLITS)
+    val = round(cases * FULL_SPLITS["val"] / FULL_CASES)
+    test = round(cases * FULL_SPLITS["test"] / FULL_CASES)
+    return {"train": cases - val - test, "val": val, "test": test}
+
+
+def meta_csv(ids: list[str], seed: int = 0) -> bytes:
+    """meta.csv as the release writes it: UTF-8 with BOM, ';'-separated, the 11 v2 columns."""
+    rng = random.Random(seed)
+    splits = [name for name, n in split_counts(len(ids)).items() for _ in range(n)]
+    rng.shuffle(splits)
+    text = io.StringIO()
+    writer = csv.writer(text, delimiter=";", lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for case, split in zip(ids, splits):
+        manufacturer, model = rng.choice(SCANNERS)
+        pathology = rng.choice(["no_pathology", "trauma", "tumor"])
+        writer.writerow([case, rng.randint(21, 94), rng.choice("mf"), rng.choice("ABCDEFGH"), rng.choice(STUDY_TYPES),
+                         split, manufacturer, model, rng.choice([80, 100, 120, 140]), pathology,
+                         "" if pathology == "no_pathology" else rng.choice(["liver", "lung", "pelvis"])])
+    return ("\ufeff" + text.getvalue()).encode("utf-8")
+
+
+def _save_bytes(image: nib.Nifti1Image, path: Path) -> bytes:
+    nib.save(image, path)
+    return path.read_bytes()
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The voxels of one tiny CT and its non-empty mask variants; each case writes them with its own affine."""
+
+    ct: np.ndarray
+    masks: list[np.ndarray]
+
+
+def make_grids(seed: int = 0) -> list[Grid]:
+    rng = np.random.default_rng(seed)
+    grids = []
+    for shape in GRIDS:
+        masks = []
+        for kind in range(3):
+            data = np.zeros(shape, np.uint8)
+            if kind:
+                data[kind : kind + 3, 1:4, : shape[2] // kind] = 1
+            masks.append(data)
+        grids.append(Grid(rng.integers(-1024, 1500, size=shape, dtype=np.int16), masks))
+    return grids
+
+
+def write_case(folder: Path, number: int, grid: Grid, classes: list[str], scratch: Path) -> None:
+    """A case as TotalSegmentator writes it: CT int16 at 1.5 mm RAS, every mask uint8 on the CT's grid (own origin per case)."""
+    affine = np.diag([SPACING_MM, SPACING_MM, SPACING_MM, 1.0])
+    affine[:3, 3] = [-180.0 + 0.25 * (number % 200), -60.0 - 0.5 * (number % 37), 40.0 + 1.5 * number]
+    ct = nib.Nifti1Image(grid.ct, affine)
+    ct.set_data_dtype(np.int16)
+    (folder / "segmentations").mkdir(parents=True)
+    nib.save(ct, folder / "ct.nii.gz")
+    variants = []
+    for kind, data in enumerate(grid.masks):
+        mask = nib.Nifti1Image(data, affine, ct.header)
+        mask.set_data_dtype(np.uint8)
+        variants.append(_save_bytes(mask, scratch / f"mask{kind}.nii.gz"))
+    # Most masks of a real case are empty (77 of 117 in the example case); byte copies keep the build fast.
+    for c, name in enumerate(classes):
+        data = variants[0] if c % 3 else variants[1 + (c // 3) % 2]
+        (folder / "segmentations" / f"{name}.nii.gz").write_bytes(data)
+
+
+def build_layout(workdir: Path, cases: int) -> Layout:
+    """The benchmark release under workdir, built once and reused while its marker says it is complete."""
+    from qa.spec import load_spec
+
+    spec = load_spec(SPEC_NAME)
+    root = workdir / f"v2-{cases}-cases"
+    marker = workdir / f"v2-{cases}-cases.json"
+    expected = {"version": LAYOUT_VERSION, "cases": cases, "files": cases * (1 + len(spec.classes))}
+    if root.is_dir() and marker.is_file() and json.loads(marker.read_text()) == expected:
+        return Layout(root, cases, expected["files"])
+    if root.exists():
+        shutil.rmtree(root)
+    marker.unlink(missing_ok=True)
+    root.mkdir(parents=True)
+    ids = case_ids(cases)
+    (root / "meta.csv").write_bytes(meta_csv(ids))
+    grids = make_grids()
+    with tempfile.TemporaryDirectory(dir=workdir) as scratch:
+        for number, case in enumerate(ids):
+            write_case(root / case, number, grids[number % len(grids)], spec.classes, Path(scratch))
+    marker.write_text(json.dumps(expected))
+    return Layout(root, cases, expected["files"])
+
+
+def nifti_files(root: Path) -> list[Path]:
+    return sorted(root.glob("s*/ct.nii.gz")) + sorted(root.glob("s*/segmentations/*.nii.gz"))
+
+
+def warm_up(files: list[Path]) -> int:
+    """Read every byte once so that every measured method starts from the same warm page cache."""
+    return sum(len(path.read_bytes()) for path in files)
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of every child it has waited for (pool workers, xargs and its gzips)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _peak_rss_mb() -> float:
+    # ru_maxrss is in KiB on Linux; RUSAGE_CHILDREN holds the largest worker that has been waited for.
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return (own + workers) / 1024
+
+
+def measure_quick(root: Path, jobs: int, subset: bool) -> Timing:
+    """tsqa's quick pass through the engine, in this (fresh) process, so that its peak RSS is its own."""
+    from qa.engine import run_check
+    from qa.spec import load_spec
+
+    spec = load_spec(SPEC_NAME)
+    cpu, clock = cpu_seconds(), time.perf_counter()
+    report = run_check(root, spec, "benchmark", mode="quick", jobs=jobs, subset=subset)
+    wall, cpu = time.perf_counter() - clock, cpu_seconds() - cpu
+    return Timing(f"tsqa quick (jobs={jobs})", jobs, wall, cpu, report.summary.files, report.summary.passed,
+                  note=f"{len(report.findings)} findings {json.dumps(report.summary.by_code)}", peak_rss_mb=_peak_rss_mb())
+
+
+def naive_case(case: str) -> tuple[int, int]:
+    """What people write by hand: load the CT and every mask with nibabel, compare shape and affine."""
+    ct = nib.load(os.path.join(case, "ct.nii.gz"))
+    seg = os.path.join(case, "segmentations")
+    loaded, mismatched = 1, 0
+    for name in sorted(os.listdir(seg)):
+        mask = nib.load(os.path.join(seg, name))
+        loaded += 1
+        if mask.shape != ct.shape or not np.allclose(mask.affine, ct.affine):
+            mismatched += 1
+    return loaded, mismatched
+
+
+def measure_naive(root: Path, processes: int) -> Timing:
+    cases = sorted(str(p) for p in root.glob("s*") if p.is_dir())
+    cpu, clock = cpu_seconds(), time.perf_counter()
+    if processes == 1:
+        results = [naive_case(case) for case in cases]
+    else:
+        with multiprocessing.Pool(processes) as pool:
+            results = pool.map(naive_case, cases, chunksize=8)
+    wall, cpu = time.perf_counter() - clock, cpu_seconds() - cpu
+    loaded, mismatched = sum(r[0] for r in results), sum(r[1] for r in results)
+    return Timing(f"naive nib.load loop ({processes} proc)", processes, wall, cpu, loaded, mismatched == 0,
+                  note=f"{mismatched} mismatches", peak_rss_mb=_peak_rss_mb())
+
+
+def measure_gzip_t(files: list[Path], processes: int) -> Timing:
+    """gzip -t decompresses whole files: a floor-like reference for a deep pass, not a header reader."""
+    names = b"\0".join(str(p).encode() for p in files) + b"\0"
+    cpu, clock = cpu_seconds(), time.perf_counter()
+    done = subprocess.run(["xargs", "-0", "-n", "1000", "-P", str(processes), "gzip", "-t"], input=names,
+                          capture_output=True, check=False)
+    wall, cpu = time.perf_counter() - clock, cpu_seconds() - cpu
+    return Timing(f"gzip -t via xargs (-P {processes})", processes, wall, cpu, len(files), done.returncode == 0,
+                  note=f"exit {done.returncode}")
+
+
+def run_measurement(kind: str, root: Path, jobs: int, subset: bool) -> Timing:
+    """One measurement in a fresh interpreter, so that no method inherits another's memory or imports."""
+    command = [sys.executable, __file__, "--measure", kind, "--root", str(root), "--jobs", str(jobs)]
+    if subset:
+        command.append("--subset")
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"measurement {kind} failed (exit {done.returncode}):\n{done.stderr}")
+    return Timing(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def print_table(rows: list[Timing], quick: Timing) -> None:
+    """Wall time decides the target; CPU time is shown too because other work on a shared machine inflates wall time."""
+    print(f"{'method':<34} {'wall s':>8} {'files/s':>9} {'x quick':>8} {'CPU s':>8} {'x quick':>8} {'peak RSS MB':>12}  ok  note")
+    for row in rows:
+        rss = f"{row.peak_rss_mb:.0f}" if row.peak_rss_mb is not None else "-"
+        print(f"{row.name:<34} {row.wall_s:>8.2f} {row.files_per_s:>9.0f} {row.wall_s / quick.wall_s:>8.2f} "
+              f"{row.cpu_s:>8.2f} {row.cpu_s / quick.cpu_s:>8.2f} {rss:>12}  {'yes' if row.ok else 'NO':<3} {row.note}")
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "tsqa-bench",
+                        help="where the benchmark release is built and kept for reuse (outside the repo)")
+    parser.add_argument("--cases", type=int, default=FULL_CASES, help=f"number of cases (default {FULL_CASES}, the v2 release)")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes for the parallel runs (default 2)")
+    parser.add_argument("--measure", choices=["quick", "naive"], help=argparse.SUPPRESS)
+    parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--subset", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def _measure_only(args: argparse.Namespace) -> int:
+    timing = measure_quick(args.root, args.jobs, args.subset) if args.measure == "quick" else measure_naive(args.root, args.jobs)
+    print(json.dumps(asdict(timing)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    if args.measure is not None:
+        return _measure_only(args)
+    if not 1 <= args.cases <= 9999:
+        raise SystemExit("--cases must be between 1 and 9999")
+    subset = args.cases != FULL_CASES
+    clock = time.perf_counter()
+    layout = build_layout(args.workdir.resolve(), args.cases)
+    print(f"layout: {layout.root} ({layout.cases} cases, {layout.files} NIfTI files), ready in {time.perf_counter() - clock:.1f} s")
+    files = nifti_files(layout.root)
+    print(f"warm-up: read {warm_up(files) / 1e6:.0f} MB from {len(files)} files (untimed)")
+    quick = run_measurement("quick", layout.root, args.jobs, subset)
+    rows = [
+        quick,
+        run_measurement("quick", layout.root, 1, subset),
+        run_measurement("naive", layout.root, 1, subset),
+        run_measurement("naive", layout.root, args.jobs, subset),
+        measure_gzip_t(files, args.jobs),
+    ]
+    print_table(rows, quick)
+    naive1, naive_n, gzip_t = rows[2], rows[3], rows[4]
+    ratio = naive1.wall_s / quick.wall_s
+    print(f"naive (1 proc) / quick (jobs={args.jobs}):      {ratio:.2f}  (target >= {TARGET_RATIO:g})")
+    print(f"naive ({args.jobs} proc) / quick (jobs={args.jobs}):      {naive_n.wall_s / quick.wall_s:.2f}")
+    print(f"gzip -t (-P {args.jobs}) / quick (jobs={args.jobs}):      {gzip_t.wall_s / quick.wall_s:.2f}")
+    print(f"machine load average (1, 5, 15 min) after the runs: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"peak RSS of the quick pass (jobs={args.jobs}, main + largest worker): {quick.peak_rss_mb:.0f} MB")
+    failures = [f"{row.name} did not come out clean ({row.note})" for row in rows if not row.ok]
+    if ratio < TARGET_RATIO:
+        failures.append(f"quick pass misses the target: naive/quick = {ratio:.2f} < {TARGET_RATIO:g}")
+    for failure in failures:
+        print(f"FAIL: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
