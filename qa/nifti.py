@@ -73,7 +73,7 @@ def _parse_exact(block: bytes) -> HeaderFacts:
     sform_code, qform_code = int(header["sform_code"]), int(header["qform_code"])
     with np.errstate(all="ignore"):
         sform = header.get_sform() if sform_code > 0 else None
-        qform = _qform_or_none(header) if qform_code > 0 else None
+        qform, qform_error = _qform(header) if qform_code > 0 else (None, None)
         affine = sform if sform is not None else qform if qform is not None else header.get_base_affine()
     single_file = magic in (b"n+1", b"n+2")
     min_offset = size + 4 if single_file else 0
@@ -98,15 +98,16 @@ def _parse_exact(block: bytes) -> HeaderFacts:
         inter=None if inter is None else float(inter),
         data_offset=data_offset,
         data_bytes=voxels * dtype.itemsize,
+        qform_error=qform_error,
     )
 
 
-def _qform_or_none(header: Nifti1Header) -> np.ndarray | None:
-    """The qform, or None when its quaternion cannot make a rotation (nibabel raises on those)."""
+def _qform(header: Nifti1Header) -> tuple[np.ndarray | None, str | None]:
+    """The qform, or None and why when its quaternion cannot make a rotation (nibabel raises on those)."""
     try:
-        return header.get_qform()
-    except Exception:
-        return None
+        return header.get_qform(), None
+    except Exception as exc:
+        return None, f"its quaternion is not a rotation ({exc})"
 
 
 def _as_list(matrix: np.ndarray) -> list[list[float]]:
@@ -201,23 +202,49 @@ def inflate(raw: bytes, expected: int) -> tuple[bytearray | None, StreamFacts]:
     return out, StreamFacts(len(out))
 
 
-_ZLIB_REASONS = {"incorrect data check": "CRC32 mismatch", "incorrect length check": "length (ISIZE) mismatch"}
+def _gzip_body_start(raw: bytes) -> int:
+    """Where the deflate data begins after a gzip member header (RFC 1952), skipping its optional fields."""
+    if len(raw) < 10 or raw[:2] != GZIP_MAGIC or raw[2] != 8:
+        raise ValueError("not a deflate gzip header")
+    flags, start = raw[3], 10
+    if flags & 4:
+        start += 2 + int.from_bytes(raw[start : start + 2], "little")
+    for flag in (8, 16):
+        if flags & flag:
+            start = raw.index(b"\0", start) + 1
+    if flags & 2:
+        start += 2
+    if start > len(raw):
+        raise ValueError("gzip header runs past the end of the file")
+    return start
 
 
 def _diagnose(raw: bytes, expected: int) -> StreamFacts:
-    inflater = zlib.decompressobj(wbits=31)
-    total = 0
-    data = raw
+    """Why a stream fails, found by inflating it in bounded steps and checking its trailer by hand."""
+    try:
+        data = raw[_gzip_body_start(raw) :]
+    except ValueError as exc:
+        return StreamFacts(0, f"gzip header broken: {exc}")
+    inflater = zlib.decompressobj(wbits=-15)
+    total, crc = 0, 0
     try:
         while data and not inflater.eof:
-            total += len(inflater.decompress(data, DIAGNOSE_STEP))
+            out = inflater.decompress(data, DIAGNOSE_STEP)
+            total, crc = total + len(out), zlib.crc32(out, crc)
             data = inflater.unconsumed_tail
     except zlib.error as exc:
-        text = str(exc).split(": ", 1)[-1]
-        reason = _ZLIB_REASONS.get(text, text)
-        return StreamFacts(total, f"gzip stream broken after {total} uncompressed bytes: {reason}")
+        return StreamFacts(total, f"deflate data broken after {total} uncompressed bytes: {str(exc).split(': ', 1)[-1]}")
     if not inflater.eof:
         return StreamFacts(total, f"truncated: the gzip stream stops after {total} uncompressed bytes, without its end")
+    trailer = inflater.unused_data[:8]
+    if len(trailer) < 8:
+        return StreamFacts(total, f"truncated: the gzip trailer is missing after {total} uncompressed bytes")
+    stored_crc, stored_size = struct.unpack("<II", trailer)
+    if stored_crc != crc:
+        return StreamFacts(total, f"CRC32 mismatch over all {total} uncompressed bytes: the trailer says {stored_crc:08x}, "
+                                  f"the data gives {crc:08x}")
+    if stored_size != total % (1 << 32):
+        return StreamFacts(total, f"length mismatch: the trailer says {stored_size} bytes, the data has {total}")
     if total < expected:
         return StreamFacts(total, f"data shorter than the header says: {total} of {expected} bytes")
     return StreamFacts(total, f"the stream decodes ({total} bytes) but not as one gzip member: extra members or trailing bytes")

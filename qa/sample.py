@@ -618,6 +618,10 @@ _FAULTS: dict[str, Fault] = {
     "GEOM_AFFINE_INVALID:no_transform": Fault(
         _on_case_headers("GEOM_AFFINE_INVALID", _set_fields(sform_code=0, qform_code=0), whole_case=True),
         "sform and qform codes 0 in the CT and every mask"),
+    "GEOM_AFFINE_INVALID:bad_quaternion": Fault(
+        _on_case_headers("GEOM_AFFINE_INVALID", _set_fields(sform_code=0, qform_code=1, quatern_b=5, quatern_c=5,
+                                                            quatern_d=5), whole_case=False),
+        "the CT's only transform is a qform whose quaternion is not a rotation (b = c = d = 5)"),
     "IMAGE_DTYPE": Fault(_on_file("IMAGE_DTYPE", "image", _edit_voxels(lambda data: data.astype(np.float32))),
                          "the CT stored as float32"),
     "LABEL_DTYPE:dtype": Fault(_on_file("LABEL_DTYPE", "mask", _edit_voxels(lambda data: data.astype(np.float32))),

@@ -56,7 +56,8 @@ def test_crc_fault_is_invisible_to_quick_and_found_by_deep(example_copy) -> None
     assert findings(check(root, mode="quick"), "FILE_CORRUPT") == []
     [corrupt] = findings(check(root), "FILE_CORRUPT")
     assert (corrupt.case, corrupt.path, corrupt.details["kind"]) == ("s0000", LIVER, "stream")
-    assert "CRC32" in corrupt.message
+    assert "CRC32 mismatch over all" in corrupt.message
+    assert corrupt.details["inflated_bytes"] == 352 + 122 * 101 * 30
 
 
 def test_byte_flip_near_the_end_of_the_ct_stream_is_found_by_deep(example_copy) -> None:

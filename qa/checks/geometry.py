@@ -30,7 +30,8 @@ def corner_deviation_mm(a: list[list[float]], b: list[list[float]], shape: tuple
 
 def axcodes(header: HeaderFacts) -> list[str | None]:
     try:
-        return list(aff2axcodes(np.asarray(header.affine)))
+        with np.errstate(all="ignore"):
+            return list(aff2axcodes(np.asarray(header.affine)))
     except (ValueError, np.linalg.LinAlgError):
         return [None, None, None]
 
