@@ -7,12 +7,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from qa import __version__
+from qa.aggregate import case_labels, class_stats, image_stats, overlap_stats
 from qa.checks import judge
 from qa.checks.files import usable_header
 from qa.checks.geometry import axcodes
 from qa.facts import ReleaseFacts
 from qa.meta import MetaTable
-from qa.aggregate import case_labels, class_stats, image_stats, overlap_stats
 from qa.report import CaseReport, FailOn, Finding, ImageSummary, Mode, Report, summarize
 from qa.scan import Layout, Progress, scan_release
 from qa.spec import ReleaseSpec

@@ -13,7 +13,6 @@ from qa.facts import CaseFacts, HeaderFacts
 from qa.report import Finding
 from qa.spec import ReleaseSpec
 
-
 # Problems after which the affine says nothing about where the image is: orientation and mask affines are not judged.
 UNUSABLE_AFFINE = ("non_finite", "singular", "no_transform", "bad_quaternion")
 
