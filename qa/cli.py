@@ -118,7 +118,7 @@ def _check(args: argparse.Namespace) -> int:
     interactive = not args.quiet and sys.stderr.isatty()
     if not args.quiet:
         print(f"tsqa: spec {spec.id} ({reason})", file=sys.stderr)
-    with progress_bar(interactive, "cases") as advance:
+    with progress_bar(interactive) as advance:
         report = run_check(root.resolve(), spec, reason, mode=args.mode, jobs=args.jobs, subset=args.subset,
                            fail_on=args.fail_on, progress=advance)
     path = write_report(report, out)

@@ -1,4 +1,4 @@
-"""A progress bar on stderr for long scans, silent when stderr is not a terminal."""
+"""A progress bar on stderr for long scans (cases and files done, rate, time left), silent when stderr is not a terminal."""
 
 from __future__ import annotations
 
@@ -9,19 +9,23 @@ from qa.scan import Progress
 
 
 @contextmanager
-def progress_bar(enabled: bool, unit: str) -> Iterator[Progress | None]:
+def progress_bar(enabled: bool) -> Iterator[Progress | None]:
     if not enabled:
         yield None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from rich.progress import Progress as Bar
 
-    columns = (TextColumn(f"[bold]{unit}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (TextColumn("[bold]cases"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+               TextColumn("{task.fields[files]:,} files"), TextColumn("{task.fields[rate]}"),
+               TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
     with Bar(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(unit, total=None)
+        task = bar.add_task("scan", total=None, files=0, rate="")
 
-        def advance(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+        def advance(done: int, total: int, files: int) -> None:
+            elapsed = bar.tasks[0].elapsed or 0.0
+            rate = f"{files / elapsed:,.0f} files/s" if elapsed > 0 else ""
+            bar.update(task, completed=done, total=total, files=files, rate=rate)
 
         yield advance

@@ -31,7 +31,7 @@ QUEUE_PER_JOB = 4
 # A test hook: a worker scanning this case kills itself, so that crash isolation can be shown on real files.
 KILL_CASE_ENV = "TSQA_TEST_KILL_CASE"
 
-Progress = Callable[[int, int], None]
+Progress = Callable[[int, int, int], None]  # cases done, cases in all, files done
 ScanMode = Literal["quick", "deep"]
 
 
@@ -251,9 +251,11 @@ def scan_release(root: Path, layout: Layout, mode: ScanMode = "quick", jobs: int
     root_entries = list_entries(root, "")
     cases = case_folders(root_entries, layout.case_pattern)
     scanned: dict[str, CaseFacts] = {}
+    files = 0
     for facts in _scan_cases(root, cases, layout, mode, jobs):
         scanned[facts.case] = facts
+        files += len(facts.files)
         if progress is not None:
-            progress(len(scanned), len(cases))
+            progress(len(scanned), len(cases), files)
     return ReleaseFacts(root=str(root), meta=read_meta(root, layout.meta_file), root_entries=root_entries,
                         cases=[scanned[case] for case in cases])
