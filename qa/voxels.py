@@ -77,12 +77,20 @@ def _other_values(mask: np.ndarray) -> dict[str, int] | None:
     return {f"{v:g}": c for v, c in others[:MAX_REPORTED_VALUES]}
 
 
-def _nonzero(mask: np.ndarray, other: dict[str, int] | None) -> np.ndarray:
+def _nonzero(mask: np.ndarray, other: dict[str, int] | None, shape: tuple[int, ...]) -> np.ndarray:
     """Flat indices of the non-zero voxels. numpy finds those of a bool array about 20 times faster than of a uint8
-    one, and a uint8 mask without other values holds only 0 and 1, which are exactly False and True."""
-    if mask.dtype == np.uint8 and other is None:
-        return np.flatnonzero(mask.view(np.bool_))
-    return np.flatnonzero(mask)
+    one, and a uint8 mask without other values holds only 0 and 1, which are exactly False and True. Most masks fill
+    a few of a CT's slices: a max per slice (cheap) bounds the search to the slices that hold voxels."""
+    if mask.dtype != np.uint8 or other is not None:
+        return np.flatnonzero(mask)
+    plane = shape[0] * (shape[1] if len(shape) > 1 else 1)
+    filled = np.flatnonzero(mask.reshape(-1, plane).max(axis=1))
+    if filled.size == 0:
+        return filled
+    start = int(filled[0]) * plane
+    index = np.flatnonzero(mask[start : (int(filled[-1]) + 1) * plane].view(np.bool_))
+    index += start
+    return index
 
 
 def mask_values(mask: np.ndarray, shape: tuple[int, ...], image: np.ndarray | None,
@@ -90,7 +98,7 @@ def mask_values(mask: np.ndarray, shape: tuple[int, ...], image: np.ndarray | No
     """A mask's facts and the flat indices of its non-zero voxels; `image` is on the same grid, or None, and
     `padding` is its stored padding value, if any."""
     other = _other_values(mask)
-    index = _nonzero(mask, other)
+    index = _nonzero(mask, other, shape)
     if index.size == 0:
         image_sum = None if image is None else 0.0
         padding_voxels = None if image is None or padding is None else 0
