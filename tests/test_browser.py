@@ -48,11 +48,13 @@ class Opened:
 
 @pytest.fixture(scope="module")
 def checked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
-    """A 3-case sample with six kinds of fault, checked by `tsqa check` into reports/<spec id>/."""
+    """A 3-case sample with six kinds of fault, checked by `tsqa check` into the default reports/<spec id>/."""
     root = tmp_path_factory.mktemp("browser")
     sample = make_sample(root / "release", load_spec(SPEC), cases=3, faults=FAULTS)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        assert main(["check", str(sample.root), "--spec", SPEC, "--subset", "--quiet", "--jobs", "1"]) == 1
     out = root / "reports" / SPEC
-    assert main(["check", str(sample.root), "--spec", SPEC, "--subset", "--quiet", "--jobs", "1", "--out", str(out)]) == 1
     return out, Report.model_validate_json((out / "report.json").read_text())
 
 

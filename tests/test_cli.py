@@ -148,3 +148,11 @@ def test_demo_exits_0_and_writes_its_report_under_reports_demo(
 def test_python_dash_m_qa_help_works() -> None:
     done = subprocess.run([sys.executable, "-m", "qa", "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.startswith("usage: tsqa")
+
+
+def test_check_with_out_elsewhere_leaves_that_folders_parent_alone(tmp_path: Path) -> None:
+    sample = make_sample(tmp_path / "release", load_spec("totalsegmentator-v2"), cases=1)
+    out = tmp_path / "elsewhere" / "qa"
+    assert main(["check", str(sample.root), "--subset", "--quiet", "--jobs", "1", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.parent.iterdir()) == ["qa"]
+    assert {"report.json", "report.html"} <= {p.name for p in out.iterdir()}
