@@ -63,7 +63,7 @@ def build_report(facts: ReleaseFacts, spec: ReleaseSpec, spec_reason: str, mode:
 
 def layout_of(spec: ReleaseSpec) -> Layout:
     return Layout(meta_file=spec.meta.file, case_pattern=spec.case_pattern, image=spec.image, mask_dir=spec.mask_dir,
-                  max_voxels=spec.geometry.max_voxels)
+                  max_voxels=spec.geometry.max_voxels, max_bytes=spec.geometry.max_bytes)
 
 
 def run_check(root: Path, spec: ReleaseSpec, spec_reason: str, mode: Mode = "deep", jobs: int = 1,

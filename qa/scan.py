@@ -44,6 +44,7 @@ class Layout:
     image: str = "ct.nii.gz"
     mask_dir: str = "segmentations"
     max_voxels: int = 1_000_000_000
+    max_bytes: int = 4 << 30
 
 
 def _kind(mode: int) -> EntryKind:
@@ -89,7 +90,8 @@ def _readable_stream(facts: FileFacts | None, layout: Layout) -> bool:
     if facts is None or facts.header is None or facts.corrupt is not None:
         return False
     header = facts.header
-    return math.prod(header.shape) <= layout.max_voxels and facts.isize == header.stream_bytes % ISIZE_MODULUS
+    return (math.prod(header.shape) <= layout.max_voxels and header.data_bytes <= layout.max_bytes
+            and facts.isize == header.stream_bytes % ISIZE_MODULUS)
 
 
 def _read_raw(root: Path, facts: FileFacts | None, layout: Layout, deep: DeepFacts) -> bytes | None:

@@ -74,7 +74,9 @@ class GeometrySpec(_Strict):
     axcodes: tuple[str, str, str] | None = None
     affine_tolerance_mm: float = 1e-3
     orthonormal_tolerance: float = 1e-4
-    max_voxels: int = Field(2_000_000_000, gt=0, description="More voxels than this is an absurd header.")
+    max_voxels: int = Field(1_000_000_000, gt=0, description="More voxels than this is an absurd header.")
+    max_bytes: int = Field(4 << 30, gt=0, description="More uncompressed voxel bytes than this is an absurd header; "
+                           "it also bounds what the deep pass allocates for one file.")
 
 
 class ValueSpec(_Strict):

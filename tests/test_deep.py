@@ -181,3 +181,14 @@ def test_air_filled_organs_are_exempt_from_the_padding_check(example_copy) -> No
 
 def test_real_example_has_no_padding_finding(example_root: Path) -> None:
     assert findings(check(example_root), "LABEL_IN_PADDING") == []
+
+
+def test_file_larger_than_max_bytes_is_corrupt_and_never_inflated(example_copy) -> None:
+    root = example_copy("s0000")
+    geometry = V2.geometry.model_copy(update={"max_bytes": 700_000})  # the CT holds 739,320 voxel bytes
+    spec = V2.model_copy(update={"geometry": geometry})
+    report = run_check(root, spec, "test", mode="deep", jobs=1, subset=True)
+    [corrupt] = findings(report, "FILE_CORRUPT")
+    assert (corrupt.case, corrupt.path) == ("s0000", "s0000/ct.nii.gz")
+    assert "absurd size" in corrupt.message
+    assert report.cases[0].image_stats is None

@@ -25,6 +25,9 @@ def header_problem(facts: FileFacts, spec: ReleaseSpec) -> str | None:
     voxels = math.prod(header.shape)
     if voxels > spec.geometry.max_voxels:
         return f"absurd dimensions {header.shape}: {voxels} voxels, more than the {spec.geometry.max_voxels} allowed"
+    if header.data_bytes > spec.geometry.max_bytes:
+        return (f"absurd size: {header.shape} of {header.dtype} is {header.data_bytes} bytes, more than the "
+                f"{spec.geometry.max_bytes} allowed")
     if facts.isize is not None and facts.isize != header.stream_bytes % ISIZE_MODULUS:
         return (f"header declares {header.stream_bytes} bytes (offset {header.data_offset} + data {header.data_bytes}) "
                 f"but the gzip trailer says {facts.isize} (mod 2^32): truncated, padded or wrong header")
