@@ -93,7 +93,7 @@ def meta_csv(ids: list[str], seed: int = 0) -> bytes:
     text = io.StringIO()
     writer = csv.writer(text, delimiter=";", lineterminator="\n")
     writer.writerow(COLUMNS)
-    for case, split in zip(ids, splits):
+    for case, split in zip(ids, splits, strict=True):
         manufacturer, model = rng.choice(SCANNERS)
         pathology = rng.choice(["no_pathology", "trauma", "tumor"])
         writer.writerow([case, rng.randint(21, 94), rng.choice("mf"), rng.choice("ABCDEFGH"), rng.choice(STUDY_TYPES),

@@ -38,7 +38,6 @@ CT = f"{CASE}/ct.nii.gz"
 LIVER = f"{CASE}/segmentations/liver.nii.gz"  # a non-empty mask
 SKULL = f"{CASE}/segmentations/skull.nii.gz"  # an empty mask: the CT has no head
 FILES = [CT, LIVER, SKULL]
-MASKS = [LIVER, SKULL]
 HEADER_BYTES = 348
 GZIP_HEADER = bytes([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 0xFF])
 # The quick pass decodes at most a NIfTI-2 header's worth of the stream; the oracle decodes the same window.
@@ -246,7 +245,7 @@ PRIME_FACTORS = [2, 61, 101, 2, 3, 5]  # 122 x 101 x 30: shapes with the same vo
 def same_size_dims(draw: st.DrawFn) -> list[int]:
     ndim = draw(st.integers(1, 5))
     buckets = draw(st.lists(st.integers(0, ndim - 1), min_size=len(PRIME_FACTORS), max_size=len(PRIME_FACTORS)))
-    shape = [math.prod(f for f, b in zip(PRIME_FACTORS, buckets) if b == axis) for axis in range(ndim)]
+    shape = [math.prod(f for f, b in zip(PRIME_FACTORS, buckets, strict=True) if b == axis) for axis in range(ndim)]
     return [ndim, *shape, *[1] * (7 - ndim)]
 
 
