@@ -126,8 +126,8 @@ _CODES = [
     ),
     Code(
         "GEOM_AFFINE_INVALID", "error", "the affine cannot be trusted",
-        "Non-finite or singular affine, neither sform nor qform set, sform and qform that disagree beyond the affine "
-        "tolerance, or direction cosines that are not orthonormal within geometry.orthonormal_tolerance. details.reason says "
+        "Non-finite or singular affine, neither sform nor qform set, a transform code outside NIfTI's 0 to 5, a qform "
+        "whose quaternion is not a rotation, sform and qform that disagree beyond the affine tolerance, or direction cosines that are not orthonormal within geometry.orthonormal_tolerance. details.reason says "
         "which, with the number. Checked on the image, and on a mask only where its affine differs from the image's.",
         "ITK, SimpleITK and 3D Slicer refuse non-orthonormal direction cosines ('ITK only supports orthonormal direction "
         "cosines'); tools disagree about which of two disagreeing transforms to use.",

@@ -622,6 +622,9 @@ _FAULTS: dict[str, Fault] = {
         _on_case_headers("GEOM_AFFINE_INVALID", _set_fields(sform_code=0, qform_code=1, quatern_b=5, quatern_c=5,
                                                             quatern_d=5), whole_case=False),
         "the CT's only transform is a qform whose quaternion is not a rotation (b = c = d = 5)"),
+    "GEOM_AFFINE_INVALID:bad_code": Fault(
+        _on_case_headers("GEOM_AFFINE_INVALID", _set_fields(sform_code=-1), whole_case=True),
+        "sform_code -1 in the CT and every mask: nibabel uses that sform, ITK ignores it"),
     "IMAGE_DTYPE": Fault(_on_file("IMAGE_DTYPE", "image", _edit_voxels(lambda data: data.astype(np.float32))),
                          "the CT stored as float32"),
     "LABEL_DTYPE:dtype": Fault(_on_file("LABEL_DTYPE", "mask", _edit_voxels(lambda data: data.astype(np.float32))),

@@ -54,6 +54,7 @@ QUICK_FAULTS = [
     "GEOM_AFFINE_INVALID:sform_qform",
     "GEOM_AFFINE_INVALID:no_transform",
     "GEOM_AFFINE_INVALID:bad_quaternion",
+    "GEOM_AFFINE_INVALID:bad_code",
     "IMAGE_DTYPE",
     "LABEL_DTYPE:dtype",
     "LABEL_DTYPE:scaling",
@@ -64,7 +65,8 @@ DEEP_CODES = {"LABEL_VALUES", "LABEL_OVERLAP", "LABEL_IN_PADDING", "LABEL_ALL_EM
 TOOL_CODES = {"QA_INTERNAL"}
 # Variants the checks name in details.kind.
 KIND_VARIANTS = ["META_COLUMNS:missing", "META_COLUMNS:unknown", "FILE_MISSING:folder", "GEOM_AFFINE_INVALID:not_orthonormal",
-                 "GEOM_AFFINE_INVALID:sform_qform", "GEOM_AFFINE_INVALID:no_transform", "GEOM_AFFINE_INVALID:bad_quaternion", "LABEL_DTYPE:dtype",
+                 "GEOM_AFFINE_INVALID:sform_qform", "GEOM_AFFINE_INVALID:no_transform", "GEOM_AFFINE_INVALID:bad_quaternion", "GEOM_AFFINE_INVALID:bad_code",
+                 "LABEL_DTYPE:dtype",
                  "LABEL_DTYPE:scaling"]
 
 

@@ -14,7 +14,9 @@ from qa.report import Finding
 from qa.spec import ReleaseSpec
 
 # Problems after which the affine says nothing about where the image is: orientation and mask affines are not judged.
-UNUSABLE_AFFINE = ("non_finite", "singular", "no_transform", "bad_quaternion")
+UNUSABLE_AFFINE = ("non_finite", "singular", "no_transform", "bad_quaternion", "bad_code")
+# NIfTI's transform codes: unknown, scanner, aligned, Talairach, MNI 152, other template.
+XFORM_CODES = range(0, 6)
 
 
 def corner_deviation_mm(a: list[list[float]], b: list[list[float]], shape: tuple[int, ...]) -> float:
@@ -46,6 +48,10 @@ def affine_problems(header: HeaderFacts, spec: ReleaseSpec) -> list[tuple[str, s
     if np.any(norms == 0) or abs(det) < 1e-12 * float(np.prod(norms)):
         return [("singular", f"the affine is singular (determinant {det:.3g})", {"determinant": det})]
     problems = []
+    for name, code in (("sform_code", header.sform_code), ("qform_code", header.qform_code)):
+        if code not in XFORM_CODES:
+            problems.append(("bad_code", f"{name} {code} is not a NIfTI transform code (0 to 5): nibabel and ITK read "
+                             "such a header differently", {name: code}))
     if header.qform_error is not None and header.sform is None:
         problems.append(("bad_quaternion", f"qform_code {header.qform_code} but {header.qform_error}; readers fall back to a "
                          "guessed affine", {"qform_code": header.qform_code}))
