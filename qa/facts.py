@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
 EntryKind = Literal["file", "dir", "symlink", "other"]
+# gzip's trailer keeps the uncompressed size modulo 2^32.
+ISIZE_MODULUS = 1 << 32
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,24 @@ class FileFacts:
     header: HeaderFacts | None = None
     isize: int | None = None
     corrupt: str | None = None
+
+    def problem(self, max_voxels: int, max_bytes: int) -> str | None:
+        """Why the header cannot be used, or None: what the scan found, absurd sizes, a disagreeing gzip trailer.
+        The deep pass inflates only files without a problem, so these bounds are also its allocation bounds."""
+        if self.corrupt is not None:
+            return self.corrupt
+        header = self.header
+        if header is None:
+            return "no NIfTI header was read"
+        voxels = math.prod(header.shape)
+        if voxels > max_voxels:
+            return f"absurd dimensions {header.shape}: {voxels} voxels, more than the {max_voxels} allowed"
+        if header.data_bytes > max_bytes:
+            return f"absurd size: {header.shape} of {header.dtype} is {header.data_bytes} bytes, more than the {max_bytes} allowed"
+        if self.isize is not None and self.isize != header.stream_bytes % ISIZE_MODULUS:
+            return (f"header declares {header.stream_bytes} bytes (offset {header.data_offset} + data {header.data_bytes}) "
+                    f"but the gzip trailer says {self.isize} (mod 2^32): truncated, padded or wrong header")
+        return None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from qa.voxels import OverlapTracker, image_values, mask_values, voxel_array
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 MAX_META_BYTES = 64 << 20
-ISIZE_MODULUS = 1 << 32
 # Cases queued per worker: enough to keep workers busy, few enough that a crash only puts these under suspicion.
 QUEUE_PER_JOB = 4
 # A test hook: a worker scanning this case kills itself, so that crash isolation can be shown on real files.
@@ -86,12 +85,8 @@ def scan_case(root: str, case: str, layout: Layout = Layout(), mode: ScanMode = 
 
 
 def _readable_stream(facts: FileFacts | None, layout: Layout) -> bool:
-    """Whether decompressing the whole file is safe and useful: a sane header whose size the gzip trailer confirms."""
-    if facts is None or facts.header is None or facts.corrupt is not None:
-        return False
-    header = facts.header
-    return (math.prod(header.shape) <= layout.max_voxels and header.data_bytes <= layout.max_bytes
-            and facts.isize == header.stream_bytes % ISIZE_MODULUS)
+    """Whether decompressing the whole file is safe and useful: a gzip file whose sane header its trailer confirms."""
+    return facts is not None and facts.isize is not None and facts.problem(layout.max_voxels, layout.max_bytes) is None
 
 
 def _read_raw(root: Path, facts: FileFacts | None, layout: Layout, deep: DeepFacts) -> bytes | None:

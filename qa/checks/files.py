@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import math
 
 from qa.checks import finding
 from qa.facts import CaseFacts, FileFacts, HeaderFacts, ReleaseFacts
@@ -12,26 +11,8 @@ from qa.report import Finding
 from qa.scan import case_folders
 from qa.spec import ReleaseSpec
 
-ISIZE_MODULUS = 1 << 32
-
-
 def header_problem(facts: FileFacts, spec: ReleaseSpec) -> str | None:
-    """Why a file's header cannot be used, or None: what the scan found, absurd sizes, a disagreeing gzip trailer."""
-    if facts.corrupt is not None:
-        return facts.corrupt
-    header = facts.header
-    if header is None:
-        return "no NIfTI header was read"
-    voxels = math.prod(header.shape)
-    if voxels > spec.geometry.max_voxels:
-        return f"absurd dimensions {header.shape}: {voxels} voxels, more than the {spec.geometry.max_voxels} allowed"
-    if header.data_bytes > spec.geometry.max_bytes:
-        return (f"absurd size: {header.shape} of {header.dtype} is {header.data_bytes} bytes, more than the "
-                f"{spec.geometry.max_bytes} allowed")
-    if facts.isize is not None and facts.isize != header.stream_bytes % ISIZE_MODULUS:
-        return (f"header declares {header.stream_bytes} bytes (offset {header.data_offset} + data {header.data_bytes}) "
-                f"but the gzip trailer says {facts.isize} (mod 2^32): truncated, padded or wrong header")
-    return None
+    return facts.problem(spec.geometry.max_voxels, spec.geometry.max_bytes)
 
 
 def usable_header(facts: FileFacts | None, spec: ReleaseSpec) -> HeaderFacts | None:
