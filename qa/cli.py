@@ -41,13 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tsqa {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    check = sub.add_parser("check", help="check a release folder and write a JSON report",
+    check = sub.add_parser("check", help="check a release folder and write report.json and report.html",
                            description="Check a release folder; exit 0 when no finding reaches --fail-on, 1 when one does, 2 on usage errors.")
     check.add_argument("path", type=Path, help="the release root (the folder holding meta.csv and the case folders)")
     check.add_argument("--spec", help="a built-in spec name (see 'tsqa specs') or a path to a spec YAML; detected when omitted")
     check.add_argument("--mode", choices=["deep", "quick"], default="deep",
                        help="deep (default): decompress and verify every byte, measure voxels; quick: headers and gzip trailers only")
-    check.add_argument("--out", type=Path, help="report folder (default: reports/<spec id>/ under the current folder)")
+    check.add_argument("--out", type=Path, help="report folder (default: reports/<spec id>/ under the current folder, and reports/index.html lists them)")
     check.add_argument("--subset", action="store_true", help="the folder holds part of a release: skip split counts")
     check.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, help="parallel worker processes (default: all cores)")
     check.add_argument("--fail-on", choices=["error", "warning", "never"], default="error",
