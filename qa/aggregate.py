@@ -6,6 +6,7 @@ import statistics
 
 import numpy as np
 
+from qa.checks.anatomy import world_centroid
 from qa.checks.labels import voxel_ml
 from qa.facts import CaseFacts, ReleaseFacts
 from qa.report import ClassStats, ImageStats, LabelStats, OverlapStats
@@ -22,9 +23,8 @@ def case_labels(case: CaseFacts, spec: ReleaseSpec) -> dict[str, LabelStats] | N
         values, facts = case.deep.masks.get(path), case.files.get(path)
         if values is None or facts is None or facts.header is None:
             continue
-        centroid = None
-        if values.centroid_voxel is not None:
-            centroid = [round(float(v), 3) for v in (np.asarray(facts.header.affine) @ [*values.centroid_voxel, 1.0])[:3]]
+        centre = world_centroid(values, facts)
+        centroid = None if centre is None else [round(float(v), 3) for v in centre]
         mean = values.image_sum / values.voxels if values.voxels and values.image_sum is not None else None
         labels[name] = LabelStats(
             voxels=values.voxels,

@@ -531,6 +531,21 @@ def label_overlap(sample: Sample, spec: ReleaseSpec, case: str) -> list[Injected
     return [InjectedFault("LABEL_OVERLAP", case, grown)]
 
 
+def swapped_sides(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    """The first non-empty *_left mask and its *_right twin swapped, as a mix-up in labelling would."""
+    for left in spec.classes:
+        right = left.replace("_left", "_right")
+        if "_left" not in left or right not in spec.classes:
+            continue
+        paths = [sample.root / _mask_path(spec, case, name) for name in (left, right)]
+        if all(_load(path)[0].any() for path in paths):
+            left_bytes = paths[0].read_bytes()
+            paths[0].write_bytes(paths[1].read_bytes())
+            paths[1].write_bytes(left_bytes)
+            return [InjectedFault("LABEL_POSITION", case, _mask_path(spec, case, left))]
+    raise ValueError(f"{case} has no non-empty left/right pair of masks")
+
+
 PADDING_HU = -1024
 
 
@@ -635,6 +650,7 @@ _FAULTS: dict[str, Fault] = {
     "LABEL_OVERLAP": Fault(label_overlap, "the second largest mask also covers half of the largest one"),
     "LABEL_IN_PADDING": Fault(mask_in_padding, "half of a mask lies where the CT holds only padding (-1024)"),
     "LABEL_ALL_EMPTY": Fault(all_masks_empty, "every mask of the case empty"),
+    "LABEL_POSITION": Fault(swapped_sides, "a *_left mask and its *_right twin swapped"),
     "IMAGE_VALUES": Fault(_on_file("IMAGE_VALUES", "image", _edit_voxels(_hole_of_minus_9758)),
                           "a block of CT voxels at -9758 HU, as a v2 pre-release case had"),
 }

@@ -96,6 +96,18 @@ class ValueSpec(_Strict):
         return self
 
 
+class AnatomySpec(_Strict):
+    """Where classes must lie relative to each other, judged on mask centroids in world (RAS) millimetres (deep mode)."""
+
+    tolerance_mm: float = Field(10.0, ge=0, description="How far out of place a centroid may be before it is reported.")
+    head_to_feet: list[list[str]] = Field([], description="Sequences of classes whose centroids descend, head first.")
+    above: list[tuple[str, str]] = Field([], description="Pairs whose first class lies above the second.")
+    left_right: bool = Field(False, description="Every X_left / X_right pair: X_left on the subject's left.")
+
+    def named_classes(self) -> set[str]:
+        return {name for group in (*self.head_to_feet, *self.above) for name in group}
+
+
 class Archive(_Strict):
     """A published archive of the release, for verifying downloads."""
 
@@ -124,6 +136,7 @@ class ReleaseSpec(_Strict):
     mask_dtypes: list[str] = Field(min_length=1)
     geometry: GeometrySpec = GeometrySpec()
     values: ValueSpec = ValueSpec()
+    anatomy: AnatomySpec = AnatomySpec()
     archives: list[Archive] = []
     severities: dict[str, Severity]
 
@@ -135,6 +148,13 @@ class ReleaseSpec(_Strict):
         if dupes:
             raise ValueError(f"classes listed twice: {', '.join(sorted(set(dupes)))}")
         return value
+
+    @model_validator(mode="after")
+    def _anatomy_names_classes(self) -> ReleaseSpec:
+        unknown = sorted(self.anatomy.named_classes() - set(self.classes))
+        if unknown:
+            raise ValueError(f"anatomy names classes the spec does not list: {', '.join(unknown)}")
+        return self
 
     @field_validator("severities")
     @classmethod

@@ -60,7 +60,7 @@ QUICK_FAULTS = [
     "LABEL_DTYPE:scaling",
 ]
 # Codes only a full read of the voxels can find; their findings are the deep pass's tests.
-DEEP_CODES = {"LABEL_VALUES", "LABEL_OVERLAP", "LABEL_IN_PADDING", "LABEL_ALL_EMPTY", "IMAGE_VALUES"}
+DEEP_CODES = {"LABEL_VALUES", "LABEL_OVERLAP", "LABEL_IN_PADDING", "LABEL_ALL_EMPTY", "LABEL_POSITION", "IMAGE_VALUES"}
 # A failure of tsqa itself, which no fault in the data should cause.
 TOOL_CODES = {"QA_INTERNAL"}
 # Variants the checks name in details.kind.

@@ -192,3 +192,48 @@ def test_file_larger_than_max_bytes_is_corrupt_and_never_inflated(example_copy) 
     assert (corrupt.case, corrupt.path) == ("s0000", "s0000/ct.nii.gz")
     assert "absurd size" in corrupt.message
     assert report.cases[0].image_stats is None
+
+
+def swap_files(root: Path, first: str, second: str) -> None:
+    a, b = (root / f"s0000/segmentations/{name}.nii.gz" for name in (first, second))
+    a_bytes = a.read_bytes()
+    a.write_bytes(b.read_bytes())
+    b.write_bytes(a_bytes)
+
+
+def test_swapped_neighbouring_vertebrae_are_label_position(example_copy) -> None:
+    root = example_copy("s0000")
+    swap_files(root, "vertebrae_T12", "vertebrae_L1")  # L1's file now holds T12, above the file named T12
+    [found] = findings(check(root), "LABEL_POSITION")
+    assert (found.case, found.path) == ("s0000", "s0000/segmentations/vertebrae_L1.nii.gz")
+    assert (found.details["kind"], found.details["other_class"]) == ("order", "vertebrae_T12")
+    assert found.details["by_mm"] > 10
+
+
+def test_swapped_kidneys_are_label_position_on_the_left_one(example_copy) -> None:
+    root = example_copy("s0000")
+    swap_files(root, "kidney_left", "kidney_right")
+    [found] = findings(check(root), "LABEL_POSITION")
+    assert (found.path, found.details["kind"], found.details["other_class"]) == (
+        "s0000/segmentations/kidney_left.nii.gz", "side", "kidney_right")
+
+
+def test_heart_labelled_in_the_abdomen_is_label_position(example_copy) -> None:
+    root = example_copy("s0000")
+    swap_files(root, "heart", "small_bowel")  # the example's heart mask is empty; small bowel lies below the liver
+    [found] = findings(check(root), "LABEL_POSITION")
+    assert (found.path, found.details["kind"], found.details["other_class"]) == (
+        "s0000/segmentations/heart.nii.gz", "above", "liver")
+
+
+def test_real_example_anatomy_is_plausible(example_root: Path) -> None:
+    assert findings(check(example_root), "LABEL_POSITION") == []
+
+
+def test_sample_fault_swapping_sides_is_found_in_deep_mode(tmp_path: Path) -> None:
+    from qa.sample import make_sample
+
+    sample = make_sample(tmp_path / "release", V2, cases=2, faults=["LABEL_POSITION"])
+    [fault] = sample.faults
+    found = [(f.case, f.path) for f in findings(check(sample.root), "LABEL_POSITION")]
+    assert found == [(fault.case, fault.path)]

@@ -251,7 +251,7 @@ def test_a_sample_is_never_written_into_a_folder_with_files(tmp_path: Path, v2: 
 def test_every_fault_name_is_a_code_with_an_optional_variant() -> None:
     from qa.codes import CODES
 
-    deep = {"LABEL_VALUES", "LABEL_OVERLAP", "LABEL_IN_PADDING", "LABEL_ALL_EMPTY", "IMAGE_VALUES"}  # the deep pass's
+    deep = {"LABEL_VALUES", "LABEL_OVERLAP", "LABEL_IN_PADDING", "LABEL_ALL_EMPTY", "LABEL_POSITION", "IMAGE_VALUES"}
     assert {name.split(":")[0] for name in FAULTS} <= set(CODES) | deep
 
 

@@ -123,3 +123,9 @@ def test_detection_picks_v3_from_vertebrae_l6(tmp_path: Path) -> None:
     columns = "image_id;age;gender;institute;study_type;split;manufacturer;scanner_model;kvp;pathology;pathology_location"
     root = layout_with(tmp_path, columns, class_list("total_v3"))
     assert detect_spec(root).spec.id == "totalsegmentator-v3"
+
+
+def test_anatomy_rule_naming_an_unknown_class_is_refused(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, lambda d: d["anatomy"]["above"].append(["heart", "tail"]))
+    with pytest.raises(SpecError, match="anatomy names classes the spec does not list: tail"):
+        load_spec(str(path))

@@ -27,7 +27,7 @@ def finding(
 
 def judge(facts: ReleaseFacts, spec: ReleaseSpec, subset: bool = False) -> tuple[list[Finding], MetaTable | None]:
     """All findings of a release's facts under a spec, in a deterministic order, and meta.csv as parsed."""
-    from qa.checks import dtypes, files, geometry, labels, meta
+    from qa.checks import anatomy, dtypes, files, geometry, labels, meta
 
     table, found = meta.check_meta(facts.meta, spec, subset)
     found += files.check_root(facts, spec, table)
@@ -39,4 +39,5 @@ def judge(facts: ReleaseFacts, spec: ReleaseSpec, subset: bool = False) -> tuple
         found += geometry.check_case_geometry(case, spec)
         found += dtypes.check_case_dtypes(case, spec)
         found += labels.check_case_deep(case, spec)
+        found += anatomy.check_case_anatomy(case, spec)
     return sorted(found, key=finding_sort_key), table

@@ -1,0 +1,83 @@
+"""Anatomical plausibility: where mask centroids lie relative to each other, by the spec's rules (deep mode)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qa.checks import finding
+from qa.facts import CaseFacts, FileFacts, MaskValues
+from qa.report import Finding
+from qa.spec import ReleaseSpec
+
+# World coordinates of NIfTI are RAS+: x grows to the subject's right, z towards the head.
+RIGHT, SUPERIOR = 0, 2
+
+
+def world_centroid(values: MaskValues, facts: FileFacts) -> np.ndarray | None:
+    """A mask's centre of mass in world millimetres, through its own affine."""
+    if values.centroid_voxel is None or facts.header is None:
+        return None
+    return (np.asarray(facts.header.affine) @ [*values.centroid_voxel, 1.0])[:3]
+
+
+def centroids(case: CaseFacts, spec: ReleaseSpec) -> dict[str, np.ndarray]:
+    found = {}
+    for name in spec.classes:
+        path = f"{case.case}/{spec.mask_file(name)}"
+        values, facts = case.deep.masks.get(path), case.files.get(path)
+        centre = None if values is None or facts is None else world_centroid(values, facts)
+        if centre is not None and np.all(np.isfinite(centre)):
+            found[name] = centre
+    return found
+
+
+def _misplaced(spec: ReleaseSpec, case: CaseFacts, name: str, other: str, kind: str, message: str,
+               centres: dict[str, np.ndarray], by_mm: float) -> Finding:
+    path = f"{case.case}/{spec.mask_file(name)}"
+    return finding(spec, "LABEL_POSITION", case.case, path, f"{path}: {message} by {by_mm:.1f} mm", variant=kind,
+                   other_class=other, centroid_mm=[round(float(v), 2) for v in centres[name]],
+                   other_centroid_mm=[round(float(v), 2) for v in centres[other]], by_mm=round(by_mm, 2))
+
+
+def check_order(case: CaseFacts, spec: ReleaseSpec, centres: dict[str, np.ndarray]) -> list[Finding]:
+    """Each present class of a head-to-feet sequence lies below the previous present one."""
+    found = []
+    for sequence in spec.anatomy.head_to_feet:
+        present = [name for name in sequence if name in centres]
+        for upper, lower in zip(present, present[1:]):
+            by = centres[lower][SUPERIOR] - centres[upper][SUPERIOR]
+            if by > spec.anatomy.tolerance_mm:
+                found.append(_misplaced(spec, case, lower, upper, "order", f"lies above {upper}", centres, by))
+    return found
+
+
+def check_above(case: CaseFacts, spec: ReleaseSpec, centres: dict[str, np.ndarray]) -> list[Finding]:
+    found = []
+    for upper, lower in spec.anatomy.above:
+        if upper in centres and lower in centres:
+            by = centres[lower][SUPERIOR] - centres[upper][SUPERIOR]
+            if by > spec.anatomy.tolerance_mm:
+                found.append(_misplaced(spec, case, upper, lower, "above", f"lies below {lower}", centres, by))
+    return found
+
+
+def check_sides(case: CaseFacts, spec: ReleaseSpec, centres: dict[str, np.ndarray]) -> list[Finding]:
+    """Every X_left lies to the subject's left of its X_right twin."""
+    found = []
+    if not spec.anatomy.left_right:
+        return found
+    for left in centres:
+        right = left.replace("_left", "_right")
+        if "_left" in left and right in centres:
+            by = centres[left][RIGHT] - centres[right][RIGHT]
+            if by > spec.anatomy.tolerance_mm:
+                found.append(_misplaced(spec, case, left, right, "side", f"lies on the subject's right of {right}",
+                                        centres, by))
+    return found
+
+
+def check_case_anatomy(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
+    if case.deep is None:
+        return []
+    centres = centroids(case, spec)
+    return check_order(case, spec, centres) + check_above(case, spec, centres) + check_sides(case, spec, centres)
