@@ -15,7 +15,7 @@ import numpy as np
 from nibabel.nifti1 import Nifti1Header
 from nibabel.openers import Opener
 
-from qa.anatomy import REGIONS, Frame, Region, render
+from qa.phantom import REGIONS, Frame, Region, render
 from qa.spec import ReleaseSpec
 
 DEFAULT_SHAPE = (48, 40, 64)

@@ -13,7 +13,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from qa.anatomy import VERTEBRAE
+from qa.phantom import VERTEBRAE
 from qa.meta import read_table, validate
 from qa.sample import DEFAULT_SHAPE, FAULTS, Sample, make_sample, split_values
 from qa.spec import ReleaseSpec, builtin_spec_names, load_spec

@@ -1,4 +1,4 @@
-"""A name-driven placement model of CT anatomy: where each class sits in a synthetic body, and the CT that shows it."""
+"""The synthetic body of sample releases: where each class sits in a phantom, by name, and the CT that shows it."""
 
 from __future__ import annotations
 
