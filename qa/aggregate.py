@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import statistics
 
-import numpy as np
-
 from qa.checks.anatomy import world_centroid
 from qa.checks.labels import voxel_ml
 from qa.facts import CaseFacts, ReleaseFacts
@@ -18,6 +16,8 @@ def case_labels(case: CaseFacts, spec: ReleaseSpec) -> dict[str, LabelStats] | N
     if case.deep is None:
         return None
     labels = {}
+    image_facts = case.files.get(f"{case.case}/{spec.image}")
+    image = None if image_facts is None else image_facts.header
     for name in spec.classes:
         path = f"{case.case}/{spec.mask_file(name)}"
         values, facts = case.deep.masks.get(path), case.files.get(path)
@@ -26,24 +26,16 @@ def case_labels(case: CaseFacts, spec: ReleaseSpec) -> dict[str, LabelStats] | N
         centre = world_centroid(values, facts)
         centroid = None if centre is None else [round(float(v), 3) for v in centre]
         mean = values.image_sum / values.voxels if values.voxels and values.image_sum is not None else None
+        # scaling is linear, so the stored mean scaled is exactly the mean of the loaded values
+        mean_hu = None if mean is None or image is None else image.loaded(mean)
         labels[name] = LabelStats(
             voxels=values.voxels,
             volume_ml=values.voxels * voxel_ml(facts.header),
-            mean_hu=_loaded_mean(mean, case, spec),
+            mean_hu=mean_hu,
             bbox=None if values.bbox is None else [list(values.bbox[0]), list(values.bbox[1])],
             centroid_mm=centroid,
         )
     return labels
-
-
-def _loaded_mean(stored_mean: float | None, case: CaseFacts, spec: ReleaseSpec) -> float | None:
-    """The stored mean in the image's loaded units: scaling is linear, so scaling the mean is exact."""
-    image = case.files.get(f"{case.case}/{spec.image}")
-    if stored_mean is None or image is None or image.header is None:
-        return stored_mean
-    slope = 1.0 if image.header.slope is None else image.header.slope
-    inter = 0.0 if image.header.inter is None else image.header.inter
-    return stored_mean * slope + inter
 
 
 def image_stats(case: CaseFacts) -> ImageStats | None:

@@ -31,6 +31,12 @@ class HeaderFacts:
     data_bytes: int
     qform_error: str | None = None
 
+    def loaded(self, stored: float) -> float:
+        """The value a reader gets for a stored value once scl_slope and scl_inter are applied (none: 1 and 0)."""
+        slope = 1.0 if self.slope is None else self.slope
+        inter = 0.0 if self.inter is None else self.inter
+        return stored * slope + inter
+
     @property
     def stream_bytes(self) -> int:
         """The uncompressed size a well-formed single-file NIfTI of this header has."""

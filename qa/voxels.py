@@ -24,12 +24,6 @@ def voxel_array(buffer: bytearray, header: HeaderFacts) -> np.ndarray:
     return np.frombuffer(buffer, dtype=dtype, count=math.prod(header.shape), offset=header.data_offset)
 
 
-def _scale(value: float, header: HeaderFacts) -> float:
-    slope = 1.0 if header.slope is None else header.slope
-    inter = 0.0 if header.inter is None else header.inter
-    return value * slope + inter
-
-
 def padding_value(stored: np.ndarray) -> float | None:
     """The stored value that fills the region outside the scanned volume, when the image has one."""
     if stored.size == 0 or stored.dtype.kind not in "iu":
@@ -51,13 +45,13 @@ def image_values(stored: np.ndarray, header: HeaderFacts) -> ImageValues:
         return ImageValues(stored.size, None, None, None, {}, nan_count, inf_count)
     step = max(1, math.ceil(finite.size / PERCENTILE_SAMPLE))
     quantiles = np.percentile(finite[::step], PERCENTILES)
-    low, high = sorted((_scale(float(finite.min()), header), _scale(float(finite.max()), header)))
+    low, high = sorted((header.loaded(float(finite.min())), header.loaded(float(finite.max()))))
     return ImageValues(
         voxels=int(stored.size),
         min=low,
         max=high,
-        mean=_scale(float(finite.mean(dtype=np.float64)), header),
-        percentiles={f"p{p}": _scale(float(q), header) for p, q in zip(PERCENTILES, quantiles)},
+        mean=header.loaded(float(finite.mean(dtype=np.float64))),
+        percentiles={f"p{p}": header.loaded(float(q)) for p, q in zip(PERCENTILES, quantiles)},
         nan_count=nan_count,
         inf_count=inf_count,
         padding_value=padding_value(stored),

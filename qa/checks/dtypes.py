@@ -4,16 +4,9 @@ from __future__ import annotations
 
 from qa.checks import finding
 from qa.checks.files import usable_header
-from qa.facts import CaseFacts, HeaderFacts
+from qa.facts import CaseFacts
 from qa.report import Finding
 from qa.spec import ReleaseSpec
-
-
-def loads_as(header: HeaderFacts, stored: float) -> float:
-    """The value a reader gets for a stored value once the header's scaling is applied."""
-    slope = 1.0 if header.slope is None else header.slope
-    inter = 0.0 if header.inter is None else header.inter
-    return stored * slope + inter
 
 
 def check_case_dtypes(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
@@ -33,7 +26,7 @@ def check_case_dtypes(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
             found.append(finding(spec, "LABEL_DTYPE", case.case, path,
                                  f"{path}: stored as {mask.dtype}, the release allows {', '.join(spec.mask_dtypes)}",
                                  variant="dtype", dtype=mask.dtype, allowed=spec.mask_dtypes))
-        zero, one = loads_as(mask, 0), loads_as(mask, 1)
+        zero, one = mask.loaded(0), mask.loaded(1)
         if (zero, one) != (0.0, 1.0):
             found.append(finding(spec, "LABEL_DTYPE", case.case, path,
                                  f"{path}: scaling (slope {mask.slope}, intercept {mask.inter}) loads stored 0 and 1 as "
