@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 
 from qa.checks.anatomy import world_centroid
-from qa.checks.labels import voxel_ml
+from qa.checks.labels import shared_voxels, voxel_ml
 from qa.facts import CaseFacts, ReleaseFacts
 from qa.report import ClassStats, ImageStats, LabelStats, OverlapStats
 from qa.spec import ReleaseSpec
@@ -73,13 +73,10 @@ def overlap_stats(facts: ReleaseFacts, spec: ReleaseSpec) -> list[OverlapStats]:
     for case in facts.cases:
         if case.deep is None:
             continue
-        prefix = f"{case.case}/{spec.mask_dir}/"
         for overlap in case.deep.overlaps:
-            a, b = (p.removeprefix(prefix).removesuffix(spec.mask_suffix) for p in (overlap.first, overlap.second))
-            smaller = min(case.deep.masks[overlap.first].voxels, case.deep.masks[overlap.second].voxels)
-            volume = overlap.voxels * voxel_ml(case.files[overlap.second].header)
-            key = (a, b) if a <= b else (b, a)
+            s = shared_voxels(case, spec, overlap)
+            key = tuple(sorted((s.class_a, s.class_b)))
             old = pairs.get(key, OverlapStats(class_a=key[0], class_b=key[1], cases=0, voxels=0, volume_ml=0.0, max_share=0.0))
-            pairs[key] = OverlapStats(class_a=key[0], class_b=key[1], cases=old.cases + 1, voxels=old.voxels + overlap.voxels,
-                                      volume_ml=old.volume_ml + volume, max_share=max(old.max_share, overlap.voxels / smaller))
+            pairs[key] = OverlapStats(class_a=key[0], class_b=key[1], cases=old.cases + 1, voxels=old.voxels + s.voxels,
+                                      volume_ml=old.volume_ml + s.volume_ml, max_share=max(old.max_share, s.share))
     return sorted(pairs.values(), key=lambda o: (-o.volume_ml, o.class_a, o.class_b))

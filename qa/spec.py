@@ -169,6 +169,10 @@ class ReleaseSpec(_Strict):
     def mask_file(self, name: str) -> str:
         return f"{self.mask_dir}/{name}{self.mask_suffix}"
 
+    def class_of(self, case: str, path: str) -> str:
+        """The class name of a mask file's path in a case: the inverse of mask_file."""
+        return path.removeprefix(f"{case}/{self.mask_dir}/").removesuffix(self.mask_suffix)
+
     def severity(self, code: str, variant: str | None = None) -> Severity:
         """The severity of a code, or of one variant of it (`CODE:variant` in the YAML)."""
         if variant is not None and f"{code}:{variant}" in self.severities:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from dataclasses import dataclass
 
 from qa.checks import finding
-from qa.facts import CaseFacts, HeaderFacts
+from qa.facts import CaseFacts, HeaderFacts, Overlap
 from qa.report import Finding
 from qa.spec import ReleaseSpec, Severity
 
@@ -35,10 +36,6 @@ def check_image_values(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
     return [finding(spec, "IMAGE_VALUES", case.case, path, f"{path}: {'; '.join(problems)}",
                     min=values.min, max=values.max, nan_count=values.nan_count, inf_count=values.inf_count,
                     plausible_min=low, plausible_max=high)]
-
-
-def _class_of(spec: ReleaseSpec, case: str, path: str) -> str:
-    return path.removeprefix(f"{case}/{spec.mask_dir}/").removesuffix(spec.mask_suffix)
 
 
 def check_mask_values(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
@@ -72,18 +69,34 @@ def voxel_ml(header: HeaderFacts) -> float:
     return math.prod(abs(z) for z in header.zooms[:3]) / 1000.0
 
 
+@dataclass(frozen=True)
+class SharedVoxels:
+    """An overlap in the units people judge it by: the two classes, the volume, and the share of the smaller mask."""
+
+    class_a: str
+    class_b: str
+    voxels: int
+    volume_ml: float
+    share: float
+
+
+def shared_voxels(case: CaseFacts, spec: ReleaseSpec, overlap: Overlap) -> SharedVoxels:
+    smaller = min(case.deep.masks[overlap.first].voxels, case.deep.masks[overlap.second].voxels)
+    return SharedVoxels(class_a=spec.class_of(case.case, overlap.first), class_b=spec.class_of(case.case, overlap.second),
+                        voxels=overlap.voxels, volume_ml=overlap.voxels * voxel_ml(case.files[overlap.second].header),
+                        share=overlap.voxels / smaller)
+
+
 def check_overlaps(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
     found = []
     for overlap in case.deep.overlaps:
-        smaller = min(case.deep.masks[overlap.first].voxels, case.deep.masks[overlap.second].voxels)
-        share = overlap.voxels / smaller
-        header = case.files[overlap.second].header
-        a, b = _class_of(spec, case.case, overlap.first), _class_of(spec, case.case, overlap.second)
-        volume = overlap.voxels * voxel_ml(header)
+        s = shared_voxels(case, spec, overlap)
         found.append(finding(spec, "LABEL_OVERLAP", case.case, overlap.second,
-                       f"{b} shares {overlap.voxels} voxels ({volume:.2f} mL, {share:.1%} of the smaller mask) with {a}",
-                       class_a=a, class_b=b, path_a=overlap.first, voxels=overlap.voxels, volume_ml=round(volume, 4),
-                       share_of_smaller=round(share, 6), severity=overlap_severity(share, spec)))
+                             f"{s.class_b} shares {s.voxels} voxels ({s.volume_ml:.2f} mL, {s.share:.1%} of the smaller "
+                             f"mask) with {s.class_a}",
+                             class_a=s.class_a, class_b=s.class_b, path_a=overlap.first, voxels=s.voxels,
+                             volume_ml=round(s.volume_ml, 4), share_of_smaller=round(s.share, 6),
+                             severity=overlap_severity(s.share, spec)))
     return found
 
 
