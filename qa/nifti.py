@@ -15,7 +15,7 @@ import numpy as np
 from nibabel.nifti1 import Nifti1Header
 from nibabel.nifti2 import Nifti2Header
 
-from qa.facts import FileFacts, HeaderFacts, StreamFacts
+from qa.facts import ISIZE_MODULUS, FileFacts, HeaderFacts, StreamFacts
 
 GZIP_MAGIC = b"\x1f\x8b"
 NIFTI1_SIZE, NIFTI2_SIZE = 348, 540
@@ -243,7 +243,7 @@ def _diagnose(raw: bytes, expected: int) -> StreamFacts:
     if stored_crc != crc:
         return StreamFacts(total, f"CRC32 mismatch over all {total} uncompressed bytes: the trailer says {stored_crc:08x}, "
                                   f"the data gives {crc:08x}")
-    if stored_size != total % (1 << 32):
+    if stored_size != total % ISIZE_MODULUS:
         return StreamFacts(total, f"length mismatch: the trailer says {stored_size} bytes, the data has {total}")
     if total < expected:
         return StreamFacts(total, f"data shorter than the header says: {total} of {expected} bytes")

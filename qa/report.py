@@ -65,7 +65,7 @@ class LabelStats(BaseModel):
     volume_ml: Number
     mean_hu: float | None = Field(description="Mean image value inside the mask; null when empty or off-grid.")
     bbox: list[list[int]] | None = Field(description="[[i0, j0, k0], [i1, j1, k1]] inclusive voxel bounds; null when empty.")
-    centroid_mm: list[Number] | None = Field(description="Centre of mass in world millimetres (the image's affine).")
+    centroid_mm: list[Number] | None = Field(description="Centre of mass in world millimetres (the mask's own affine).")
 
 
 class CaseReport(BaseModel):

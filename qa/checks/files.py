@@ -11,6 +11,7 @@ from qa.report import Finding
 from qa.scan import case_folders
 from qa.spec import ReleaseSpec
 
+
 def header_problem(facts: FileFacts, spec: ReleaseSpec) -> str | None:
     return facts.problem(spec.geometry.max_voxels, spec.geometry.max_bytes)
 

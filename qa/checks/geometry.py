@@ -69,6 +69,11 @@ def affine_problems(header: HeaderFacts, spec: ReleaseSpec) -> list[tuple[str, s
     return problems
 
 
+def affine_unusable(found: list[Finding]) -> bool:
+    """Whether the findings say an affine means nothing, so nothing may be judged against it."""
+    return any(f.code == "GEOM_AFFINE_INVALID" and f.details["kind"] in UNUSABLE_AFFINE for f in found)
+
+
 def _invalid_affine(spec: ReleaseSpec, case: str, path: str, header: HeaderFacts) -> list[Finding]:
     return [finding(spec, "GEOM_AFFINE_INVALID", case, path, f"{path}: {message}", variant=variant, **details)
             for variant, message, details in affine_problems(header, spec)]
@@ -76,7 +81,7 @@ def _invalid_affine(spec: ReleaseSpec, case: str, path: str, header: HeaderFacts
 
 def check_image_grid(case: str, path: str, image: HeaderFacts, spec: ReleaseSpec) -> list[Finding]:
     found = _invalid_affine(spec, case, path, image)
-    unusable = any(f.details["kind"] in UNUSABLE_AFFINE for f in found)
+    unusable = affine_unusable(found)
     geometry = spec.geometry
     spacing = [round(z, 6) for z in image.zooms[:3]]
     # "not within" rather than "beyond" the tolerance, so that a NaN voxel size fails too
@@ -121,7 +126,7 @@ def check_case_geometry(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
         return []
     found = check_image_grid(case.case, image_path, image, spec)
     # An image whose affine means nothing is one finding; comparing 117 masks with it would only repeat it.
-    compare = not any(f.code == "GEOM_AFFINE_INVALID" and f.details["kind"] in UNUSABLE_AFFINE for f in found)
+    compare = not affine_unusable(found)
     for name in spec.classes:
         path = f"{case.case}/{spec.mask_file(name)}"
         mask = usable_header(case.files.get(path), spec)
