@@ -241,7 +241,7 @@ def nifti_files(root: Path) -> list[Path]:
 
 def build_release(workdir: Path, cases: int, seed: int = 0) -> Release:
     """The benchmark release under workdir, built once and reused while its marker says it is complete."""
-    from qa.spec import load_spec
+    from qa.rules.spec import load_spec
 
     classes = load_spec(SPEC_NAME).classes
     root = workdir / f"deep-v2-{cases}-cases"
@@ -295,8 +295,8 @@ def _timing(name: str, processes: int, cases: int, wall: float, cpu: float, ok: 
 
 def measure_deep(root: Path, jobs: int) -> Timing:
     """tsqa's deep pass through the engine; clean means no error finding but the subset's META_SPLIT_COUNTS."""
-    from qa.engine import run_check
-    from qa.spec import load_spec
+    from qa.app.pipeline import run_check
+    from qa.rules.spec import load_spec
 
     spec = load_spec(SPEC_NAME)
     clock, cpu = time.perf_counter(), _cpu_s()

@@ -156,7 +156,7 @@ def _mask(data: np.ndarray, affine: np.ndarray, header: nib.Nifti1Header) -> nib
 
 def build_layout(workdir: Path, cases: int) -> BuiltRelease:
     """The benchmark release under workdir, built once and reused while its marker says it is complete."""
-    from qa.spec import load_spec
+    from qa.rules.spec import load_spec
 
     spec = load_spec(SPEC_NAME)
     root = workdir / f"v2-{cases}-cases"
@@ -203,8 +203,8 @@ def _peak_rss_mb() -> float:
 
 def measure_quick(root: Path, jobs: int, subset: bool) -> Timing:
     """tsqa's quick pass through the engine, in this (fresh) process, so that its peak RSS is its own."""
-    from qa.engine import run_check
-    from qa.spec import load_spec
+    from qa.app.pipeline import run_check
+    from qa.rules.spec import load_spec
 
     spec = load_spec(SPEC_NAME)
     cpu, clock = cpu_seconds(), time.perf_counter()

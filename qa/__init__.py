@@ -1,3 +1,3 @@
 """tsqa: release QA for TotalSegmentator-style segmentation datasets."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

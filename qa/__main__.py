@@ -1,5 +1,5 @@
 """`python -m qa` runs the tsqa command line."""
 
-from qa.cli import main
+from qa.app.cli import main
 
 raise SystemExit(main())

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
+import signal
 from pathlib import Path
+
+from qa.source.base import MemberReader
+from qa.source.fs import FolderSource
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("TSQA_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -19,3 +24,17 @@ def copy_example(example: Path, dest: Path, cases: list[str]) -> Path:
     for case in cases:
         shutil.copytree(example / "s0000", dest / case, copy_function=shutil.copyfile)
     return dest
+
+
+class KillingSource(FolderSource):
+    """A folder whose files of one case kill the worker process that opens them: a crash injected through the source
+    interface, as a segfault in a reader or the kernel's OOM killer would end a worker."""
+
+    def __init__(self, root: Path, case: str) -> None:
+        super().__init__(root)
+        self.case = case
+
+    def open(self, path: str) -> MemberReader:
+        if path.startswith(f"{self.case}/") and multiprocessing.parent_process() is not None:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().open(path)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from qa.cli import main
-from qa.report import Report
-from qa.sample import make_sample
-from qa.spec import load_spec
+from qa.app.cli import main
+from qa.report.model import Report
+from qa.rules.spec import load_spec
+from qa.synth.sample import make_sample
 
 SPEC = "totalsegmentator-v2"
 CHROMIUM = Path("/usr/bin/chromium")

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from qa.cli import main
-from qa.codes import CODES
-from qa.report import Report
-from qa.sample import Sample, make_sample
-from qa.spec import load_spec
+from qa.app.cli import main
+from qa.report.model import Report
+from qa.rules.codes import CODES
+from qa.rules.spec import load_spec
+from qa.synth.sample import Sample, make_sample
 
 SHAPE = (24, 20, 32)
 SPEC = "totalsegmentator-v2"

@@ -8,10 +8,12 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from support import KillingSource
 
-from qa.engine import run_check
-from qa.report import Finding, Report
-from qa.spec import load_spec
+from qa.app.pipeline import run_check
+from qa.report.model import Report
+from qa.rules.finding import Finding
+from qa.rules.spec import load_spec
 
 V2 = load_spec("totalsegmentator-v2")
 LIVER = "s0000/segmentations/liver.nii.gz"
@@ -55,7 +57,7 @@ def test_crc_fault_is_invisible_to_quick_and_found_by_deep(example_copy) -> None
     (root / LIVER).write_bytes(bytes(raw))
     assert findings(check(root, mode="quick"), "FILE_CORRUPT") == []
     [corrupt] = findings(check(root), "FILE_CORRUPT")
-    assert (corrupt.case, corrupt.path, corrupt.details["kind"]) == ("s0000", LIVER, "stream")
+    assert (corrupt.case, corrupt.path, corrupt.subcode) == ("s0000", LIVER, "stream")
     assert "CRC32 mismatch over all" in corrupt.message
     assert corrupt.details["inflated_bytes"] == 352 + 122 * 101 * 30
 
@@ -129,12 +131,11 @@ def test_nan_voxels_are_image_values(example_copy) -> None:
     assert found.details["nan_count"] == 1
 
 
-def test_killed_worker_costs_one_case_and_the_rest_complete(example_copy, monkeypatch) -> None:
+def test_killed_worker_costs_one_case_and_the_rest_complete(example_copy) -> None:
     root = example_copy("s0000", "s0001", "s0002", "s0003")
-    monkeypatch.setenv("TSQA_TEST_KILL_CASE", "s0002")
-    report = check(root, jobs=2)
+    report = check(KillingSource(root, "s0002"), jobs=2)
     [internal] = findings(report, "QA_INTERNAL")
-    assert (internal.case, internal.path) == ("s0002", "s0002")
+    assert (internal.case, internal.path, internal.subcode) == ("s0002", "s0002", "crash")
     assert [c.case for c in report.cases] == ["s0000", "s0001", "s0002", "s0003"]
     checked = [c.case for c in report.cases if c.labels]
     assert checked == ["s0000", "s0001", "s0003"]
@@ -206,7 +207,7 @@ def test_swapped_neighbouring_vertebrae_are_label_position(example_copy) -> None
     swap_files(root, "vertebrae_T12", "vertebrae_L1")  # L1's file now holds T12, above the file named T12
     [found] = findings(check(root), "LABEL_POSITION")
     assert (found.case, found.path) == ("s0000", "s0000/segmentations/vertebrae_L1.nii.gz")
-    assert (found.details["kind"], found.details["other_class"]) == ("order", "vertebrae_T12")
+    assert (found.subcode, found.details["other_class"]) == ("order", "vertebrae_T12")
     assert found.details["by_mm"] > 10
 
 
@@ -214,7 +215,7 @@ def test_swapped_kidneys_are_label_position_on_the_left_one(example_copy) -> Non
     root = example_copy("s0000")
     swap_files(root, "kidney_left", "kidney_right")
     [found] = findings(check(root), "LABEL_POSITION")
-    assert (found.path, found.details["kind"], found.details["other_class"]) == (
+    assert (found.path, found.subcode, found.details["other_class"]) == (
         "s0000/segmentations/kidney_left.nii.gz", "side", "kidney_right")
 
 
@@ -222,7 +223,7 @@ def test_heart_labelled_in_the_abdomen_is_label_position(example_copy) -> None:
     root = example_copy("s0000")
     swap_files(root, "heart", "small_bowel")  # the example's heart mask is empty; small bowel lies below the liver
     [found] = findings(check(root), "LABEL_POSITION")
-    assert (found.path, found.details["kind"], found.details["other_class"]) == (
+    assert (found.path, found.subcode, found.details["other_class"]) == (
         "s0000/segmentations/heart.nii.gz", "above", "liver")
 
 
@@ -231,7 +232,7 @@ def test_real_example_anatomy_is_plausible(example_root: Path) -> None:
 
 
 def test_sample_fault_swapping_sides_is_found_in_deep_mode(tmp_path: Path) -> None:
-    from qa.sample import make_sample
+    from qa.synth.sample import make_sample
 
     sample = make_sample(tmp_path / "release", V2, cases=2, faults=["LABEL_POSITION"])
     [fault] = sample.faults

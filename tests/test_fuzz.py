@@ -25,14 +25,15 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from nibabel.nifti1 import Nifti1Header, data_type_codes
 
-from qa.checks import judge
+from qa.app.pipeline import run_check
 from qa.checks.geometry import UNUSABLE_AFFINE
-from qa.engine import run_check
-from qa.facts import FileFacts, MetaFacts, ReleaseFacts
-from qa.nifti import read_file_facts
-from qa.report import Finding
-from qa.scan import list_entries, scan_case
-from qa.spec import ReleaseSpec, load_spec
+from qa.checks.registry import judge
+from qa.rules.finding import Finding
+from qa.rules.spec import ReleaseSpec, load_spec
+from qa.scan.case import scan_case
+from qa.scan.facts import FileFacts, MetaFacts, ReleaseFacts
+from qa.scan.nifti import read_file_facts
+from qa.source.fs import FolderSource
 
 CASE = "s0000"
 CT = f"{CASE}/ct.nii.gz"
@@ -61,15 +62,15 @@ class Outcome:
     def codes_at(self, path: str) -> set[str]:
         return {f.code for f in self.findings if f.path == path}
 
-    def kinds_at(self, path: str, code: str) -> set[str]:
-        return {str(f.details.get("kind")) for f in self.findings if f.path == path and f.code == code}
+    def subcodes_at(self, path: str, code: str) -> set[str | None]:
+        return {f.subcode for f in self.findings if f.path == path and f.code == code}
 
     def paths_with(self, code: str) -> set[str]:
         return {f.path for f in self.findings if f.code == code}
 
 
 def finding_keys(findings: list[Finding]) -> list[tuple[str, str | None, str | None]]:
-    return sorted((f.code, f.path, str(f.details.get("kind"))) for f in findings)
+    return sorted((f.code, f.path, str(f.subcode)) for f in findings)
 
 
 @dataclass(frozen=True)
@@ -101,14 +102,14 @@ class Workspace:
     def __init__(self, source: Path, scratch: Path) -> None:
         self.scratch = scratch
         self.spec: ReleaseSpec = load_spec("totalsegmentator-v2")
-        self.case = scan_case(str(source), CASE)
+        self.case = scan_case(FolderSource(source), CASE)
         # meta.csv is left out: no file check depends on it, and parsing it would cost most of each judgement
         self.release = ReleaseFacts(root=str(source), meta=MetaFacts(path="meta.csv", present=False),
-                                    root_entries=list_entries(source, ""), cases=[self.case])
+                                    root_entries=FolderSource(source).entries(""), cases=[self.case])
         self.originals = {rel: (source / rel).read_bytes() for rel in FILES}
         self.inflated = {rel: gzip.decompress(data) for rel, data in self.originals.items()}
         self.bodies = {rel: Body.of(nii[HEADER_BYTES:]) for rel, nii in self.inflated.items()}
-        self.baseline_findings = judge(self.release, self.spec, subset=True)[0]
+        self.baseline_findings = judge(self.release, self.spec, subset=True).findings
         self.masks = {f"{CASE}/{self.spec.mask_file(name)}" for name in self.spec.classes}
         (scratch / CASE / "segmentations").mkdir(parents=True)
 
@@ -118,12 +119,12 @@ class Workspace:
         path.write_bytes(data)
         tracemalloc.start()
         try:
-            facts = read_file_facts(path, rel, self.scratch)
+            facts = read_file_facts(FolderSource(self.scratch), rel)
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
         case = replace(self.case, files={**self.case.files, rel: facts})
-        findings = judge(replace(self.release, cases=[case]), self.spec, subset=True)[0]
+        findings = judge(replace(self.release, cases=[case]), self.spec, subset=True).findings
         assert peak < PEAK_LIMIT, f"reading {rel} allocated {peak} bytes"
         return Outcome(facts, findings, peak)
 
@@ -181,7 +182,7 @@ def test_a_regzipped_header_edit_is_a_valid_gzip_of_the_edited_file(ws: Workspac
 
 def test_the_unmutated_case_only_has_the_example_cts_known_spacing_finding(ws: Workspace) -> None:
     # the example CT is 3 mm, the v2 release 1.5 mm (shared/data/README.md); meta.csv is left out on purpose
-    assert finding_keys(ws.baseline_findings) == [("GEOM_SPACING", CT, "None"), ("META_MISSING", "meta.csv", "None")]
+    assert finding_keys(ws.baseline_findings) == [("GEOM_SPACING", CT, "mismatch"), ("META_MISSING", "meta.csv", "None")]
     assert all(facts.corrupt is None for facts in ws.case.files.values())
 
 
@@ -375,7 +376,7 @@ def test_an_edited_sform_is_judged_against_the_image_grid(ws: Workspace, rel: st
     moved = deviation > ws.spec.geometry.affine_tolerance_mm
     event(f"{'moved' if moved else 'within tolerance'}")
     if rel == CT:
-        problems = outcome.kinds_at(CT, "GEOM_AFFINE_INVALID")
+        problems = outcome.subcodes_at(CT, "GEOM_AFFINE_INVALID")
         if code == 0:  # and qform_code is 0 in these files
             assert "no_transform" in problems
         elif code > 0 and not np.all(np.isfinite(rows)):
@@ -387,7 +388,7 @@ def test_an_edited_sform_is_judged_against_the_image_grid(ws: Workspace, rel: st
         assert outcome.paths_with("GEOM_AFFINE_MISMATCH") == (ws.masks if moved and compared else set())
     else:
         assert outcome.paths_with("GEOM_AFFINE_MISMATCH") == ({rel} if moved else set())
-        assert (code == 0 and moved) == ("no_transform" in outcome.kinds_at(rel, "GEOM_AFFINE_INVALID"))
+        assert (code == 0 and moved) == ("no_transform" in outcome.subcodes_at(rel, "GEOM_AFFINE_INVALID"))
 
 
 def quaternion_affine(b: float, c: float, d: float, offset: np.ndarray, zooms: np.ndarray) -> np.ndarray:
@@ -432,7 +433,7 @@ def test_an_edited_qform_of_the_image_is_checked_against_its_sform(
         return  # nibabel's threshold for w = 0 decides
     if squared > 1.0:
         event("no rotation")
-        assert "sform_qform" not in outcome.kinds_at(CT, "GEOM_AFFINE_INVALID")  # no qform to compare
+        assert "sform_qform" not in outcome.subcodes_at(CT, "GEOM_AFFINE_INVALID")  # no qform to compare
         return
     b, c, d = (float(np.float32(v)) for v in bcd)
     qform = quaternion_affine(b, c, d, offset.astype(np.float64), np.array(ws.original_facts(CT).header.zooms))
@@ -441,7 +442,7 @@ def test_an_edited_qform_of_the_image_is_checked_against_its_sform(
         return
     disagree = deviation > ws.spec.geometry.affine_tolerance_mm
     event(f"qform {'disagrees' if disagree else 'agrees'}")
-    assert ("sform_qform" in outcome.kinds_at(CT, "GEOM_AFFINE_INVALID")) == disagree
+    assert ("sform_qform" in outcome.subcodes_at(CT, "GEOM_AFFINE_INVALID")) == disagree
 
 
 def test_an_edited_qform_of_a_mask_changes_nothing_while_its_sform_matches_the_image(ws: Workspace) -> None:
@@ -470,7 +471,7 @@ def test_edited_scaling_makes_a_mask_load_other_values_or_is_refused(ws: Workspa
     else:
         rescaled = (inter, slope + inter) != (0.0, 1.0)
         event(f"mask {'rescaled' if rescaled else 'loads 0 and 1'}")
-        assert ("scaling" in outcome.kinds_at(rel, "LABEL_DTYPE")) == rescaled
+        assert ("scaling" in outcome.subcodes_at(rel, "LABEL_DTYPE")) == rescaled
 
 
 @FUZZ

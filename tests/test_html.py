@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from datetime import datetime, timedelta, timezone
@@ -11,12 +10,23 @@ from pathlib import Path
 
 import pytest
 
-from qa.cli import main
-from qa.codes import CODES
-from qa.history import publish_html, read_entries, write_index
-from qa.html import FINDING_COLUMNS, build_page, layout_of, pictures, render_html, render_page
-from qa.report import (CaseReport, ClassStats, Finding, ImageSummary, LabelStats, OverlapStats, Report,
-                       summarize, write_report)
+from qa.app.cli import main
+from qa.output.html.history import publish_html, read_entries, write_index
+from qa.output.html.page import FINDING_COLUMNS, build_page, render_html, render_page
+from qa.output.json import write_report
+from qa.report.model import (
+    CaseReport,
+    ClassStats,
+    ImageSummary,
+    LabelStats,
+    OverlapStats,
+    Report,
+    SpecSnapshot,
+    summarize,
+)
+from qa.rules.codes import CODES
+from qa.rules.finding import Finding, fingerprint
+from qa.rules.spec import load_spec
 
 SPEC = "totalsegmentator-v2"
 STARTED = datetime(2026, 11, 1, 9, 30, tzinfo=timezone.utc)
@@ -40,12 +50,20 @@ def mask(case: str, name: str) -> str:
     return f"{case}/segmentations/{name}.nii.gz"
 
 
-def error(code: str, case: str | None, path: str | None, message: str = "broken", **details) -> Finding:
-    return Finding(code=code, severity="error", case=case, path=path, message=message, details=details)
+def made(code: str, severity: str, case: str | None, path: str | None, message: str, class_name: str | None,
+         details: dict) -> Finding:
+    return Finding(code=code, severity=severity, case=case, path=path, class_name=class_name, message=message,
+                   details=details, fingerprint=fingerprint(code, None, case, path, class_name))
 
 
-def warning(code: str, case: str | None, path: str | None, message: str = "odd", **details) -> Finding:
-    return Finding(code=code, severity="warning", case=case, path=path, message=message, details=details)
+def error(code: str, case: str | None, path: str | None, message: str = "broken", class_name: str | None = None,
+          **details) -> Finding:
+    return made(code, "error", case, path, message, class_name, details)
+
+
+def warning(code: str, case: str | None, path: str | None, message: str = "odd", class_name: str | None = None,
+            **details) -> Finding:
+    return made(code, "warning", case, path, message, class_name, details)
 
 
 def case_report(case: str, split: str = "train", labels: dict[str, LabelStats] | None = None, **meta: str) -> CaseReport:
@@ -62,7 +80,8 @@ def label(voxels: int) -> LabelStats:
 
 def make_report(findings: list[Finding], cases: list[CaseReport], release: str = "/nonexistent/release",
                 mode: str = "quick", fail_on: str = "error", started: datetime = STARTED, **deep) -> Report:
-    return Report(version="0.1.0", spec_id=SPEC, spec_reason="given: --spec totalsegmentator-v2", release=release,
+    return Report(version="0.1.0", spec_id=SPEC, spec=SpecSnapshot.of(load_spec(SPEC)),
+                  spec_reason="given: --spec totalsegmentator-v2", release=release,
                   mode=mode, subset=False, started=started, duration_s=1.25,
                   summary=summarize(findings, len(cases), 118 * len(cases), fail_on), findings=findings, cases=cases,
                   **deep)
@@ -73,8 +92,8 @@ def faulty() -> Report:
     """A quick-mode report of three cases: two errors in s0002, a warning in s0001, one release-level error."""
     findings = [
         error("GEOM_AFFINE_MISMATCH", "s0002", mask("s0002", "liver"), "liver.nii.gz: affine differs by 0.5 mm",
-              max_deviation_mm=0.5),
-        error("FILE_MISSING", "s0002", mask("s0002", "spleen"), "spleen.nii.gz is missing"),
+              class_name="liver", max_deviation_mm=0.5),
+        error("FILE_MISSING", "s0002", mask("s0002", "spleen"), "spleen.nii.gz is missing", class_name="spleen"),
         warning("FILE_UNEXPECTED", "s0001", mask("s0001", "._liver"), "macOS junk"),
         error("META_SPLIT_COUNTS", None, "meta.csv", "split sizes differ"),
     ]
@@ -114,8 +133,8 @@ def test_findings_are_grouped_by_code_with_the_explain_text(faulty: Report) -> N
     assert "Copy the image&#39;s sform/qform into the mask header" in html
 
 
-def test_class_filter_offers_the_stems_of_files_in_the_mask_folder(faulty: Report) -> None:
-    assert build_page(faulty, drawings=False).filters.classes == ["._liver", "liver", "spleen"]
+def test_class_filter_offers_the_classes_findings_name(faulty: Report) -> None:
+    assert build_page(faulty, drawings=False).filters.classes == ["liver", "spleen"]
 
 
 def test_findings_blob_names_each_finding_with_its_class(faulty: Report) -> None:
@@ -123,7 +142,7 @@ def test_findings_blob_names_each_finding_with_its_class(faulty: Report) -> None
     rows = [dict(zip(FINDING_COLUMNS, row)) for row in blob["rows"]]
     assert {(blob["codes"][r["code"]], r["case"], r["class"]) for r in rows} == {
         ("GEOM_AFFINE_MISMATCH", "s0002", "liver"), ("FILE_MISSING", "s0002", "spleen"),
-        ("FILE_UNEXPECTED", "s0001", "._liver"), ("META_SPLIT_COUNTS", None, None)}
+        ("FILE_UNEXPECTED", "s0001", None), ("META_SPLIT_COUNTS", None, None)}
     assert [blob["severities"][r["severity"]] for r in rows] == ["error", "error", "error", "warning"]
 
 
@@ -210,11 +229,11 @@ def ten_thousand_findings() -> Report:
         for k, name in enumerate(names):
             path = mask(c.case, name)
             findings.append(error("GEOM_AFFINE_MISMATCH", c.case, path,
-                                  f"{path}: affine differs from its image's by up to 0.5 mm", max_deviation_mm=0.5,
-                                  tolerance_mm=0.001, affine=affine, image_affine=affine))
+                                  f"{path}: affine differs from its image's by up to 0.5 mm", class_name=name,
+                                  max_deviation_mm=0.5, tolerance_mm=0.001, affine=affine, image_affine=affine))
             findings.append(warning("LABEL_OVERLAP", c.case, path,
                                     f"{name} shares {100 + k} voxels (0.34 mL, 1.2% of the smaller mask) with liver",
-                                    class_a="liver", class_b=name, path_a=mask(c.case, "liver"), voxels=100 + k,
+                                    class_name=name, class_a="liver", class_b=name, path_a=mask(c.case, "liver"), voxels=100 + k,
                                     volume_ml=0.3375, share_of_smaller=0.012))
     return make_report(findings, cases, mode="deep")
 
@@ -228,39 +247,6 @@ def test_ten_thousand_findings_render_within_the_size_bound() -> None:
     blob = re.search(r'id="findings-data">(.*?)</script>', html, re.S).group(1)
     assert len(json.loads(blob)["rows"]) == 10_000
     assert html.count("<tr") < 100, "findings are rows of the data blob, drawn a page at a time by the script"
-
-
-def test_flagged_mask_gets_a_slice_picture_from_the_release(example_root: Path) -> None:
-    finding = error("GEOM_AFFINE_MISMATCH", "s0000", mask("s0000", "liver"))
-    page = build_page(make_report([finding], [case_report("s0000")], release=str(example_root)))
-    [picture] = page.pictures
-    assert (picture.cls, picture.finding) == ("liver", finding)
-    png = base64.b64decode(picture.uri.removeprefix("data:image/png;base64,"))
-    assert png.startswith(b"\x89PNG\r\n\x1a\n")
-    assert json.loads(page.findings_json)["rows"][0][FINDING_COLUMNS.index("picture")] == picture.id
-
-
-def test_overlap_picture_outlines_both_masks(example_root: Path) -> None:
-    finding = warning("LABEL_OVERLAP", "s0000", mask("s0000", "liver"), path_a=mask("s0000", "gallbladder"))
-    [picture] = pictures(make_report([finding], [case_report("s0000")], release=str(example_root)), layout_of(SPEC))
-    assert (picture.cls, picture.other) == ("liver", "gallbladder")
-
-
-def test_pictures_stop_at_the_cap(example_root: Path) -> None:
-    names = ["liver", "spleen", "kidney_left", "kidney_right", "stomach"]
-    findings = [error("LABEL_VALUES", "s0000", mask("s0000", name)) for name in names]
-    report = make_report(findings, [case_report("s0000")], release=str(example_root))
-    assert len(pictures(report, layout_of(SPEC), limit=2)) == 2
-
-
-def test_unreadable_or_empty_masks_get_no_picture_and_no_error(example_copy) -> None:
-    release = example_copy()
-    truncated = release / mask("s0000", "liver")
-    truncated.write_bytes(truncated.read_bytes()[:400])
-    findings = [error("GEOM_SHAPE_MISMATCH", "s0000", mask("s0000", "liver")),
-                error("LABEL_VALUES", "s0000", mask("s0000", "brain")),  # empty in the example case
-                error("GEOM_AFFINE_MISMATCH", "s0000", mask("s0000", "no_such_class"))]
-    assert pictures(make_report(findings, [case_report("s0000")], release=str(release)), layout_of(SPEC)) == []
 
 
 def test_history_index_lists_every_readable_report(tmp_path: Path, faulty: Report) -> None:
@@ -291,7 +277,7 @@ def test_check_writes_the_page_next_to_the_json_and_refreshes_the_index(example_
 
 
 def test_findings_past_the_row_cap_stay_in_the_json_report_only(monkeypatch: pytest.MonkeyPatch, faulty: Report) -> None:
-    monkeypatch.setattr("qa.html.MAX_FINDING_ROWS", 2)
+    monkeypatch.setattr("qa.output.html.page.MAX_FINDING_ROWS", 2)
     page = build_page(faulty, drawings=False)
     rows = json.loads(page.findings_json)["rows"]
     assert [row[FINDING_COLUMNS.index("severity")] for row in rows] == [0, 0], "the most severe are kept"

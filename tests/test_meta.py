@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from qa.engine import run_check
-from qa.report import Finding
-from qa.spec import load_spec
+from qa.app.pipeline import run_check
+from qa.rules.finding import Finding
+from qa.rules.spec import load_spec
 
 V2 = load_spec("totalsegmentator-v2")
 HEADER = "image_id;age;gender;institute;study_type;split;manufacturer;scanner_model;kvp;pathology;pathology_location"

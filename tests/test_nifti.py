@@ -11,7 +11,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from qa.nifti import read_file_facts
+from qa.scan.facts import Problem
+from qa.scan.nifti import read_file_facts
+from qa.source.fs import FolderSource
 
 
 def _example_ct(example_root: Path, tmp_path: Path) -> Path:
@@ -21,7 +23,7 @@ def _example_ct(example_root: Path, tmp_path: Path) -> Path:
 
 
 def _facts(path: Path):
-    return read_file_facts(path, path.name, path.parent)
+    return read_file_facts(FolderSource(path.parent), path.name)
 
 
 def _write(image: nib.Nifti1Image, path: Path) -> Path:
@@ -62,8 +64,8 @@ def test_example_ct_trailer_size_equals_what_its_header_declares(example_root: P
 
 def test_example_mask_is_uint8_on_the_ct_grid(example_root: Path) -> None:
     path = example_root / "s0000" / "segmentations" / "liver.nii.gz"
-    mask = read_file_facts(path, "s0000/segmentations/liver.nii.gz", example_root)
-    ct = read_file_facts(example_root / "s0000" / "ct.nii.gz", "s0000/ct.nii.gz", example_root)
+    mask = read_file_facts(FolderSource(example_root), "s0000/segmentations/liver.nii.gz")
+    ct = read_file_facts(FolderSource(example_root), "s0000/ct.nii.gz")
     assert mask.corrupt is None
     assert mask.path == "s0000/segmentations/liver.nii.gz"
     assert mask.header.dtype == "uint8"
@@ -116,7 +118,7 @@ def test_empty_file_is_corrupt(tmp_path: Path) -> None:
     path.write_bytes(b"")
     facts = _facts(path)
     assert facts.header is None
-    assert facts.corrupt == "empty file"
+    assert facts.corrupt == Problem("empty", "empty file")
 
 
 def test_file_named_nii_gz_without_gzip_magic_is_corrupt(example_root: Path, tmp_path: Path) -> None:
@@ -124,7 +126,7 @@ def test_file_named_nii_gz_without_gzip_magic_is_corrupt(example_root: Path, tmp
     path.write_bytes(gzip.decompress((example_root / "s0000" / "ct.nii.gz").read_bytes()))
     facts = _facts(path)
     assert facts.header is None
-    assert "not gzip" in facts.corrupt
+    assert "not gzip" in facts.corrupt.reason
 
 
 def test_gzip_shorter_than_its_own_framing_is_corrupt(example_root: Path, tmp_path: Path) -> None:
@@ -132,7 +134,7 @@ def test_gzip_shorter_than_its_own_framing_is_corrupt(example_root: Path, tmp_pa
     path.write_bytes((example_root / "s0000" / "ct.nii.gz").read_bytes()[:12])
     facts = _facts(path)
     assert facts.header is None
-    assert "truncated gzip" in facts.corrupt
+    assert "truncated gzip" in facts.corrupt.reason
 
 
 def test_compressed_file_cut_inside_the_header_is_truncated(example_root: Path, tmp_path: Path) -> None:
@@ -142,7 +144,7 @@ def test_compressed_file_cut_inside_the_header_is_truncated(example_root: Path, 
     path.write_bytes(raw[:40])
     facts = _facts(path)
     assert facts.header is None
-    assert "truncated" in facts.corrupt
+    assert "truncated" in facts.corrupt.reason
 
 
 def test_uncompressed_file_cut_inside_the_header_is_corrupt(example_root: Path, tmp_path: Path) -> None:
@@ -151,8 +153,8 @@ def test_uncompressed_file_cut_inside_the_header_is_corrupt(example_root: Path, 
     path.write_bytes(nii[:200])
     facts = _facts(path)
     assert facts.header is None
-    assert "200 bytes" in facts.corrupt
-    assert "348-byte header" in facts.corrupt
+    assert "200 bytes" in facts.corrupt.reason
+    assert "348-byte header" in facts.corrupt.reason
 
 
 @pytest.mark.parametrize(
@@ -169,7 +171,7 @@ def test_gzip_whose_stream_is_garbage_after_the_magic_is_corrupt(tmp_path: Path,
         gzip.decompress(path.read_bytes())
     facts = _facts(path)
     assert facts.header is None
-    assert "gzip stream broken" in facts.corrupt
+    assert "gzip stream broken" in facts.corrupt.reason
 
 
 def test_gzip_of_something_that_is_not_nifti_is_a_bad_header(tmp_path: Path) -> None:
@@ -177,8 +179,8 @@ def test_gzip_of_something_that_is_not_nifti_is_a_bad_header(tmp_path: Path) -> 
     path.write_bytes(gzip.compress(b"image_id;age\n" * 100))
     facts = _facts(path)
     assert facts.header is None
-    assert "bad NIfTI header" in facts.corrupt
-    assert "sizeof_hdr" in facts.corrupt
+    assert "bad NIfTI header" in facts.corrupt.reason
+    assert "sizeof_hdr" in facts.corrupt.reason
 
 
 def test_header_declaring_a_gigantic_volume_is_read_without_reading_the_volume(tmp_path: Path) -> None:
@@ -206,7 +208,7 @@ def test_vox_offset_inside_the_header_or_not_a_number_is_corrupt(example_root: P
     path.write_bytes(gzip.compress(bytes(nii), compresslevel=1))
     facts = _facts(path)
     assert facts.header is None
-    assert "vox_offset" in facts.corrupt
+    assert "vox_offset" in facts.corrupt.reason
 
 
 def test_vox_offset_past_the_header_moves_where_the_data_starts(example_root: Path, tmp_path: Path) -> None:
@@ -230,7 +232,7 @@ def test_nifti2_magic_on_a_nifti1_header_is_corrupt(example_root: Path, tmp_path
         nib.load(path)
     facts = _facts(path)
     assert facts.header is None
-    assert "magic" in facts.corrupt
+    assert "magic" in facts.corrupt.reason
 
 
 def test_symbolic_link_leaving_the_release_is_not_followed(example_root: Path, tmp_path: Path) -> None:
@@ -238,9 +240,9 @@ def test_symbolic_link_leaving_the_release_is_not_followed(example_root: Path, t
     release.mkdir()
     link = release / "ct.nii.gz"
     link.symlink_to(example_root / "s0000" / "ct.nii.gz")
-    facts = read_file_facts(link, "ct.nii.gz", release)
+    facts = read_file_facts(FolderSource(release), "ct.nii.gz")
     assert facts.header is None
-    assert "leaving the release root" in facts.corrupt
+    assert "leaving the release root" in facts.corrupt.reason
 
 
 def test_reading_facts_does_not_write_or_touch_the_file(example_root: Path, tmp_path: Path) -> None:
@@ -251,3 +253,16 @@ def test_reading_facts_does_not_write_or_touch_the_file(example_root: Path, tmp_
     after = path.stat()
     assert (after.st_mtime_ns, after.st_size) == (before.st_mtime_ns, before.st_size)
     assert path.read_bytes() == content
+
+
+def test_a_wrong_dim0_is_reported_with_the_headers_own_numbers(example_root: Path, tmp_path: Path) -> None:
+    """A wrong dim[0] must not make the header be read in the other byte order (and report dim[0] as 2048)."""
+    image = nib.load(example_root / "s0000" / "ct.nii.gz")
+    header = image.header.copy()
+    header["dim"][0] = 8
+    path = tmp_path / "ct.nii.gz"
+    with gzip.open(path, "wb") as fh:
+        fh.write(header.binaryblock + b"\0" * 4 + np.asarray(image.dataobj).tobytes(order="F"))
+    facts = _facts(path)
+    assert facts.corrupt.kind == "bad_header"
+    assert "dim[0] is 8," in facts.corrupt.reason

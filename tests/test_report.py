@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from qa.engine import run_check
-from qa.report import Report, schema_text, write_report
-from qa.spec import load_spec
-
 from support import REPO
+
+from qa.app.pipeline import run_check
+from qa.output.json import write_report
+from qa.report.model import Report, schema_text
+from qa.rules.spec import load_spec
 
 
 def test_committed_json_schema_is_current() -> None:
@@ -38,7 +39,7 @@ def test_findings_carry_release_relative_slash_paths(example_root: Path) -> None
 
 
 def test_readme_code_table_lists_every_code_with_its_default_severity() -> None:
-    from qa.codes import CODES
+    from qa.rules.codes import CODES
 
     readme = (REPO / "README.md").read_text()
     for code in CODES.values():
@@ -46,10 +47,10 @@ def test_readme_code_table_lists_every_code_with_its_default_severity() -> None:
 
 
 def test_report_of_a_nan_spacing_case_reads_back(tmp_path: Path) -> None:
-    from qa.sample import make_sample
+    from qa.synth.sample import make_sample
 
     spec = load_spec("totalsegmentator-v2")
-    sample = make_sample(tmp_path / "release", spec, cases=2, faults=["GEOM_SPACING:nan"])
+    sample = make_sample(tmp_path / "release", spec, cases=2, faults=["GEOM_SPACING:not_finite"])
     report = run_check(sample.root, spec, "test", subset=True)
     path = write_report(report, tmp_path / "out")
     again = Report.model_validate_json(path.read_bytes())

@@ -13,10 +13,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from qa.phantom import VERTEBRAE
-from qa.meta import read_table, validate
-from qa.sample import DEFAULT_SHAPE, FAULTS, Sample, make_sample, split_values
-from qa.spec import ReleaseSpec, builtin_spec_names, load_spec
+from qa.checks.table import read_table, validate
+from qa.rules.spec import ReleaseSpec, builtin_spec_names, load_spec
+from qa.synth.phantom import VERTEBRAE
+from qa.synth.sample import DEFAULT_SHAPE, FAULTS, Sample, make_sample, split_values
 
 SMALL = (24, 20, 32)
 GRID_FIELDS = {"dim", "pixdim", "srow_x", "srow_y", "srow_z", "qoffset_x", "qoffset_y", "qoffset_z",
@@ -249,7 +249,7 @@ def test_a_sample_is_never_written_into_a_folder_with_files(tmp_path: Path, v2: 
 
 
 def test_every_fault_name_is_a_code_with_an_optional_variant() -> None:
-    from qa.codes import CODES
+    from qa.rules.codes import CODES
 
     deep = {"LABEL_VALUES", "LABEL_OVERLAP", "LABEL_IN_PADDING", "LABEL_ALL_EMPTY", "LABEL_POSITION", "IMAGE_VALUES"}
     assert {name.split(":")[0] for name in FAULTS} <= set(CODES) | deep

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from qa.codes import CODES
-from qa.detect import detect_spec
-from qa.spec import SpecError, builtin_spec_names, load_spec
-
 from support import REPO, SHARED_DATA
+
+from qa.rules.codes import CODES
+from qa.rules.detect import detect_spec
+from qa.rules.spec import SpecError, builtin_spec_names, load_spec
+from qa.source.fs import FolderSource
 
 CLASS_MAPS = json.loads((SHARED_DATA / "class-maps.json").read_text())
 
@@ -80,7 +80,7 @@ def test_bad_severity_is_refused(tmp_path: Path) -> None:
 
 def test_severity_for_an_unknown_code_is_refused(tmp_path: Path) -> None:
     path = write_spec(tmp_path, lambda d: d["severities"].update(NO_SUCH_CODE="error"))
-    with pytest.raises(SpecError, match="unknown finding codes: NO_SUCH_CODE"):
+    with pytest.raises(SpecError, match="unknown finding codes or subcodes: NO_SUCH_CODE"):
         load_spec(str(path))
 
 
@@ -101,7 +101,7 @@ def test_a_users_own_yaml_is_loaded_by_path() -> None:
 
 
 def test_detection_picks_v2_for_the_real_example_and_says_why(example_root: Path) -> None:
-    choice = detect_spec(example_root)
+    choice = detect_spec(FolderSource(example_root))
     assert choice.spec.id == "totalsegmentator-v2"
     assert "117 of 117 mask names" in choice.reason
 
@@ -116,13 +116,13 @@ def layout_with(tmp_path: Path, columns: str, masks: list[str]) -> Path:
 
 def test_detection_picks_v1_from_six_columns_and_v1_mask_names(tmp_path: Path) -> None:
     root = layout_with(tmp_path, "image_id;age;gender;institute;study_type;split", class_list("total_v1"))
-    assert detect_spec(root).spec.id == "totalsegmentator-v1"
+    assert detect_spec(FolderSource(root)).spec.id == "totalsegmentator-v1"
 
 
 def test_detection_picks_v3_from_vertebrae_l6(tmp_path: Path) -> None:
     columns = "image_id;age;gender;institute;study_type;split;manufacturer;scanner_model;kvp;pathology;pathology_location"
     root = layout_with(tmp_path, columns, class_list("total_v3"))
-    assert detect_spec(root).spec.id == "totalsegmentator-v3"
+    assert detect_spec(FolderSource(root)).spec.id == "totalsegmentator-v3"
 
 
 def test_anatomy_rule_naming_an_unknown_class_is_refused(tmp_path: Path) -> None:

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from qa.checks import finding
-from qa.facts import CaseFacts, FileFacts, MaskValues
-from qa.report import Finding
-from qa.spec import ReleaseSpec
+from qa.checks.base import Context, check, finding
+from qa.rules.finding import Finding
+from qa.rules.spec import ReleaseSpec
+from qa.scan.facts import CaseFacts
+from qa.scan.measures import world_centroid
 
 # World coordinates of NIfTI are RAS+: x grows to the subject's right, z towards the head.
 RIGHT, SUPERIOR = 0, 2
-
-
-def world_centroid(values: MaskValues, facts: FileFacts) -> np.ndarray | None:
-    """A mask's centre of mass in world millimetres, through its own affine."""
-    if values.centroid_voxel is None or facts.header is None:
-        return None
-    return (np.asarray(facts.header.affine) @ [*values.centroid_voxel, 1.0])[:3]
 
 
 def centroids(case: CaseFacts, spec: ReleaseSpec) -> dict[str, np.ndarray]:
@@ -31,11 +25,11 @@ def centroids(case: CaseFacts, spec: ReleaseSpec) -> dict[str, np.ndarray]:
     return found
 
 
-def _misplaced(spec: ReleaseSpec, case: CaseFacts, name: str, other: str, kind: str, message: str,
+def _misplaced(spec: ReleaseSpec, case: CaseFacts, name: str, other: str, subcode: str, message: str,
                centres: dict[str, np.ndarray], by_mm: float) -> Finding:
     path = f"{case.case}/{spec.mask_file(name)}"
-    return finding(spec, "LABEL_POSITION", case.case, path, f"{path}: {message} by {by_mm:.1f} mm", variant=kind,
-                   other_class=other, centroid_mm=[round(float(v), 2) for v in centres[name]],
+    return finding(spec, "LABEL_POSITION", case.case, path, f"{path}: {message} by {by_mm:.1f} mm", subcode=subcode,
+                   class_name=name, key=other, other_class=other, centroid_mm=[round(float(v), 2) for v in centres[name]],
                    other_centroid_mm=[round(float(v), 2) for v in centres[other]], by_mm=round(by_mm, 2))
 
 
@@ -76,8 +70,8 @@ def check_sides(case: CaseFacts, spec: ReleaseSpec, centres: dict[str, np.ndarra
     return found
 
 
-def check_case_anatomy(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
-    if case.deep is None:
-        return []
+@check("anatomy.case", ("LABEL_POSITION",), needs="deep")
+def check_case_anatomy(case: CaseFacts, ctx: Context) -> list[Finding]:
+    spec = ctx.spec
     centres = centroids(case, spec)
     return check_order(case, spec, centres) + check_above(case, spec, centres) + check_sides(case, spec, centres)

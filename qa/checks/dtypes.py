@@ -2,34 +2,35 @@
 
 from __future__ import annotations
 
-from qa.checks import finding
-from qa.checks.files import usable_header
-from qa.facts import CaseFacts
-from qa.report import Finding
-from qa.spec import ReleaseSpec
+from qa.checks.base import Context, check, finding, mask_paths, usable_header
+from qa.rules.finding import Finding
+from qa.scan.facts import CaseFacts
 
 
-def check_case_dtypes(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
+@check("dtypes.case", ("IMAGE_DTYPE", "LABEL_DTYPE"))
+def check_case_dtypes(case: CaseFacts, ctx: Context) -> list[Finding]:
+    spec = ctx.spec
     found = []
     image_path = f"{case.case}/{spec.image}"
     image = usable_header(case.files.get(image_path), spec)
     if image is not None and image.dtype not in spec.image_dtypes:
         found.append(finding(spec, "IMAGE_DTYPE", case.case, image_path,
-                             f"{image_path}: stored as {image.dtype}, the release allows {', '.join(spec.image_dtypes)}",
+                             f"{image_path}: stored as {image.dtype}, the release allows "
+                             f"{', '.join(spec.image_dtypes)}",
                              dtype=image.dtype, allowed=spec.image_dtypes))
-    for name in spec.classes:
-        path = f"{case.case}/{spec.mask_file(name)}"
+    for name, path in mask_paths(case, spec):
         mask = usable_header(case.files.get(path), spec)
         if mask is None:
             continue
         if mask.dtype not in spec.mask_dtypes:
             found.append(finding(spec, "LABEL_DTYPE", case.case, path,
                                  f"{path}: stored as {mask.dtype}, the release allows {', '.join(spec.mask_dtypes)}",
-                                 variant="dtype", dtype=mask.dtype, allowed=spec.mask_dtypes))
+                                 subcode="dtype", class_name=name, dtype=mask.dtype, allowed=spec.mask_dtypes))
         zero, one = mask.loaded(0), mask.loaded(1)
         if (zero, one) != (0.0, 1.0):
             found.append(finding(spec, "LABEL_DTYPE", case.case, path,
-                                 f"{path}: scaling (slope {mask.slope}, intercept {mask.inter}) loads stored 0 and 1 as "
-                                 f"{zero:g} and {one:g}",
-                                 variant="scaling", slope=mask.slope, inter=mask.inter, zero_loads_as=zero, one_loads_as=one))
+                                 f"{path}: scaling (slope {mask.slope}, intercept {mask.inter}) loads stored 0 and 1 "
+                                 f"as {zero:g} and {one:g}",
+                                 subcode="scaling", class_name=name, slope=mask.slope, inter=mask.inter,
+                                 zero_loads_as=zero, one_loads_as=one))
     return found

@@ -7,11 +7,10 @@ import itertools
 import numpy as np
 from nibabel.orientations import aff2axcodes
 
-from qa.checks import finding
-from qa.checks.files import usable_header
-from qa.facts import CaseFacts, HeaderFacts
-from qa.report import Finding
-from qa.spec import ReleaseSpec
+from qa.checks.base import Context, check, finding, mask_paths, usable_header
+from qa.rules.finding import Finding
+from qa.rules.spec import ReleaseSpec
+from qa.scan.facts import CaseFacts, HeaderFacts
 
 # Problems after which the affine says nothing about where the image is: orientation and mask affines are not judged.
 UNUSABLE_AFFINE = ("non_finite", "singular", "no_transform", "bad_quaternion", "bad_code")
@@ -38,7 +37,7 @@ def axcodes(header: HeaderFacts) -> list[str | None]:
 
 
 def affine_problems(header: HeaderFacts, spec: ReleaseSpec) -> list[tuple[str, str, dict]]:
-    """(variant, message, details) for each reason not to trust a header's affine."""
+    """(subcode, message, details) for each reason not to trust a header's affine."""
     affine = np.asarray(header.affine)
     if not np.all(np.isfinite(affine)):
         return [("non_finite", "the affine has non-finite entries", {})]
@@ -71,12 +70,14 @@ def affine_problems(header: HeaderFacts, spec: ReleaseSpec) -> list[tuple[str, s
 
 def affine_unusable(found: list[Finding]) -> bool:
     """Whether the findings say an affine means nothing, so nothing may be judged against it."""
-    return any(f.code == "GEOM_AFFINE_INVALID" and f.details["kind"] in UNUSABLE_AFFINE for f in found)
+    return any(f.code == "GEOM_AFFINE_INVALID" and f.subcode in UNUSABLE_AFFINE for f in found)
 
 
-def _invalid_affine(spec: ReleaseSpec, case: str, path: str, header: HeaderFacts) -> list[Finding]:
-    return [finding(spec, "GEOM_AFFINE_INVALID", case, path, f"{path}: {message}", variant=variant, **details)
-            for variant, message, details in affine_problems(header, spec)]
+def _invalid_affine(spec: ReleaseSpec, case: str, path: str, header: HeaderFacts,
+                    class_name: str | None = None) -> list[Finding]:
+    return [finding(spec, "GEOM_AFFINE_INVALID", case, path, f"{path}: {message}", subcode=subcode,
+                    class_name=class_name, **details)
+            for subcode, message, details in affine_problems(header, spec)]
 
 
 def check_image_grid(case: str, path: str, image: HeaderFacts, spec: ReleaseSpec) -> list[Finding]:
@@ -88,23 +89,26 @@ def check_image_grid(case: str, path: str, image: HeaderFacts, spec: ReleaseSpec
     if geometry.spacing is not None and (
         len(spacing) < 3 or not all(abs(a - b) <= geometry.spacing_tolerance for a, b in zip(spacing, geometry.spacing))
     ):
+        finite = all(np.isfinite(z) for z in spacing)
         found.append(finding(spec, "GEOM_SPACING", case, path,
                              f"{path}: spacing {' x '.join(f'{z:g}' for z in spacing)} mm, the release has "
                              f"{' x '.join(f'{z:g}' for z in geometry.spacing)} mm",
+                             subcode="mismatch" if finite else "not_finite",
                              spacing=spacing, expected=list(geometry.spacing), tolerance=geometry.spacing_tolerance))
     codes = axcodes(image)
     if geometry.axcodes is not None and not unusable and codes != list(geometry.axcodes):
         found.append(finding(spec, "GEOM_ORIENTATION", case, path,
-                             f"{path}: axis codes {''.join(c or '?' for c in codes)}, the release has {''.join(geometry.axcodes)}",
+                             f"{path}: axis codes {''.join(c or '?' for c in codes)}, the release has "
+                             f"{''.join(geometry.axcodes)}",
                              axcodes=codes, expected=list(geometry.axcodes)))
     return found
 
 
-def check_mask_grid(case: str, path: str, mask: HeaderFacts, image: HeaderFacts, spec: ReleaseSpec,
+def check_mask_grid(case: str, name: str, path: str, mask: HeaderFacts, image: HeaderFacts, spec: ReleaseSpec,
                     compare_affine: bool = True) -> list[Finding]:
     if mask.shape[:3] != image.shape[:3] or any(n != 1 for n in mask.shape[3:]):
         return [finding(spec, "GEOM_SHAPE_MISMATCH", case, path,
-                        f"{path}: shape {tuple(mask.shape)}, its image has {tuple(image.shape)}",
+                        f"{path}: shape {tuple(mask.shape)}, its image has {tuple(image.shape)}", class_name=name,
                         shape=list(mask.shape), image_shape=list(image.shape))]
     # Masks written from their image's header carry its affine exactly; most of a release's masks need no measuring.
     if not compare_affine or mask.affine == image.affine:
@@ -113,13 +117,16 @@ def check_mask_grid(case: str, path: str, mask: HeaderFacts, image: HeaderFacts,
     if deviation <= spec.geometry.affine_tolerance_mm:
         return []
     found = [finding(spec, "GEOM_AFFINE_MISMATCH", case, path,
-                     f"{path}: affine differs from its image's by up to {deviation:.4g} mm",
+                     f"{path}: affine differs from its image's by up to {deviation:.4g} mm", class_name=name,
                      max_deviation_mm=deviation, tolerance_mm=spec.geometry.affine_tolerance_mm,
                      affine=mask.affine, image_affine=image.affine)]
-    return found + _invalid_affine(spec, case, path, mask)
+    return found + _invalid_affine(spec, case, path, mask, name)
 
 
-def check_case_geometry(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
+@check("geometry.case", ("GEOM_SPACING", "GEOM_ORIENTATION", "GEOM_AFFINE_INVALID", "GEOM_SHAPE_MISMATCH",
+                         "GEOM_AFFINE_MISMATCH"))
+def check_case_geometry(case: CaseFacts, ctx: Context) -> list[Finding]:
+    spec = ctx.spec
     image_path = f"{case.case}/{spec.image}"
     image = usable_header(case.files.get(image_path), spec)
     if image is None:
@@ -127,9 +134,8 @@ def check_case_geometry(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
     found = check_image_grid(case.case, image_path, image, spec)
     # An image whose affine means nothing is one finding; comparing 117 masks with it would only repeat it.
     compare = not affine_unusable(found)
-    for name in spec.classes:
-        path = f"{case.case}/{spec.mask_file(name)}"
+    for name, path in mask_paths(case, spec):
         mask = usable_header(case.files.get(path), spec)
         if mask is not None:
-            found += check_mask_grid(case.case, path, mask, image, spec, compare_affine=compare)
+            found += check_mask_grid(case.case, name, path, mask, image, spec, compare_affine=compare)
     return found

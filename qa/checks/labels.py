@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import fnmatch
-import math
-from dataclasses import dataclass
 
-from qa.checks import finding
-from qa.facts import CaseFacts, HeaderFacts, Overlap
-from qa.report import Finding
-from qa.spec import ReleaseSpec, Severity
+from qa.checks.base import Context, check, finding, mask_paths
+from qa.rules.codes import Severity
+from qa.rules.finding import Finding
+from qa.rules.spec import ReleaseSpec
+from qa.scan.facts import CaseFacts
+from qa.scan.measures import shared_voxels
 
 
-def check_streams(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
+@check("labels.streams", ("FILE_CORRUPT",), needs="deep")
+def check_streams(case: CaseFacts, ctx: Context) -> list[Finding]:
     """A stream that fails its CRC or length anywhere: the quick pass cannot see it, a reader crashes on it."""
-    return [finding(spec, "FILE_CORRUPT", case.case, path, f"{path}: {stream.error}", variant="stream",
-                    reason=stream.error, inflated_bytes=stream.inflated_bytes)
+    classes = {path: name for name, path in mask_paths(case, ctx.spec)}
+    return [finding(ctx.spec, "FILE_CORRUPT", case.case, path, f"{path}: {stream.error}", subcode="stream",
+                    class_name=classes.get(path), reason=stream.error, inflated_bytes=stream.inflated_bytes)
             for path, stream in sorted(case.deep.streams.items()) if stream.error is not None]
 
 
-def check_image_values(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
+@check("labels.image_values", ("IMAGE_VALUES",), needs="deep")
+def check_image_values(case: CaseFacts, ctx: Context) -> list[Finding]:
+    spec = ctx.spec
     values, path = case.deep.image, f"{case.case}/{spec.image}"
     if values is None:
         return []
@@ -38,20 +42,22 @@ def check_image_values(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
                     plausible_min=low, plausible_max=high)]
 
 
-def check_mask_values(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
+@check("labels.mask_values", ("LABEL_VALUES",), needs="deep")
+def check_mask_values(case: CaseFacts, ctx: Context) -> list[Finding]:
     found = []
-    expected = {f"{case.case}/{spec.mask_file(name)}" for name in spec.classes}
-    for path, values in sorted(case.deep.masks.items()):
-        if path in expected and values.other_values:
+    for name, path in mask_paths(case, ctx.spec):
+        values = case.deep.masks.get(path)
+        if values is not None and values.other_values:
             listed = ", ".join(f"{v} ({n} voxels)" for v, n in values.other_values.items())
-            found.append(finding(spec, "LABEL_VALUES", case.case, path, f"{path}: values other than 0 and 1: {listed}",
-                                 values=values.other_values))
+            found.append(finding(ctx.spec, "LABEL_VALUES", case.case, path, f"{path}: values other than 0 and 1: {listed}",
+                                 class_name=name, values=values.other_values))
     return found
 
 
-def check_all_empty(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
-    expected = [f"{case.case}/{spec.mask_file(name)}" for name in spec.classes]
-    measured = [case.deep.masks[p] for p in expected if p in case.deep.masks]
+@check("labels.all_empty", ("LABEL_ALL_EMPTY",), needs="deep")
+def check_all_empty(case: CaseFacts, ctx: Context) -> list[Finding]:
+    spec = ctx.spec
+    measured = [case.deep.masks[p] for _, p in mask_paths(case, spec) if p in case.deep.masks]
     if not measured or any(m.voxels for m in measured):
         return []
     mask_dir = f"{case.case}/{spec.mask_dir}"
@@ -65,67 +71,42 @@ def overlap_severity(share: float, spec: ReleaseSpec) -> Severity:
     return "warning" if share >= spec.values.overlap_warning_share else "info"
 
 
-def voxel_ml(header: HeaderFacts) -> float:
-    return math.prod(abs(z) for z in header.zooms[:3]) / 1000.0
-
-
-@dataclass(frozen=True)
-class SharedVoxels:
-    """An overlap in the units people judge it by: the two classes, the volume, and the share of the smaller mask."""
-
-    class_a: str
-    class_b: str
-    voxels: int
-    volume_ml: float
-    share: float
-
-
-def shared_voxels(case: CaseFacts, spec: ReleaseSpec, overlap: Overlap) -> SharedVoxels:
-    smaller = min(case.deep.masks[overlap.first].voxels, case.deep.masks[overlap.second].voxels)
-    return SharedVoxels(class_a=spec.class_of(case.case, overlap.first), class_b=spec.class_of(case.case, overlap.second),
-                        voxels=overlap.voxels, volume_ml=overlap.voxels * voxel_ml(case.files[overlap.second].header),
-                        share=overlap.voxels / smaller)
-
-
-def check_overlaps(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
+@check("labels.overlaps", ("LABEL_OVERLAP",), needs="deep")
+def check_overlaps(case: CaseFacts, ctx: Context) -> list[Finding]:
     found = []
     for overlap in case.deep.overlaps:
-        s = shared_voxels(case, spec, overlap)
-        found.append(finding(spec, "LABEL_OVERLAP", case.case, overlap.second,
-                             f"{s.class_b} shares {s.voxels} voxels ({s.volume_ml:.2f} mL, {s.share:.1%} of the smaller "
+        s = shared_voxels(case, ctx.spec, overlap)
+        found.append(finding(ctx.spec, "LABEL_OVERLAP", case.case, overlap.second,
+                             f"{s.class_b} shares {s.voxels} voxels ({s.volume_ml:.2f} mL, {s.share:.1%} of the "
+                             "smaller "
                              f"mask) with {s.class_a}",
+                             class_name=s.class_b, key=s.class_a, severity=overlap_severity(s.share, ctx.spec),
                              class_a=s.class_a, class_b=s.class_b, path_a=overlap.first, voxels=s.voxels,
-                             volume_ml=round(s.volume_ml, 4), share_of_smaller=round(s.share, 6),
-                             severity=overlap_severity(s.share, spec)))
+                             volume_ml=round(s.volume_ml, 4), share_of_smaller=round(s.share, 6)))
     return found
 
 
-def check_case_deep(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
-    if case.deep is None:
-        return []
-    return (check_streams(case, spec) + check_image_values(case, spec) + check_mask_values(case, spec)
-            + check_all_empty(case, spec) + check_overlaps(case, spec) + check_padding(case, spec))
-
-
-def check_internal(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
-    if case.internal_error is None:
-        return []
-    return [finding(spec, "QA_INTERNAL", case.case, case.case, f"{case.case} could not be checked: {case.internal_error}",
-                    error=case.internal_error)]
-
-
-def check_padding(case: CaseFacts, spec: ReleaseSpec) -> list[Finding]:
+@check("labels.padding", ("LABEL_IN_PADDING",), needs="deep")
+def check_padding(case: CaseFacts, ctx: Context) -> list[Finding]:
     """Masks reaching where the image is only padding: beyond the scanned volume there is nothing to label."""
+    spec = ctx.spec
     found = []
-    for name in spec.classes:
-        path = f"{case.case}/{spec.mask_file(name)}"
+    for name, path in mask_paths(case, spec):
         values = case.deep.masks.get(path)
         if values is None or not values.padding_voxels or any(fnmatch.fnmatch(name, p) for p in spec.values.padding_exempt):
             continue
         share = values.padding_voxels / values.voxels
         if share >= spec.values.padding_share:
             found.append(finding(spec, "LABEL_IN_PADDING", case.case, path,
-                                 f"{path}: {values.padding_voxels} voxels ({share:.1%} of the mask) lie in the image's padding "
-                                 f"(value {case.deep.image.padding_value:g})",
-                                 voxels=values.padding_voxels, share=round(share, 6), padding_value=case.deep.image.padding_value))
+                                 f"{path}: {values.padding_voxels} voxels ({share:.1%} of the mask) lie in the image's "
+                                 f"padding (value {case.deep.image.padding_value:g})", class_name=name,
+                                 voxels=values.padding_voxels, share=round(share, 6),
+                                 padding_value=case.deep.image.padding_value))
     return found
+
+
+@check("labels.internal", ("QA_INTERNAL",), scope="unscanned_case")
+def check_internal(case: CaseFacts, ctx: Context) -> list[Finding]:
+    error = case.internal_error
+    return [finding(ctx.spec, "QA_INTERNAL", case.case, case.case, f"{case.case} could not be checked: {error.reason}",
+                    subcode=error.kind, error=error.reason)]

@@ -1,4 +1,4 @@
-"""The `tsqa` command line: check, explain, specs, sample and demo."""
+"""The `tsqa` command line: check, render, explain, specs, schema, sample and demo."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qa import __version__
-from qa.codes import CODES
-from qa.spec import SpecError, builtin_spec_names, load_spec
+from qa.rules.codes import CODES
+from qa.rules.spec import SpecError, builtin_spec_names, load_spec
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="lowest severity that makes the exit code 1 (default: error)")
     check.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
 
+    render = sub.add_parser("render", help="rebuild report.html from a report.json and its evidence, without the release",
+                            description="Rebuild report.html from report.json and the evidence pictures beside it; the "
+                                        "release need not be there.")
+    render.add_argument("report", type=Path, help="a report.json written by 'tsqa check'")
+    render.add_argument("--out", type=Path, help="folder for report.html (default: the report's own folder)")
+
     explain = sub.add_parser("explain", help="what a finding code means, why it matters, how to fix it")
     explain.add_argument("code", nargs="?", help="a finding code; all codes are listed when omitted")
 
@@ -82,8 +88,18 @@ def _explain(code: str | None) -> int:
     if key not in CODES:
         raise UsageError(f"unknown finding code {code!r}; 'tsqa explain' lists them")
     c = CODES[key]
-    wrap = lambda text: textwrap.fill(text, width=88, initial_indent="  ", subsequent_indent="  ")  # noqa: E731
-    print(f"{c.code} ({c.severity} by default): {c.title}\n\nWhat\n{wrap(c.what)}\n\nWhy it matters\n{wrap(c.why)}\n\nHow to fix\n{wrap(c.fix)}")
+
+    def wrap(text: str, indent: str = "  ") -> str:
+        return textwrap.fill(text, width=88, initial_indent=indent, subsequent_indent=indent + "  ")
+
+    seen_by = "the quick and the deep pass" if c.needs == "quick" else "the deep pass only"
+    parts = [f"{c.code} ({c.severity} by default, seen by {seen_by}): {c.title}", f"What\n{wrap(c.what)}"]
+    if c.subcodes:
+        lines = [wrap(f"{s.name}: {s.meaning}" + (" (deep pass only)" if s.needs == "deep" and c.needs == "quick" else ""))
+                 for s in c.subcodes]
+        parts.append("Subcodes (every finding has one; waive or set a severity as CODE:subcode)\n" + "\n".join(lines))
+    parts += [f"Why it matters\n{wrap(c.why)}", f"How to fix\n{wrap(c.fix)}"]
+    print("\n\n".join(parts))
     return EXIT_OK
 
 
@@ -96,22 +112,22 @@ def _specs() -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from qa.detect import detect_spec
-    from qa.engine import run_check
-    from qa.history import publish_html
-    from qa.progress import progress_bar
-    from qa.report import write_report
-    from qa.summary import print_summary
+    from qa.app.pipeline import run_check, write_outputs
+    from qa.output.console import print_summary
+    from qa.output.progress import progress_bar
+    from qa.rules.detect import detect_spec
+    from qa.source.fs import FolderSource
 
     root: Path = args.path
     if not root.exists():
         raise UsageError(f"release path {root} does not exist")
     if not root.is_dir():
         raise UsageError(f"release path {root} is not a folder")
+    source = FolderSource(root)
     if args.spec:
         spec, reason = load_spec(args.spec), f"given: --spec {args.spec}"
     else:
-        choice = detect_spec(root)
+        choice = detect_spec(source)
         spec, reason = choice.spec, choice.reason
     out = args.out if args.out is not None else Path("reports") / spec.id
     _refuse_inside(out, root)
@@ -119,13 +135,27 @@ def _check(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"tsqa: spec {spec.id} ({reason})", file=sys.stderr)
     with progress_bar(interactive) as advance:
-        report = run_check(root.resolve(), spec, reason, mode=args.mode, jobs=args.jobs, subset=args.subset,
+        report = run_check(source, spec, reason, mode=args.mode, jobs=args.jobs, subset=args.subset,
                            fail_on=args.fail_on, progress=advance)
-    path = write_report(report, out)
-    publish_html(report, out, index=args.out is None)
+    path = write_outputs(report, source, spec, out, index=args.out is None)
     if not args.quiet:
         print_summary(report, path)
     return EXIT_OK if report.summary.passed else EXIT_FINDINGS
+
+
+def _render(args: argparse.Namespace) -> int:
+    from qa.output.html.page import write_html
+    from qa.output.json import read_report
+
+    try:
+        report = read_report(args.report)
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.report}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise UsageError(f"{args.report} is not a tsqa report: {str(exc).splitlines()[0]}") from exc
+    page = write_html(report, args.report.parent, out_dir=args.out)
+    print(f"wrote {page}")
+    return EXIT_OK
 
 
 def _refuse_inside(out: Path, root: Path) -> None:
@@ -134,7 +164,7 @@ def _refuse_inside(out: Path, root: Path) -> None:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from qa.sample import FAULTS, make_sample
+    from qa.synth.sample import FAULTS, make_sample
 
     unknown = [f for f in args.fault if f not in FAULTS]
     if unknown:
@@ -149,7 +179,7 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from qa.demo import run_demo
+    from qa.app.demo import run_demo
 
     with tempfile.TemporaryDirectory(prefix="tsqa-demo-") as tmp:
         return run_demo(Path(tmp) / "release", args.out)
@@ -167,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "specs":
             return _specs()
         if args.command == "schema":
-            from qa.report import schema_text
+            from qa.report.model import schema_text
 
             sys.stdout.write(schema_text())
             return EXIT_OK
@@ -175,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sample(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "render":
+            return _render(args)
         return _check(args)
     except (UsageError, SpecError) as exc:
         print(f"tsqa: error: {exc}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Release specs: the pydantic model of a release's rules, and loading, listing and detecting specs."""
+"""Release specs: the pydantic model of a release's rules, and loading and listing the built-in ones."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-Severity = Literal["error", "warning", "info"]
-SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
+from qa.rules.codes import CODES, Severity
+from qa.source.base import Entry
 
 
 class SpecError(ValueError):
@@ -159,11 +159,10 @@ class ReleaseSpec(_Strict):
     @field_validator("severities")
     @classmethod
     def _severities_name_known_codes(cls, value: dict[str, Severity]) -> dict[str, Severity]:
-        from qa.codes import CODES
-
-        unknown = sorted(key for key in value if key.split(":")[0] not in CODES)
+        unknown = sorted(key for key in value if not _known_key(key))
         if unknown:
-            raise ValueError(f"severities name unknown finding codes: {', '.join(unknown)}")
+            raise ValueError(f"severities name unknown finding codes or subcodes: {', '.join(unknown)} "
+                             "('tsqa explain CODE' lists a code's subcodes)")
         return value
 
     def mask_file(self, name: str) -> str:
@@ -173,15 +172,26 @@ class ReleaseSpec(_Strict):
         """The class name of a mask file's path in a case: the inverse of mask_file."""
         return path.removeprefix(f"{case}/{self.mask_dir}/").removesuffix(self.mask_suffix)
 
-    def severity(self, code: str, variant: str | None = None) -> Severity:
-        """The severity of a code, or of one variant of it (`CODE:variant` in the YAML)."""
-        if variant is not None and f"{code}:{variant}" in self.severities:
-            return self.severities[f"{code}:{variant}"]
+    def severity(self, code: str, subcode: str | None = None) -> Severity:
+        """The severity of a code, or of one subcode of it (`CODE:subcode` in the YAML)."""
+        if subcode is not None and f"{code}:{subcode}" in self.severities:
+            return self.severities[f"{code}:{subcode}"]
         if code in self.severities:
             return self.severities[code]
-        from qa.codes import CODES
-
         return CODES[code].severity
+
+
+def _known_key(key: str) -> bool:
+    """Whether a severities key is a code of the catalogue, or `CODE:subcode` with a subcode of that code."""
+    code, _, subcode = key.partition(":")
+    known = CODES.get(code)
+    return known is not None and (not subcode or known.subcode(subcode) is not None)
+
+
+def case_folders(root_entries: list[Entry], case_pattern: str) -> list[str]:
+    """The folders at the release root whose names are case ids."""
+    pattern = re.compile(case_pattern)
+    return [e.path for e in root_entries if e.kind == "dir" and pattern.search(e.path)]
 
 
 SPEC_PACKAGE = "qa.schemas"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pandas as pd
 import pandera.pandas as pa
 
-from qa.spec import ColumnRule, MetaSpec
+from qa.rules.spec import ColumnRule, MetaSpec
 
 # The file's first line is the header, so the first data row is line 2.
 FIRST_DATA_LINE = 2
@@ -18,7 +18,11 @@ _SPACES = re.compile(r"\s+")
 
 
 class MetaUnreadable(ValueError):
-    """meta.csv cannot be turned into a table; the message says why in one line."""
+    """meta.csv cannot be turned into a table; `subcode` says how (a META_UNREADABLE subcode), the message why."""
+
+    def __init__(self, subcode: str, message: str) -> None:
+        super().__init__(message)
+        self.subcode = subcode
 
 
 @dataclass
@@ -45,20 +49,20 @@ def read_table(raw: bytes, spec: MetaSpec) -> MetaTable:
     try:
         text = raw.decode(spec.encoding)
     except UnicodeDecodeError as exc:
-        raise MetaUnreadable(f"not valid {spec.encoding} at byte {exc.start}: {exc.reason}") from exc
+        raise MetaUnreadable("encoding", f"not valid {spec.encoding} at byte {exc.start}: {exc.reason}") from exc
     except LookupError as exc:
-        raise MetaUnreadable(f"the spec's encoding {spec.encoding!r} is unknown") from exc
+        raise MetaUnreadable("encoding", f"the spec's encoding {spec.encoding!r} is unknown") from exc
     text = text.lstrip("\ufeff")
     first_line = text.split("\n", 1)[0].strip()
     if not first_line:
-        raise MetaUnreadable("the file has no header line")
+        raise MetaUnreadable("no_header", "the file has no header line")
     if spec.separator not in first_line and len(spec.columns) > 1:
-        raise MetaUnreadable(f"the header line has no {spec.separator!r} separator: {first_line[:80]!r}")
+        raise MetaUnreadable("separator", f"the header line has no {spec.separator!r} separator: {first_line[:80]!r}")
     try:
         frame = pd.read_csv(io.StringIO(text), sep=spec.separator, dtype=str, keep_default_na=False,
                             skip_blank_lines=True, quoting=csv.QUOTE_MINIMAL)
     except (pd.errors.ParserError, csv.Error, ValueError) as exc:
-        raise MetaUnreadable(f"cannot be parsed as {spec.separator!r}-separated values: {str(exc).strip()}") from exc
+        raise MetaUnreadable("parse", f"cannot be parsed as {spec.separator!r}-separated values: {str(exc).strip()}") from exc
     frame.columns = [str(c).strip() for c in frame.columns]
     frame.index = range(FIRST_DATA_LINE, FIRST_DATA_LINE + len(frame))
     frame = frame.astype(object).where(frame.apply(lambda col: col.str.strip() != ""), None)
@@ -81,32 +85,38 @@ def _numeric(series: pd.Series) -> pd.Series:
     return pd.to_numeric(series, errors="coerce")
 
 
-def _checks(rule: ColumnRule) -> list[pa.Check]:
-    checks: list[pa.Check] = []
+# pandera names an empty cell in a non-nullable column 'not_nullable'; the finding says it as a person would.
+NOT_EMPTY = "not empty"
+
+
+def _checks(rule: ColumnRule, subcodes: dict[str, str]) -> list[pa.Check]:
+    """The column's pandera checks; each check's name is recorded in `subcodes` with the subcode its failures get."""
+    checks: list[tuple[str, pa.Check]] = []
     if rule.type == "int":
-        checks.append(pa.Check(lambda s: s.str.fullmatch(r"[+-]?\d+"), name="integer"))
+        checks.append(("type", pa.Check(lambda s: s.str.fullmatch(r"[+-]?\d+"), name="integer")))
     elif rule.type == "float":
-        checks.append(pa.Check(lambda s: _numeric(s).notna(), name="number"))
+        checks.append(("type", pa.Check(lambda s: _numeric(s).notna(), name="number")))
     if rule.min is not None:
         low = rule.min
-        checks.append(pa.Check(lambda s: _numeric(s).isna() | (_numeric(s) >= low), name=f"at least {low:g}"))
+        checks.append(("range", pa.Check(lambda s: _numeric(s).isna() | (_numeric(s) >= low), name=f"at least {low:g}")))
     if rule.max is not None:
         high = rule.max
-        checks.append(pa.Check(lambda s: _numeric(s).isna() | (_numeric(s) <= high), name=f"at most {high:g}"))
+        checks.append(("range", pa.Check(lambda s: _numeric(s).isna() | (_numeric(s) <= high), name=f"at most {high:g}")))
     # Named custom checks rather than pandera's built-ins, so that the failure cases carry a rule a person can read.
     if rule.allowed is not None:
         allowed = set(rule.allowed)
-        checks.append(pa.Check(lambda s: s.isin(allowed), name=f"one of {', '.join(rule.allowed)}"))
+        checks.append(("allowed", pa.Check(lambda s: s.isin(allowed), name=f"one of {', '.join(rule.allowed)}")))
     if rule.pattern is not None:
         pattern = rule.pattern
-        checks.append(pa.Check(lambda s: s.str.contains(pattern, regex=True), name=f"matches {pattern}"))
-    return checks
+        checks.append(("pattern", pa.Check(lambda s: s.str.contains(pattern, regex=True), name=f"matches {pattern}")))
+    subcodes.update({c.name: subcode for subcode, c in checks})
+    return [c for _, c in checks]
 
 
-def column_schema(spec: MetaSpec, present: list[str]) -> pa.DataFrameSchema:
+def column_schema(spec: MetaSpec, present: list[str], subcodes: dict[str, str]) -> pa.DataFrameSchema:
     """The pandera schema of the spec's columns that the file has (absent ones are META_COLUMNS' business)."""
     columns = {
-        name: pa.Column(object, checks=_checks(rule), nullable=rule.nullable, required=False)
+        name: pa.Column(object, checks=_checks(rule, subcodes), nullable=rule.nullable, required=False)
         for name, rule in spec.columns.items()
         if name in present
     }
@@ -119,22 +129,24 @@ class CellFailure:
     column: str
     value: str | None
     rule: str
+    subcode: str
 
 
 def validate(table: MetaTable, spec: MetaSpec) -> list[CellFailure]:
     """Every cell that breaks its column's rule, from pandera's failure cases."""
-    schema = column_schema(spec, list(table.frame.columns))
+    subcodes = {NOT_EMPTY: "empty"}
+    schema = column_schema(spec, list(table.frame.columns), subcodes)
     try:
         schema.validate(table.frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
-        return [_failure(row) for row in exc.failure_cases.to_dict("records") if row["column"] is not None]
+        return [_failure(row, subcodes) for row in exc.failure_cases.to_dict("records") if row["column"] is not None]
     return []
 
 
-def _failure(row: dict) -> CellFailure:
+def _failure(row: dict, subcodes: dict[str, str]) -> CellFailure:
     rule = str(row["check"])
     if rule == "not_nullable":
-        rule = "not empty"
+        rule = NOT_EMPTY
     value = row["failure_case"]
     index = row["index"]
     return CellFailure(
@@ -142,4 +154,5 @@ def _failure(row: dict) -> CellFailure:
         column=str(row["column"]),
         value=None if value is None or (isinstance(value, float) and pd.isna(value)) else str(value),
         rule=rule,
+        subcode=subcodes.get(rule, "type"),  # pandera's own checks are about the column's type
     )

@@ -5,23 +5,23 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from qa.engine import run_check
-from qa.history import publish_html
-from qa.report import Report, write_report
-from qa.sample import FAULTS, InjectedFault, make_sample
-from qa.spec import load_spec
-from qa.summary import print_summary
+from qa.app.pipeline import run_check, write_outputs
+from qa.output.console import print_summary
+from qa.report.model import Report
+from qa.rules.spec import load_spec
+from qa.source.fs import FolderSource
+from qa.synth.sample import FAULTS, InjectedFault, make_sample
 
 DEMO_SPEC = "totalsegmentator-v2"
 DEMO_CASES = 4
-DEMO_FAULTS = ("FILE_CORRUPT:truncated", "GEOM_AFFINE_MISMATCH", "META_VALUE", "FILE_UNEXPECTED")
+DEMO_FAULTS = ("FILE_CORRUPT:size_mismatch", "GEOM_AFFINE_MISMATCH", "META_VALUE:allowed", "FILE_UNEXPECTED:os_junk")
 EXIT_OK, EXIT_MISSED, EXIT_USAGE = 0, 1, 2
 
 
 def missed_faults(faults: list[InjectedFault], report: Report) -> list[InjectedFault]:
-    """The injected faults that no finding names by code, case and path."""
-    found = {(f.code, f.case, f.path) for f in report.findings}
-    return [fault for fault in faults if (fault.code, fault.case, fault.path) not in found]
+    """The injected faults that no finding names by code, subcode, case and path."""
+    found = {(f.code, f.subcode, f.case, f.path) for f in report.findings}
+    return [fault for fault in faults if (fault.code, fault.subcode, fault.case, fault.path) not in found]
 
 
 def run_demo(release: Path, out: Path) -> int:
@@ -34,14 +34,14 @@ def run_demo(release: Path, out: Path) -> int:
     sample = make_sample(release, spec, cases=DEMO_CASES, faults=DEMO_FAULTS)
     print(f"tsqa demo: wrote {DEMO_CASES} synthetic cases of {spec.id} to {release}, with these faults injected:")
     for name in DEMO_FAULTS:
-        print(f"  {name:<24} {FAULTS[name].what}")
+        print(f"  {name:<28} {FAULTS[name].what}")
+    source = FolderSource(release)
     # A 4-case sample cannot have the release's split sizes, so it is checked as a subset.
-    report = run_check(release.resolve(), spec, f"demo: a synthetic sample of {spec.id}", jobs=1, subset=True)
-    path = write_report(report, out)
-    publish_html(report, out)
+    report = run_check(source, spec, f"demo: a synthetic sample of {spec.id}", jobs=1, subset=True)
+    path = write_outputs(report, source, spec, out)
     print_summary(report, path)
     missed = missed_faults(sample.faults, report)
     for fault in missed:
-        print(f"tsqa demo: the check did not report {fault.code} at {fault.path}")
+        print(f"tsqa demo: the check did not report {fault.code}:{fault.subcode} at {fault.path}")
     print(f"tsqa demo: {len(sample.faults) - len(missed)} of {len(sample.faults)} injected faults found; report at {path}")
     return EXIT_MISSED if missed else EXIT_OK

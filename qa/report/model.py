@@ -3,37 +3,58 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from datetime import datetime
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from qa.spec import SEVERITY_RANK, Severity
+from qa.rules.codes import Severity
+from qa.rules.finding import Finding, reaches
+from qa.rules.spec import ReleaseSpec
 
+# Raised whenever report.json changes in a way a reader must know: fields removed, renamed or retyped.
+SCHEMA_VERSION = 2
 Mode = Literal["quick", "deep"]
 FailOn = Literal["error", "warning", "never"]
-Scalar = str | int | float | bool | None
 # JSON has no NaN or infinity: pydantic writes them as null, so a float that a hostile header can make non-finite
 # must accept null when the report is read back.
 Number = float | None
-Detail = Scalar | list[Scalar] | list[list[Scalar]] | dict[str, Scalar]
 
 
-class Finding(BaseModel):
-    """One thing wrong with the release, in a form a person and a CI rule can both act on."""
+class SpecSnapshot(BaseModel):
+    """What the report's readers need of the spec it was judged by, so that nothing after the judge reloads a spec."""
 
-    model_config = ConfigDict(extra="forbid")
+    id: str
+    title: str
+    image: str
+    mask_dir: str
+    mask_suffix: str
+    classes: list[str]
+    expected_cases: int | None
+    splits: dict[str, int] | None
+    meta_file: str
+    id_column: str
+    split_column: str | None
+    column_types: dict[str, Literal["str", "int", "float"]] = Field(description="meta.csv columns and their types.")
 
-    code: str = Field(description="Stable finding code; `tsqa explain CODE` documents it.")
-    severity: Severity
-    case: str | None = Field(description="The case's image_id, or null for release-level findings.")
-    path: str | None = Field(description="Path relative to the release root, '/'-separated, or null.")
-    message: str
-    details: dict[str, Detail] = Field(default_factory=dict, description="The measured numbers behind the finding.")
+    @classmethod
+    def of(cls, spec: ReleaseSpec) -> SpecSnapshot:
+        return cls(id=spec.id, title=spec.title, image=spec.image, mask_dir=spec.mask_dir, mask_suffix=spec.mask_suffix,
+                   classes=list(spec.classes), expected_cases=spec.expected_cases,
+                   splits=None if spec.splits is None else dict(spec.splits), meta_file=spec.meta.file,
+                   id_column=spec.meta.id_column, split_column=spec.meta.split_column,
+                   column_types={name: rule.type for name, rule in spec.meta.columns.items()})
+
+
+class Evidence(BaseModel):
+    """A picture the pipeline made of a finding, kept as a file beside report.json."""
+
+    fingerprint: str = Field(description="The fingerprint of the finding it shows.")
+    file: str = Field(description="Path relative to the report folder, '/'-separated.")
+    case: str
+    path: str = Field(description="The pictured mask's path relative to the release root.")
+    classes: list[str] = Field(description="The classes outlined, the finding's first.")
 
 
 class ImageSummary(BaseModel):
@@ -117,8 +138,10 @@ class Report(BaseModel):
     model_config = ConfigDict(title="tsqa report")
 
     tool: Literal["tsqa"] = "tsqa"
+    schema_version: int = SCHEMA_VERSION
     version: str
     spec_id: str
+    spec: SpecSnapshot
     spec_reason: str = Field(description="Why this spec was used: given on the command line, or how it was detected.")
     release: str
     mode: Mode
@@ -130,17 +153,7 @@ class Report(BaseModel):
     cases: list[CaseReport]
     classes: list[ClassStats] = Field(default_factory=list, description="Per class aggregates (deep mode).")
     overlaps: list[OverlapStats] = Field(default_factory=list, description="Overlapping class pairs, largest first (deep mode).")
-
-
-def finding_sort_key(f: Finding) -> tuple:
-    return (f.case or "", f.path or "", -SEVERITY_RANK[f.severity], f.code, f.message)
-
-
-def fails(findings: list[Finding], fail_on: FailOn) -> bool:
-    if fail_on == "never":
-        return False
-    threshold = SEVERITY_RANK[fail_on]
-    return any(SEVERITY_RANK[f.severity] >= threshold for f in findings)
+    evidence: list[Evidence] = Field(default_factory=list, description="Slice pictures of findings, beside the report.")
 
 
 def summarize(findings: list[Finding], cases: int, files: int, fail_on: FailOn) -> Summary:
@@ -158,41 +171,10 @@ def summarize(findings: list[Finding], cases: int, files: int, fail_on: FailOn) 
         by_code=dict(sorted(Counter(f.code for f in findings).items())),
         worst_cases=worst,
         fail_on=fail_on,
-        passed=not fails(findings, fail_on),
+        passed=not any(reaches(f.severity, fail_on) for f in findings),
     )
 
 
-def report_schema() -> dict:
-    return Report.model_json_schema()
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write so that a reader sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the report from the CI user that uploads it
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_report(report: Report, out_dir: Path) -> Path:
-    path = out_dir / "report.json"
-    write_atomic(path, report.model_dump_json(indent=1))
-    return path
-
-
 def schema_text() -> str:
-    return json.dumps(report_schema(), indent=2, sort_keys=True) + "\n"
+    """The report's JSON Schema as committed in schemas/report.schema.json."""
+    return json.dumps(Report.model_json_schema(), indent=2, sort_keys=True) + "\n"

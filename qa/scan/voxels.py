@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from qa.facts import HeaderFacts, ImageValues, MaskValues, Overlap
+from qa.scan.facts import HeaderFacts, ImageValues, MaskValues, Overlap
 
 # Percentiles are exact up to this many voxels and taken on a regular sample above it: a full sort of a
 # 200-million-voxel CT would cost more than decompressing it.

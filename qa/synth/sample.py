@@ -1,8 +1,11 @@
-"""Synthetic releases in a spec's exact layout, and injectors that break them on purpose to make each finding."""
+"""Synthetic releases in a spec's exact layout, and injectors that break them on purpose to make each finding.
+
+A fault is named `CODE:subcode` after the finding it makes (a bare CODE names its most common subcode)."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import fnmatch
 import io
 import shutil
@@ -15,8 +18,8 @@ import numpy as np
 from nibabel.nifti1 import Nifti1Header
 from nibabel.openers import Opener
 
-from qa.phantom import REGIONS, Frame, Region, render
-from qa.spec import ReleaseSpec
+from qa.rules.spec import ReleaseSpec
+from qa.synth.phantom import REGIONS, Frame, Region, render
 
 DEFAULT_SHAPE = (48, 40, 64)
 DEFAULT_SPACING = (1.5, 1.5, 1.5)
@@ -25,11 +28,13 @@ HEADER_BYTES = 348
 
 @dataclass(frozen=True)
 class InjectedFault:
-    """A fault put into a sample: the finding code it must produce, its case (None: release level) and its path."""
+    """A fault put into a sample: the finding code (and subcode) it must produce, its case (None: release level) and
+    its path."""
 
     code: str
     case: str | None
     path: str
+    subcode: str | None = None
 
 
 @dataclass
@@ -230,7 +235,8 @@ def inject_faults(sample: Sample, spec: ReleaseSpec, faults: Sequence[str]) -> l
         raise ValueError("faults need at least one case to go into")
     injected: list[InjectedFault] = []
     for k, name in enumerate(faults):
-        injected += FAULTS[name](sample, spec, sample.cases[-1 - k % len(sample.cases)])
+        made = FAULTS[name](sample, spec, sample.cases[-1 - k % len(sample.cases)])
+        injected += [dataclasses.replace(fault, subcode=fault_subcode(name)) for fault in made]
     sample.faults += injected
     return injected
 
@@ -364,13 +370,29 @@ def meta_bad_encoding(sample: Sample, spec: ReleaseSpec, case: str) -> list[Inje
     column = "institute" if "institute" in spec.meta.columns else _non_key_column(spec)
     _set_cell(sample, spec, case, column, "Universitätsspital")
     path = sample.root / spec.meta.file
-    path.write_bytes(path.read_bytes().replace("ä".encode("utf-8"), "ä".encode("latin-1")))
+    path.write_bytes(path.read_bytes().replace("ä".encode(), "ä".encode("latin-1")))
     return [InjectedFault("META_UNREADABLE", None, spec.meta.file)]
 
 
 def meta_no_separator(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
     header, rows = read_meta_rows(sample.root, spec)
     write_meta_rows(sample.root, spec, header, rows, separator=",")
+    return [InjectedFault("META_UNREADABLE", None, spec.meta.file)]
+
+
+def meta_empty(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    (sample.root / spec.meta.file).write_bytes(b"")
+    return [InjectedFault("META_UNREADABLE", None, spec.meta.file)]
+
+
+def meta_unclosed_quote(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    path = sample.root / spec.meta.file
+    path.write_bytes(path.read_bytes() + b'"' + case.encode() + b"\n")
+    return [InjectedFault("META_UNREADABLE", None, spec.meta.file)]
+
+
+def meta_dangling_link(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    _dangling_link(sample.root / spec.meta.file)
     return [InjectedFault("META_UNREADABLE", None, spec.meta.file)]
 
 
@@ -437,6 +459,12 @@ def macos_junk(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFau
     return [InjectedFault("FILE_UNEXPECTED", case, twin), InjectedFault("FILE_UNEXPECTED", case, finder)]
 
 
+def link_in_case(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    link = f"{case}/image.nii.gz"
+    (sample.root / link).symlink_to(spec.image.rsplit("/", 1)[-1])
+    return [InjectedFault("FILE_UNEXPECTED", case, link)]
+
+
 def stray_copy(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
     copy = f"{case}/{spec.mask_dir}/{_mask_name(spec)} (1){spec.mask_suffix}"
     shutil.copyfile(sample.root / _mask_path(spec, case), sample.root / copy)
@@ -445,6 +473,16 @@ def stray_copy(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFau
 
 def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _cut_in_header(path: Path) -> None:
+    """Keep a gzip stream's first bytes only: not even the 348-byte header inflates from them."""
+    path.write_bytes(path.read_bytes()[:40])
+
+
+def _dangling_link(path: Path) -> None:
+    path.unlink()
+    path.symlink_to(path.with_name("gone.nii.gz"))
 
 
 def _flip_crc(path: Path) -> None:
@@ -461,12 +499,8 @@ def _set_fields(**fields: object) -> HeaderChange:
     return change
 
 
-def _dim0_of_8(header: Nifti1Header) -> None:
-    header["dim"][0] = 8
-
-
-def _add_slices(header: Nifti1Header) -> None:
-    header["dim"][3] += 8
+def _gigantic(header: Nifti1Header) -> None:
+    header["dim"][1:4] = 2000
 
 
 def _nan_spacing(header: Nifti1Header) -> None:
@@ -477,6 +511,14 @@ def _shift_sform(header: Nifti1Header) -> None:
     affine = header.get_sform()
     affine[0, 3] += 0.5
     header.set_sform(affine)
+
+
+def _nan_sform(header: Nifti1Header) -> None:
+    header["srow_x"][3] = np.nan
+
+
+def _flat_sform(header: Nifti1Header) -> None:
+    header["srow_z"][:3] = 0.0
 
 
 def _shear(header: Nifti1Header) -> None:
@@ -531,19 +573,38 @@ def label_overlap(sample: Sample, spec: ReleaseSpec, case: str) -> list[Injected
     return [InjectedFault("LABEL_OVERLAP", case, grown)]
 
 
-def swapped_sides(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
-    """The first non-empty *_left mask and its *_right twin swapped, as a mix-up in labelling would."""
-    for left in spec.classes:
-        right = left.replace("_left", "_right")
-        if "_left" not in left or right not in spec.classes:
-            continue
-        paths = [sample.root / _mask_path(spec, case, name) for name in (left, right)]
-        if all(_load(path)[0].any() for path in paths):
-            left_bytes = paths[0].read_bytes()
+def _swap_first(sample: Sample, spec: ReleaseSpec, case: str, pairs: list[tuple[str, str]], reported: int) -> str:
+    """Swap the files of the first pair whose masks are both non-empty, as a mix-up in labelling would; the path of
+    the pair's member at index `reported`, which the finding names."""
+    for pair in pairs:
+        paths = [sample.root / _mask_path(spec, case, name) for name in pair]
+        if all(name in spec.classes for name in pair) and all(_load(path)[0].any() for path in paths):
+            first = paths[0].read_bytes()
             paths[0].write_bytes(paths[1].read_bytes())
-            paths[1].write_bytes(left_bytes)
-            return [InjectedFault("LABEL_POSITION", case, _mask_path(spec, case, left))]
-    raise ValueError(f"{case} has no non-empty left/right pair of masks")
+            paths[1].write_bytes(first)
+            return _mask_path(spec, case, pair[reported])
+    raise ValueError(f"{case} has none of these pairs of non-empty masks: {pairs}")
+
+
+def swapped_sides(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    """The first non-empty *_left mask and its *_right twin swapped; the left one is reported."""
+    pairs = [(name, name.replace("_left", "_right")) for name in spec.classes if "_left" in name]
+    return [InjectedFault("LABEL_POSITION", case, _swap_first(sample, spec, case, pairs, 0))]
+
+
+def swapped_ends(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    """The highest and the lowest non-empty member of a head-to-feet sequence swapped (vertebrae mixed up far enough
+    apart to exceed the anatomy tolerance on a small grid); the lower one's file is reported."""
+    for sequence in spec.anatomy.head_to_feet:
+        present = [name for name in sequence if _load(sample.root / _mask_path(spec, case, name))[0].any()]
+        if len(present) >= 2:
+            return [InjectedFault("LABEL_POSITION", case, _swap_first(sample, spec, case, [(present[0], present[-1])], 1))]
+    raise ValueError(f"{case} has no head-to-feet sequence with two non-empty masks")
+
+
+def swapped_above(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    """A class that must lie above another swapped with it (a heart labelled in the abdomen); the upper is reported."""
+    return [InjectedFault("LABEL_POSITION", case, _swap_first(sample, spec, case, list(spec.anatomy.above), 0))]
 
 
 PADDING_HU = -1024
@@ -590,41 +651,55 @@ _FAULTS: dict[str, Fault] = {
     "META_MISSING": Fault(meta_missing, "meta.csv deleted"),
     "META_UNREADABLE:encoding": Fault(meta_bad_encoding, "one cell saved as Latin-1 ('ä' as byte 0xE4), not UTF-8"),
     "META_UNREADABLE:separator": Fault(meta_no_separator, "meta.csv re-saved by a spreadsheet with ',' between columns"),
+    "META_UNREADABLE:no_header": Fault(meta_empty, "meta.csv emptied to 0 bytes"),
+    "META_UNREADABLE:parse": Fault(meta_unclosed_quote, "a last line that opens a quote and never closes it"),
+    "META_UNREADABLE:unreadable": Fault(meta_dangling_link, "meta.csv replaced by a dangling symbolic link"),
     "META_COLUMNS:missing": Fault(meta_drop_column, "the first column that is neither id nor split dropped"),
     "META_COLUMNS:unknown": Fault(meta_unknown_column, "a column 'comment' the spec does not know added"),
-    "META_VALUE:gender": Fault(_cell("META_VALUE", "gender", "x"), "the case's gender is 'x'"),
-    "META_VALUE:age": Fault(_cell("META_VALUE", "age", "abc"), "the case's age is 'abc'"),
+    "META_VALUE:allowed": Fault(_cell("META_VALUE", "gender", "x"), "the case's gender is 'x', not one of m, f"),
+    "META_VALUE:type": Fault(_cell("META_VALUE", "age", "abc"), "the case's age is 'abc', not an integer"),
+    "META_VALUE:range": Fault(_cell("META_VALUE", "age", "130"), "the case's age is 130, above the column's max"),
+    "META_VALUE:pattern": Fault(_cell("META_VALUE", "study_type", "mr abdomen"),
+                                "the case's study_type is 'mr abdomen', not starting with 'ct '"),
+    "META_VALUE:empty": Fault(_cell("META_VALUE", "split", ""), "the case's split is empty"),
     "META_NORMALIZED": Fault(_cell("META_NORMALIZED", "study_type", "CT Polytrauma "),
                              "the case's study_type is 'CT Polytrauma ', capitals and a trailing space"),
     "META_DUPLICATE_ID": Fault(meta_duplicate_id, "the case's row appears twice"),
-    "META_SPLIT_COUNTS": Fault(meta_move_split, "the case moved to another split"),
+    "META_SPLIT_COUNTS:splits": Fault(meta_move_split, "the case moved to another split"),
     "CASE_MISSING": Fault(case_missing, "the case's folder deleted, its row kept"),
     "CASE_UNLISTED": Fault(case_unlisted, "the case's row deleted, its folder kept"),
-    "FILE_MISSING": Fault(_on_file("FILE_MISSING", "mask", Path.unlink), "the case's liver mask deleted"),
+    "FILE_MISSING:file": Fault(_on_file("FILE_MISSING", "mask", Path.unlink), "the case's liver mask deleted"),
     "FILE_MISSING:folder": Fault(mask_folder_missing, "the case's segmentations/ folder deleted"),
-    "FILE_UNEXPECTED:macos": Fault(macos_junk, "macOS leftovers: an AppleDouble '._liver.nii.gz' and a '.DS_Store'"),
-    "FILE_UNEXPECTED:copy": Fault(stray_copy, "a stray copy 'liver (1).nii.gz'"),
-    "FILE_CORRUPT:truncated": Fault(_on_file("FILE_CORRUPT", "image", _truncate),
+    "FILE_UNEXPECTED:os_junk": Fault(macos_junk, "macOS leftovers: an AppleDouble '._liver.nii.gz' and a '.DS_Store'"),
+    "FILE_UNEXPECTED:link": Fault(link_in_case, "a symbolic link 'image.nii.gz' to the case's CT"),
+    "FILE_UNEXPECTED:unknown": Fault(stray_copy, "a stray copy 'liver (1).nii.gz'"),
+    "FILE_CORRUPT:size_mismatch": Fault(_on_file("FILE_CORRUPT", "image", _truncate),
                                     "the CT cut in half, as by an interrupted download"),
     "FILE_CORRUPT:empty": Fault(_on_file("FILE_CORRUPT", "mask", lambda path: path.write_bytes(b"")), "a mask of 0 bytes"),
     "FILE_CORRUPT:not_gzip": Fault(_on_file("FILE_CORRUPT", "mask", lambda path: path.write_bytes(_read_stream(path))),
                                    "a mask stored uncompressed under its .nii.gz name"),
     "FILE_CORRUPT:bad_header": Fault(_on_file("FILE_CORRUPT", "mask", _edit_header(_set_fields(sizeof_hdr=0))),
                                      "a mask whose header says sizeof_hdr 0"),
-    "FILE_CORRUPT:bad_dim": Fault(_on_file("FILE_CORRUPT", "mask", _edit_header(_dim0_of_8)),
-                                  "a mask whose header says dim[0] 8"),
-    "FILE_CORRUPT:isize": Fault(_on_file("FILE_CORRUPT", "mask", _edit_header(_add_slices)),
-                                "a mask whose header declares 8 more slices than its stream holds"),
-    "FILE_CORRUPT:crc": Fault(_on_file("FILE_CORRUPT", "image", _flip_crc),
+    "FILE_CORRUPT:truncated": Fault(_on_file("FILE_CORRUPT", "mask", _cut_in_header),
+                                    "a mask cut after 40 bytes, inside its compressed header"),
+    "FILE_CORRUPT:unreadable": Fault(_on_file("FILE_CORRUPT", "mask", _dangling_link),
+                                     "a mask replaced by a dangling symbolic link"),
+    "FILE_CORRUPT:absurd_size": Fault(_on_file("FILE_CORRUPT", "mask", _edit_header(_gigantic)),
+                                      "a mask whose header declares 2000 x 2000 x 2000 voxels"),
+    "FILE_CORRUPT:stream": Fault(_on_file("FILE_CORRUPT", "image", _flip_crc),
                               "the CT's gzip CRC32 is wrong, as in v1's s0864: only a full decompression sees it"),
     "GEOM_SHAPE_MISMATCH": Fault(_on_file("GEOM_SHAPE_MISMATCH", "mask", _edit_voxels(lambda data: data[:, :, :-1])),
                                  "a mask one slice shorter than its CT, same affine"),
     "GEOM_AFFINE_MISMATCH": Fault(_on_file("GEOM_AFFINE_MISMATCH", "mask", _edit_header(_shift_sform)),
                                   "a mask's sform 0.5 mm off the CT's, as in v1"),
-    "GEOM_SPACING": Fault(_rewrite_case("GEOM_SPACING", _coarse), "the case stored at 3 mm, CT and masks alike"),
-    "GEOM_SPACING:nan": Fault(_on_file("GEOM_SPACING", "image", _edit_header(_nan_spacing)),
+    "GEOM_SPACING:mismatch": Fault(_rewrite_case("GEOM_SPACING", _coarse), "the case stored at 3 mm, CT and masks alike"),
+    "GEOM_SPACING:not_finite": Fault(_on_file("GEOM_SPACING", "image", _edit_header(_nan_spacing)),
                               "the CT's pixdim[1] is NaN, its sform valid"),
     "GEOM_ORIENTATION": Fault(_rewrite_case("GEOM_ORIENTATION", _lps), "the case stored LPS, CT and masks alike"),
+    "GEOM_AFFINE_INVALID:non_finite": Fault(_on_case_headers("GEOM_AFFINE_INVALID", _nan_sform, whole_case=True),
+                                            "a NaN translation in the sform of the CT and every mask"),
+    "GEOM_AFFINE_INVALID:singular": Fault(_on_case_headers("GEOM_AFFINE_INVALID", _flat_sform, whole_case=True),
+                                          "an sform whose third column is zero, in the CT and every mask"),
     "GEOM_AFFINE_INVALID:not_orthonormal": Fault(_on_case_headers("GEOM_AFFINE_INVALID", _shear, whole_case=True),
                                                  "a small shear in the sform of the CT and every mask"),
     "GEOM_AFFINE_INVALID:sform_qform": Fault(_on_case_headers("GEOM_AFFINE_INVALID", _qform_off_by_2mm, whole_case=False),
@@ -650,12 +725,22 @@ _FAULTS: dict[str, Fault] = {
     "LABEL_OVERLAP": Fault(label_overlap, "the second largest mask also covers half of the largest one"),
     "LABEL_IN_PADDING": Fault(mask_in_padding, "half of a mask lies where the CT holds only padding (-1024)"),
     "LABEL_ALL_EMPTY": Fault(all_masks_empty, "every mask of the case empty"),
-    "LABEL_POSITION": Fault(swapped_sides, "a *_left mask and its *_right twin swapped"),
+    "LABEL_POSITION:side": Fault(swapped_sides, "a *_left mask and its *_right twin swapped"),
+    "LABEL_POSITION:order": Fault(swapped_ends, "the highest and the lowest vertebra in view swapped"),
+    "LABEL_POSITION:above": Fault(swapped_above, "a heart (or another class that lies above) swapped with the liver"),
     "IMAGE_VALUES": Fault(_on_file("IMAGE_VALUES", "image", _edit_voxels(_hole_of_minus_9758)),
                           "a block of CT voxels at -9758 HU, as a v2 pre-release case had"),
 }
-# A bare code names its most common variant.
-DEFAULT_VARIANTS = {"META_UNREADABLE": "encoding", "META_COLUMNS": "missing", "META_VALUE": "gender",
-                    "FILE_UNEXPECTED": "macos", "FILE_CORRUPT": "truncated", "GEOM_AFFINE_INVALID": "not_orthonormal",
-                    "LABEL_DTYPE": "dtype"}
-FAULTS: dict[str, Fault] = {**_FAULTS, **{code: _FAULTS[f"{code}:{variant}"] for code, variant in DEFAULT_VARIANTS.items()}}
+# A bare code names its most common subcode.
+DEFAULT_SUBCODES = {"META_UNREADABLE": "encoding", "META_COLUMNS": "missing", "META_VALUE": "allowed",
+                    "META_SPLIT_COUNTS": "splits", "FILE_MISSING": "file", "FILE_UNEXPECTED": "os_junk",
+                    "FILE_CORRUPT": "size_mismatch", "GEOM_SPACING": "mismatch", "GEOM_AFFINE_INVALID": "not_orthonormal",
+                    "LABEL_DTYPE": "dtype", "LABEL_POSITION": "side"}
+FAULT_NAMES = tuple(_FAULTS)  # one name per fault; FAULTS adds the bare codes
+FAULTS: dict[str, Fault] = {**_FAULTS, **{code: _FAULTS[f"{code}:{sub}"] for code, sub in DEFAULT_SUBCODES.items()}}
+
+
+def fault_subcode(name: str) -> str | None:
+    """The subcode of the finding a fault makes: named after the colon, or the code's default."""
+    code, _, subcode = name.partition(":")
+    return subcode or DEFAULT_SUBCODES.get(code)

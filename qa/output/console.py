@@ -1,14 +1,22 @@
-"""The short summary printed after a check: verdict, counts by code, the worst cases, where the report is."""
+"""The short summary printed after a check: verdict, counts by code and severity, the worst cases, where the report is."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from qa.codes import CODES
-from qa.report import Report
+from qa.report.model import Report
+from qa.rules.codes import CODES, SEVERITY_RANK
+
+
+def severities_text(counts: Counter) -> str:
+    """The severity a code was reported at, or each with its count ('warning 3, info 2'), the most severe first."""
+    if len(counts) == 1:
+        return next(iter(counts))
+    return ", ".join(f"{s} {counts[s]}" for s in sorted(counts, key=lambda s: -SEVERITY_RANK[s]))
 
 
 def print_summary(report: Report, path: Path, console: Console | None = None) -> None:
@@ -19,10 +27,12 @@ def print_summary(report: Report, path: Path, console: Console | None = None) ->
                   f"{s.by_severity['error']} errors, {s.by_severity['warning']} warnings, {s.by_severity['info']} info "
                   f"(fail on {s.fail_on})", soft_wrap=True)
     if s.by_code:
-        severity = {f.code: f.severity for f in report.findings}
+        severities: dict[str, Counter] = {}
+        for f in report.findings:
+            severities.setdefault(f.code, Counter())[f.severity] += 1
         table = Table("code", "severity", "count", "meaning", box=None, pad_edge=False)
         for code, count in sorted(s.by_code.items(), key=lambda kv: -kv[1]):
-            table.add_row(code, severity[code], str(count), CODES[code].title if code in CODES else "")
+            table.add_row(code, severities_text(severities[code]), str(count), CODES[code].title if code in CODES else "")
         console.print(table)
     if s.worst_cases:
         console.print(f"worst cases: {', '.join(s.worst_cases)}")

@@ -1,23 +1,24 @@
-"""The HTML QA report: what each section of report.html shows, computed from the report model, and its rendering."""
+"""The HTML QA report: what each section of report.html shows, computed from the report model and its evidence files."""
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import statistics
-import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from jinja2 import Environment, PackageLoader
 
-from qa.codes import CODES
-from qa.figures import geometry_figure, image_values_figure, numbers_figure, slice_picture
-from qa.report import CaseReport, ClassStats, Finding, ImageStats, OverlapStats, Report, write_atomic
-from qa.spec import SEVERITY_RANK, SpecError, load_spec
+from qa.output.files import write_atomic
+from qa.output.html.figures import geometry_figure, image_values_figure, numbers_figure
+from qa.report.model import CaseReport, ClassStats, Evidence, ImageStats, OverlapStats, Report
+from qa.rules.codes import CODES, SEVERITY_RANK
+from qa.rules.finding import Finding
 
 SEVERITIES = ("error", "warning", "info")
 # The layout of each row of the findings blob that the page's script renders; a row is a list, not an object, to keep
@@ -28,42 +29,6 @@ DETAILS_CHARS = 160
 MAX_FINDING_ROWS = 50_000
 TOP_OVERLAPS = 30
 TOP_VALUES = 8
-MAX_PICTURES = 24
-PICTURE_SECONDS = 30.0  # past this much reading time a report gets no more pictures, however few it has
-# Findings about a mask's geometry, values or overlap: the ones a picture of the mask on its CT helps to judge.
-PICTURE_CODES = frozenset({"GEOM_SHAPE_MISMATCH", "GEOM_AFFINE_MISMATCH", "GEOM_AFFINE_INVALID", "LABEL_VALUES",
-                           "LABEL_OVERLAP", "LABEL_DTYPE"})
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where a release keeps its files and what it promises, from the report's spec when that spec can be loaded."""
-
-    image: str = "ct.nii.gz"
-    mask_dir: str = "segmentations"
-    mask_suffix: str = ".nii.gz"
-    id_column: str = "image_id"
-    classes: frozenset[str] = frozenset()
-    splits: dict[str, int] | None = None
-
-    def class_of(self, path: str | None) -> str | None:
-        """The mask file's stem when the path is a file in a case's mask folder, else None."""
-        if path is None or "/" not in path:
-            return None
-        case, rest = path.split("/", 1)
-        name = rest.removeprefix(f"{self.mask_dir}/")
-        if name == rest or "/" in name or not name:
-            return None
-        return name.removesuffix(self.mask_suffix) if name.endswith(self.mask_suffix) else PurePosixPath(name).stem
-
-
-def layout_of(spec_id: str) -> Layout:
-    try:
-        spec = load_spec(spec_id)
-    except (SpecError, OSError, ValueError):
-        return Layout()
-    return Layout(image=spec.image, mask_dir=spec.mask_dir, mask_suffix=spec.mask_suffix, id_column=spec.meta.id_column,
-                  classes=frozenset(spec.classes), splits=spec.splits)
 
 
 @dataclass(frozen=True)
@@ -276,12 +241,12 @@ def _case_view(case: CaseReport, counts: Counter) -> CaseView:
         stats=case.image_stats, present=present, volumes_ml=volumes)
 
 
-def filters(findings: list[Finding], layout: Layout) -> Filters:
+def filters(findings: list[Finding]) -> Filters:
     codes = sorted({f.code for f in findings})
     present = {f.severity for f in findings}
     return Filters(codes=codes, severities=[s for s in SEVERITIES if s in present],
                    cases=sorted({f.case for f in findings if f.case is not None}),
-                   classes=sorted({c for c in (layout.class_of(f.path) for f in findings) if c is not None}))
+                   classes=sorted({f.class_name for f in findings if f.class_name is not None}))
 
 
 def details_text(details: dict) -> str:
@@ -297,7 +262,7 @@ def message_text(f: Finding) -> str:
     return f.message[len(prefix):] if f.path and f.message.startswith(prefix) and len(f.message) > len(prefix) else f.message
 
 
-def findings_json(findings: list[Finding], layout: Layout, pictures: dict[str, str]) -> str:
+def findings_json(findings: list[Finding], pictures: dict[str, str]) -> str:
     """The findings as rows of FINDING_COLUMNS (code and severity as indices into their lists), most severe first.
 
     At most MAX_FINDING_ROWS rows: past that the page would no longer open quickly, and report.json has them all.
@@ -305,7 +270,7 @@ def findings_json(findings: list[Finding], layout: Layout, pictures: dict[str, s
     codes = sorted({f.code for f in findings})
     code_index = {c: i for i, c in enumerate(codes)}
     ordered = sorted(findings, key=lambda f: (-SEVERITY_RANK[f.severity], f.code, f.case or "", f.path or ""))
-    rows = [[code_index[f.code], SEVERITIES.index(f.severity), f.case, layout.class_of(f.path), f.path, message_text(f),
+    rows = [[code_index[f.code], SEVERITIES.index(f.severity), f.case, f.class_name, f.path, message_text(f),
              details_text(f.details), pictures.get(f.path or "")] for f in ordered[:MAX_FINDING_ROWS]]
     return script_json({"columns": FINDING_COLUMNS, "codes": codes, "severities": SEVERITIES, "rows": rows})
 
@@ -388,8 +353,10 @@ def _as_number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def column_summaries(cases: list[CaseView], id_column: str) -> tuple[list[ColumnSummary], dict[str, list[float]]]:
-    """A summary of every meta.csv column but the id, and the values of the columns that hold only numbers."""
+def column_summaries(cases: list[CaseView], id_column: str,
+                     types: dict[str, str]) -> tuple[list[ColumnSummary], dict[str, list[float]]]:
+    """A summary of every meta.csv column but the id, and the numbers of the columns the spec types as numbers (a cell
+    that is not a number is counted, and META_VALUE reports it, but it has no place in a spread)."""
     names: list[str] = []
     for c in cases:
         names += [n for n in c.meta if n not in names and n != id_column]
@@ -397,14 +364,13 @@ def column_summaries(cases: list[CaseView], id_column: str) -> tuple[list[Column
     for name in names:
         values = [c.meta.get(name) for c in cases]
         filled = [v.strip() for v in values if v is not None and v.strip() != ""]
-        parsed = [_as_number(v) for v in filled]
-        numeric = bool(filled) and all(p is not None for p in parsed)
+        numeric = types.get(name) in ("int", "float")
         if numeric:
-            numbers[name] = [p for p in parsed if p is not None]
+            numbers[name] = [p for p in map(_as_number, filled) if p is not None]
+        spread = _spread(name, numbers[name]) if numeric else None
         summaries.append(ColumnSummary(
             name=name, filled=len(filled), missing=len(values) - len(filled), distinct=len(set(filled)),
-            spread=_spread(name, numbers[name]) if numeric else None,
-            top=[] if numeric else _counted(filled, TOP_VALUES)))
+            spread=spread, top=[] if spread else _counted(filled, TOP_VALUES)))
     return summaries, numbers
 
 
@@ -426,9 +392,9 @@ def volume_bar(stats: ClassStats, scale: tuple[float, float] | None) -> Bar | No
     return Bar(left=round(q1, 2), width=round(max(q3 - q1, 0.5), 2), median=round(median, 2))
 
 
-def class_rows(report: Report, layout: Layout) -> tuple[list[ClassRow], list[ValueCount]]:
+def class_rows(report: Report) -> tuple[list[ClassRow], list[ValueCount]]:
     """The deep pass's class aggregates with how many findings name each class, and the findings per class named."""
-    named = Counter(c for c in (layout.class_of(f.path) for f in report.findings) if c is not None)
+    named = Counter(f.class_name for f in report.findings if f.class_name is not None)
     scale = volume_scale(report.classes)
     rows = [ClassRow(stats, named.get(stats.name, 0), volume_bar(stats, scale)) for stats in report.classes]
     return rows, [ValueCount(name, n) for name, n in sorted(named.items(), key=lambda kv: (-kv[1], kv[0]))]
@@ -452,81 +418,60 @@ def figures(cases: list[CaseView], numbers: dict[str, list[float]]) -> list[Figu
     return made
 
 
-def picture_candidates(findings: list[Finding], layout: Layout) -> list[Finding]:
-    """Findings worth a picture, one per mask file, taking the codes in turn so that one code cannot use up the cap."""
-    seen: set[str] = set()
-    per_code: dict[str, list[Finding]] = {}
-    for f in sorted(findings, key=lambda f: (-SEVERITY_RANK[f.severity], f.case or "", f.path or "")):
-        cls = layout.class_of(f.path)
-        if f.code not in PICTURE_CODES or f.case is None or cls is None or f.path in seen:
-            continue
-        if layout.classes and cls not in layout.classes:
-            continue
-        seen.add(f.path)
-        per_code.setdefault(f.code, []).append(f)
-    queues = [per_code[code] for code in sorted(per_code)]
-    order: list[Finding] = []
-    while any(queues):
-        order += [q.pop(0) for q in queues if q]
-    return order
-
-
-def _inside(root: Path, relative: str) -> Path | None:
-    path = root / relative
-    try:
-        return path if path.resolve().is_relative_to(root.resolve()) else None
-    except (OSError, RuntimeError):
-        return None
-
-
-def pictures(report: Report, layout: Layout, limit: int = MAX_PICTURES, seconds: float = PICTURE_SECONDS) -> list[Picture]:
-    """Slice pictures of flagged masks, read from the release now; a file that cannot be read just has no picture."""
-    root = Path(report.release)
-    if not root.is_dir():
+def pictures(report: Report, report_dir: Path | None) -> list[Picture]:
+    """The report's evidence pictures, read from beside report.json; a missing or unreadable file is left out."""
+    if report_dir is None:
         return []
+    by_fingerprint = {f.fingerprint: f for f in report.findings}
     made: list[Picture] = []
-    deadline = time.monotonic() + seconds
-    for f in picture_candidates(report.findings, layout):
-        if len(made) >= limit or time.monotonic() > deadline:
-            break
-        other = f.details.get("path_a") if f.code == "LABEL_OVERLAP" else None
-        paths = [_inside(root, p) for p in (f"{f.case}/{layout.image}", f.path, other) if isinstance(p, str)]
-        if any(p is None for p in paths):
+    for evidence in report.evidence:
+        finding = by_fingerprint.get(evidence.fingerprint)
+        png = _evidence_bytes(report_dir, evidence)
+        if finding is None or png is None:
             continue
-        uri = slice_picture(paths[0], paths[1:])
-        if uri:
-            made.append(Picture(id=f"picture-{len(made) + 1}", uri=uri, finding=f, cls=layout.class_of(f.path) or "",
-                                other=layout.class_of(other) if isinstance(other, str) else None))
+        made.append(Picture(id=f"picture-{len(made) + 1}", uri=f"data:image/png;base64,{base64.b64encode(png).decode()}",
+                            finding=finding, cls=evidence.classes[0],
+                            other=evidence.classes[1] if len(evidence.classes) > 1 else None))
     return made
 
 
-def build_page(report: Report, drawings: bool = True) -> Page:
-    """What report.html shows, computed from the report (and, for pictures, from the release files).
+def _evidence_bytes(report_dir: Path, evidence: Evidence) -> bytes | None:
+    path = (report_dir / evidence.file).resolve()
+    if not path.is_relative_to(report_dir.resolve()) or path.suffix != ".png":
+        return None
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def build_page(report: Report, report_dir: Path | None = None, drawings: bool = True) -> Page:
+    """What report.html shows, computed from the report and the evidence files in report_dir beside it.
 
     Without drawings the page has the same tables but no matplotlib figures and no slice pictures.
     """
-    layout = layout_of(report.spec_id)
+    spec = report.spec
     cases = case_views(report)
     by_case = {c.case: c for c in cases}
-    classes, class_findings = class_rows(report, layout)
-    columns, numbers = column_summaries(cases, layout.id_column)
-    shown = pictures(report, layout) if drawings else []
+    classes, class_findings = class_rows(report)
+    columns, numbers = column_summaries(cases, spec.id_column, spec.column_types)
+    shown = pictures(report, report_dir) if drawings else []
     return Page(
         report=report, verdict="PASS" if report.summary.passed else "FAIL",
         started=report.started.strftime("%Y-%m-%d %H:%M:%S %Z").strip(),
         groups=code_groups(report.findings), worst=[by_case[c] for c in report.summary.worst_cases if c in by_case],
-        filters=filters(report.findings, layout),
-        findings_json=findings_json(report.findings, layout, {p.finding.path: p.id for p in shown if p.finding.path}),
+        filters=filters(report.findings),
+        findings_json=findings_json(report.findings, {p.finding.path: p.id for p in shown if p.finding.path}),
         cases=cases, cases_json=cases_json(cases), classes=classes,
         volume_decades=volume_scale(report.classes), class_findings=class_findings,
-        overlaps=report.overlaps[:TOP_OVERLAPS], geometry=geometry(cases), splits=split_rows(cases, layout.splits),
-        expected_splits=layout.splits is not None, columns=columns, figures=figures(cases, numbers) if drawings else [],
+        overlaps=report.overlaps[:TOP_OVERLAPS], geometry=geometry(cases), splits=split_rows(cases, spec.splits),
+        expected_splits=spec.splits is not None, columns=columns, figures=figures(cases, numbers) if drawings else [],
         pictures=shown)
 
 
 @cache
 def environment() -> Environment:
-    env = Environment(loader=PackageLoader("qa", "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True,
+    env = Environment(loader=PackageLoader("qa.output.html", "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True,
                       keep_trailing_newline=True)
     env.filters["num"] = human_number
     return env
@@ -537,11 +482,12 @@ def render_page(page: Page) -> str:
                                                                max_rows=MAX_FINDING_ROWS)
 
 
-def render_html(report: Report) -> str:
-    return render_page(build_page(report))
+def render_html(report: Report, report_dir: Path | None = None) -> str:
+    return render_page(build_page(report, report_dir))
 
 
-def write_html(report: Report, out_dir: Path) -> Path:
-    path = out_dir / "report.html"
-    write_atomic(path, render_html(report))
+def write_html(report: Report, report_dir: Path, out_dir: Path | None = None) -> Path:
+    """report.html in out_dir (default: report_dir), with the evidence pictures found in report_dir."""
+    path = (out_dir or report_dir) / "report.html"
+    write_atomic(path, render_html(report, report_dir))
     return path

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import statistics
 
-from qa.checks.anatomy import world_centroid
-from qa.checks.labels import shared_voxels, voxel_ml
-from qa.facts import CaseFacts, ReleaseFacts
-from qa.report import ClassStats, ImageStats, LabelStats, OverlapStats
-from qa.spec import ReleaseSpec
+from qa.report.model import ClassStats, ImageStats, LabelStats, OverlapStats
+from qa.rules.spec import ReleaseSpec
+from qa.scan.facts import CaseFacts, ReleaseFacts
+from qa.scan.measures import shared_voxels, voxel_ml, world_centroid
 
 
 def case_labels(case: CaseFacts, spec: ReleaseSpec) -> dict[str, LabelStats] | None:

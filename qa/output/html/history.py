@@ -8,8 +8,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from qa.html import environment, write_html
-from qa.report import Report, write_atomic
+from qa.output.files import write_atomic
+from qa.output.html.page import environment, write_html
+from qa.report.model import Report
 
 
 @dataclass(frozen=True)

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import functools
-import io
-import os
-import stat
 import struct
 import zlib
-from pathlib import Path
 
 import deflate
 import numpy as np
 from nibabel.nifti1 import Nifti1Header
 from nibabel.nifti2 import Nifti2Header
 
-from qa.facts import ISIZE_MODULUS, FileFacts, HeaderFacts, StreamFacts
+from qa.scan.facts import ISIZE_MODULUS, CorruptKind, FileFacts, HeaderFacts, Problem, StreamFacts
+from qa.source.base import MemberReader, ReleaseSource, SourceError
 
 GZIP_MAGIC = b"\x1f\x8b"
 NIFTI1_SIZE, NIFTI2_SIZE = 348, 540
@@ -114,49 +111,38 @@ def _as_list(matrix: np.ndarray) -> list[list[float]]:
     return [[float(v) for v in row] for row in np.asarray(matrix, dtype=np.float64)]
 
 
-def read_file_facts(path: Path, rel: str, root: Path) -> FileFacts:
+def _corrupt(rel: str, size: int, kind: CorruptKind, reason: str, isize: int | None = None) -> FileFacts:
+    return FileFacts(path=rel, size=size, isize=isize, corrupt=Problem(kind, reason))
+
+
+def read_file_facts(source: ReleaseSource, rel: str) -> FileFacts:
     """Facts of one file from its header and gzip trailer; a problem becomes `corrupt`, never an exception."""
     try:
-        st = os.lstat(path)
-    except OSError as exc:
-        return FileFacts(path=rel, size=0, corrupt=f"cannot stat: {exc.strerror}")
-    if stat.S_ISLNK(st.st_mode):
-        target = path.resolve()
-        if not target.is_relative_to(root.resolve()):
-            return FileFacts(path=rel, size=0, corrupt="symbolic link leaving the release root (not followed)")
-        try:
-            st = os.stat(target)
-        except OSError:
-            return FileFacts(path=rel, size=0, corrupt="dangling symbolic link")
-        path = target
-    if not stat.S_ISREG(st.st_mode):
-        return FileFacts(path=rel, size=0, corrupt="not a regular file")
-    if st.st_size == 0:
-        return FileFacts(path=rel, size=0, corrupt="empty file")
-    try:
-        with open(path, "rb", buffering=0) as fh:
-            return _read_open_file(fh, rel, st.st_size)
-    except OSError as exc:
-        return FileFacts(path=rel, size=st.st_size, corrupt=f"read error: {exc.strerror or exc}")
+        with source.open(rel) as reader:
+            if reader.size == 0:
+                return _corrupt(rel, 0, "empty", "empty file")
+            return _read_member(reader, rel)
+    except SourceError as exc:
+        return _corrupt(rel, 0, "unreadable", str(exc))
 
 
-def _read_open_file(fh: io.RawIOBase, rel: str, size: int) -> FileFacts:
-    head = fh.read(READ_CHUNK)
+def _read_member(reader: MemberReader, rel: str) -> FileFacts:
+    size = reader.size
+    head = reader.read_at(0, READ_CHUNK)
     if head[:2] != GZIP_MAGIC:
         if rel.endswith(".gz"):
-            return FileFacts(path=rel, size=size, corrupt="not gzip (no gzip magic bytes)")
+            return _corrupt(rel, size, "not_gzip", "not gzip (no gzip magic bytes)")
         return _facts_from_block(rel, size, head, isize=None)
     if size < 18:
-        return FileFacts(path=rel, size=size, corrupt=f"truncated gzip: {size} bytes, shorter than gzip's header and trailer")
-    block, error = _inflate_header(fh, head)
-    fh.seek(size - 8)
-    isize = struct.unpack("<I", fh.read(8)[4:])[0]
+        return _corrupt(rel, size, "truncated", f"truncated gzip: {size} bytes, shorter than gzip's header and trailer")
+    block, error = _inflate_header(reader, head)
+    isize = struct.unpack("<I", reader.read_at(size - 8, 8)[4:])[0]
     if error is not None:
-        return FileFacts(path=rel, size=size, isize=isize, corrupt=error)
+        return _corrupt(rel, size, *error, isize=isize)
     return _facts_from_block(rel, size, block, isize)
 
 
-def _inflate_header(fh: io.RawIOBase, first: bytes) -> tuple[bytes, str | None]:
+def _inflate_header(reader: MemberReader, first: bytes) -> tuple[bytes, tuple[CorruptKind, str] | None]:
     inflater = zlib.decompressobj(wbits=31)
     out = bytearray()
     chunk, consumed = first, 0
@@ -167,14 +153,15 @@ def _inflate_header(fh: io.RawIOBase, first: bytes) -> tuple[bytes, str | None]:
             if inflater.eof or len(out) >= NIFTI2_SIZE:
                 break
             if consumed > MAX_HEADER_INPUT:
-                return bytes(out), f"no NIfTI header in the first {MAX_HEADER_INPUT} compressed bytes"
-            chunk = fh.read(READ_CHUNK)
+                return bytes(out), ("bad_header", f"no NIfTI header in the first {MAX_HEADER_INPUT} compressed bytes")
+            chunk = reader.read_at(consumed, READ_CHUNK)
             if not chunk and not inflater.unconsumed_tail:
                 break
     except zlib.error as exc:
-        return bytes(out), f"gzip stream broken at its start: {exc}"
+        return bytes(out), ("bad_header", f"gzip stream broken at its start: {exc}")
     if len(out) < NIFTI1_SIZE:
-        return bytes(out), f"truncated: the stream ends after {len(out)} bytes, before the end of the NIfTI header"
+        return bytes(out), ("truncated",
+                            f"truncated: the stream ends after {len(out)} bytes, before the end of the NIfTI header")
     return bytes(out), None
 
 
@@ -182,9 +169,9 @@ def _facts_from_block(rel: str, size: int, block: bytes, isize: int | None) -> F
     try:
         header = parse_header(block)
     except NotNifti as exc:
-        return FileFacts(path=rel, size=size, isize=isize, corrupt=f"bad NIfTI header: {exc}")
+        return _corrupt(rel, size, "bad_header", f"bad NIfTI header: {exc}", isize)
     except Exception as exc:  # a hostile header can trip any nibabel path; it is a finding, not a crash
-        return FileFacts(path=rel, size=size, isize=isize, corrupt=f"bad NIfTI header: {type(exc).__name__}: {exc}")
+        return _corrupt(rel, size, "bad_header", f"bad NIfTI header: {type(exc).__name__}: {exc}", isize)
     return FileFacts(path=rel, size=size, isize=isize, header=header)
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from qa.scan import Progress
+Progress = Callable[[int, int, int], None]  # cases done, cases in all, files done
 
 
 @contextmanager

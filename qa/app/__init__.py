@@ -1,0 +1,1 @@
+"""The application: the command line, the pipeline that joins the layers, evidence pictures and the demo."""

@@ -1,0 +1,89 @@
+"""Figures for the HTML report as PNG data URIs: distributions of the cases' geometry, metadata and image values."""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+INK, ACCENT = "#1f2933", "#3f6ad8"
+SERIES = ("#3f6ad8", "#e8833a", "#3aa675")
+
+
+def _data_uri(fig: Figure, dpi: int = 100) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
+    return f"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
+
+
+def _figure(width: float, height: float) -> Figure:
+    """A figure with fixed margins in inches: a layout engine would cost more time than all the drawing."""
+    fig = Figure(figsize=(width, height))
+    fig.set_facecolor("white")
+    fig.subplots_adjust(left=0.65 / width, right=1 - 0.15 / width, bottom=0.5 / height, top=1 - 0.3 / height,
+                        wspace=0.85 / (width / 2))
+    return fig
+
+
+def _style(ax: Axes, title: str, xlabel: str, ylabel: str) -> None:
+    ax.set_title(title, fontsize=9, color=INK)
+    ax.set_xlabel(xlabel, fontsize=8, color=INK)
+    ax.set_ylabel(ylabel, fontsize=8, color=INK)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.tick_params(colors=INK, labelsize=8)
+    ax.grid(axis="y", color="#e4e7eb", linewidth=0.6)
+    ax.set_axisbelow(True)
+
+
+def _strips(ax: Axes, series: Sequence[Sequence[float]], labels: Sequence[str]) -> None:
+    """One column of jittered dots per series: every case visible, outliers included, at any number of cases."""
+    rng = np.random.default_rng(0)  # fixed jitter: the same report draws the same picture
+    for k, values in enumerate(series):
+        finite = np.array([v for v in values if math.isfinite(v)], dtype=float)
+        ax.scatter(k + rng.uniform(-0.18, 0.18, finite.size), finite, s=10, alpha=0.6, color=SERIES[k % len(SERIES)],
+                   linewidths=0)
+    ax.set_xticks(range(len(series)), labels)
+    ax.set_xlim(-0.6, len(series) - 0.4)
+
+
+def geometry_figure(spacings: Sequence[Sequence[float]], shapes: Sequence[Sequence[int]]) -> str | None:
+    """Voxel spacing and grid size of every case along each voxel axis."""
+    if not spacings:
+        return None
+    fig = _figure(8.0, 2.6)
+    left, right = fig.subplots(1, 2)
+    axes = ("i", "j", "k")
+    _strips(left, [[s[a] for s in spacings if len(s) > a] for a in range(3)], axes)
+    _style(left, "voxel spacing per case", "voxel axis", "mm")
+    _strips(right, [[float(s[a]) for s in shapes if len(s) > a] for a in range(3)], axes)
+    _style(right, "grid size per case", "voxel axis", "voxels")
+    return _data_uri(fig)
+
+
+def numbers_figure(columns: dict[str, list[float]]) -> str | None:
+    """One histogram per numeric meta.csv column."""
+    columns = {name: values for name, values in columns.items() if values}
+    if not columns:
+        return None
+    fig = _figure(min(8.0, 3.2 * len(columns)), 2.4)
+    for ax, (name, values) in zip(fig.subplots(1, len(columns), squeeze=False)[0], columns.items()):
+        ax.hist(values, bins=min(30, max(1, len(set(values)))), color=ACCENT)
+        _style(ax, name, "value", "cases")
+    return _data_uri(fig)
+
+
+def image_values_figure(p1: list[float], p50: list[float], p99: list[float]) -> str | None:
+    """Each case's 1st, 50th and 99th voxel percentile, in HU."""
+    if not p50:
+        return None
+    fig = _figure(5.0, 2.6)
+    ax = fig.subplots()
+    _strips(ax, [p1, p50, p99], ["p1", "p50", "p99"])
+    _style(ax, "image voxel percentiles per case", "percentile", "HU")
+    return _data_uri(fig)

@@ -1,0 +1,50 @@
+"""A finding: one thing wrong with a release, with a stable identity (its fingerprint) that survives re-runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from qa.rules.codes import SEVERITY_RANK, Severity
+
+Scalar = str | int | float | bool | None
+Detail = Scalar | list[Scalar] | list[list[Scalar]] | dict[str, Scalar]
+FINGERPRINT_HEX = 16
+
+
+def fingerprint(code: str, subcode: str | None, case: str | None, path: str | None, class_name: str | None,
+                key: str | None = None) -> str:
+    """A finding's identity: what is wrong and where, never what was measured, so that a re-run, another machine or
+    another release root gives the same fingerprint. `key` tells apart findings of one code on one file or row (the
+    other class of an overlap or a position rule, the column of a meta.csv cell)."""
+    identity = json.dumps([code, subcode, case, path, class_name, key], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()[:FINGERPRINT_HEX]
+
+
+class Finding(BaseModel):
+    """One thing wrong with the release, in a form a person and a CI rule can both act on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(description="Stable finding code; `tsqa explain CODE` documents it.")
+    subcode: str | None = Field(None, description="The code's variant, for codes that have them (`tsqa explain CODE`).")
+    severity: Severity
+    case: str | None = Field(description="The case's image_id, or null for release-level findings.")
+    path: str | None = Field(description="Path relative to the release root, '/'-separated, or null.")
+    class_name: str | None = Field(None, description="The class whose mask the finding is about, if any.")
+    message: str
+    details: dict[str, Detail] = Field(default_factory=dict, description="The measured numbers behind the finding.")
+    fingerprint: str = Field(description="Stable identity: a hash of code, subcode, case, path and class (and, where "
+                                         "one file or row has several findings of a code, what tells them apart); "
+                                         "never of measured numbers.")
+
+
+def finding_sort_key(f: Finding) -> tuple:
+    return (f.case or "", f.path or "", -SEVERITY_RANK[f.severity], f.code, f.message)
+
+
+def reaches(severity: str, fail_on: str) -> bool:
+    """Whether a finding of this severity fails a run with this --fail-on."""
+    return fail_on != "never" and SEVERITY_RANK[severity] >= SEVERITY_RANK[fail_on]

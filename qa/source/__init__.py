@@ -1,0 +1,1 @@
+"""Where a release's bytes come from: the ReleaseSource interface and its implementations."""

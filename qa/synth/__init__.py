@@ -1,0 +1,1 @@
+"""Synthetic releases: the phantom body and the sample generator with its fault injectors."""
