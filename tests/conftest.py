@@ -1,25 +1,22 @@
-"""Shared fixtures: where the real example release lives."""
+"""Shared fixtures: the real example release and its reference statistics (tests/data)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from support import SHARED_DATA, copy_example
+from support import DATA, copy_example
 
 
 @pytest.fixture(scope="session")
 def example_root() -> Path:
     """The real TotalSegmentator case in the release layout (read-only)."""
-    root = SHARED_DATA / "totalseg-example"
-    if not (root / "meta.csv").is_file():
-        pytest.fail(f"the shared example release is missing at {root}; set TSQA_SHARED_DATA")
-    return root
+    return DATA / "totalseg-example"
 
 
 @pytest.fixture(scope="session")
 def example_statistics() -> Path:
-    return SHARED_DATA / "totalseg-example-reference" / "statistics.json"
+    return DATA / "totalseg-example-reference" / "statistics.json"
 
 
 @pytest.fixture

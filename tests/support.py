@@ -1,7 +1,9 @@
-"""Test support shared by test modules: where the repository and the shared data are, and copies of the real example."""
+"""Test support shared by test modules: where the repository and its test data are, copies of the real example, and
+a source that kills the worker reading one case."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import shutil
@@ -12,7 +14,13 @@ from qa.source.base import MemberReader
 from qa.source.fs import FolderSource
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("TSQA_SHARED_DATA", REPO.parent / "shared" / "data"))
+DATA = REPO / "tests" / "data"  # see tests/data/README.md for where each file came from
+CLASS_MAPS = json.loads((DATA / "class-maps.json").read_text())
+
+
+def class_list(key: str) -> list[str]:
+    """A class map of tests/data/class-maps.json as a list in label order."""
+    return [CLASS_MAPS[key][k] for k in sorted(CLASS_MAPS[key], key=int)]
 
 
 def copy_example(example: Path, dest: Path, cases: list[str]) -> Path:

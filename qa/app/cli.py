@@ -41,22 +41,45 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tsqa {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    check = sub.add_parser("check", help="check a release folder and write report.json and report.html",
-                           description="Check a release folder; exit 0 when no finding reaches --fail-on, 1 when one does, 2 on usage errors.")
+    check = sub.add_parser(
+        "check",
+        help="check a release folder and write report.json and report.html",
+        description="Check a release folder; exit 0 when no finding reaches --fail-on, 1 when one does, 2 on usage "
+        "errors.",
+    )
     check.add_argument("path", type=Path, help="the release root (the folder holding meta.csv and the case folders)")
-    check.add_argument("--spec", help="a built-in spec name (see 'tsqa specs') or a path to a spec YAML; detected when omitted")
-    check.add_argument("--mode", choices=["deep", "quick"], default="deep",
-                       help="deep (default): decompress and verify every byte, measure voxels; quick: headers and gzip trailers only")
-    check.add_argument("--out", type=Path, help="report folder (default: reports/<spec id>/ under the current folder, and reports/index.html lists them)")
+    check.add_argument(
+        "--spec", help="a built-in spec name (see 'tsqa specs') or a path to a spec YAML; detected when omitted"
+    )
+    check.add_argument(
+        "--mode",
+        choices=["deep", "quick"],
+        default="deep",
+        help="deep (default): decompress and verify every byte, measure voxels; quick: headers and gzip trailers only",
+    )
+    check.add_argument(
+        "--out",
+        type=Path,
+        help="report folder (default: reports/<spec id>/ under the current folder, and reports/index.html lists them)",
+    )
     check.add_argument("--subset", action="store_true", help="the folder holds part of a release: skip split counts")
-    check.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, help="parallel worker processes (default: all cores)")
-    check.add_argument("--fail-on", choices=["error", "warning", "never"], default="error",
-                       help="lowest severity that makes the exit code 1 (default: error)")
+    check.add_argument(
+        "--jobs", type=_positive, default=os.cpu_count() or 1, help="parallel worker processes (default: all cores)"
+    )
+    check.add_argument(
+        "--fail-on",
+        choices=["error", "warning", "never"],
+        default="error",
+        help="lowest severity that makes the exit code 1 (default: error)",
+    )
     check.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
 
-    render = sub.add_parser("render", help="rebuild report.html from a report.json and its evidence, without the release",
-                            description="Rebuild report.html from report.json and the evidence pictures beside it; the "
-                                        "release need not be there.")
+    render = sub.add_parser(
+        "render",
+        help="rebuild report.html from a report.json and its evidence, without the release",
+        description="Rebuild report.html from report.json and the evidence pictures beside it; the "
+        "release need not be there.",
+    )
     render.add_argument("report", type=Path, help="a report.json written by 'tsqa check'")
     render.add_argument("--out", type=Path, help="folder for report.html (default: the report's own folder)")
 
@@ -70,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("dir", type=Path, help="folder to create (must not exist or be empty)")
     sample.add_argument("--cases", type=_positive, default=3)
     sample.add_argument("--spec", default="totalsegmentator-v2")
-    sample.add_argument("--fault", action="append", default=[], metavar="CODE", help="inject the fault that produces CODE (repeatable)")
+    sample.add_argument(
+        "--fault", action="append", default=[], metavar="CODE", help="inject the fault that produces CODE (repeatable)"
+    )
     sample.add_argument("--seed", type=int, default=0)
 
     demo = sub.add_parser("demo", help="make a small faulty sample, check it, and write reports/demo/")
@@ -89,13 +114,13 @@ def _explain(code: str | None) -> int:
         raise UsageError(f"unknown finding code {code!r}; 'tsqa explain' lists them")
     c = CODES[key]
 
-    def wrap(text: str, indent: str = "  ") -> str:
-        return textwrap.fill(text, width=88, initial_indent=indent, subsequent_indent=indent + "  ")
+    def wrap(text: str, hanging: str = "") -> str:
+        return textwrap.fill(text, width=88, initial_indent="  ", subsequent_indent="  " + hanging)
 
     seen_by = "the quick and the deep pass" if c.needs == "quick" else "the deep pass only"
     parts = [f"{c.code} ({c.severity} by default, seen by {seen_by}): {c.title}", f"What\n{wrap(c.what)}"]
     if c.subcodes:
-        lines = [wrap(f"{s.name}: {s.meaning}" + (" (deep pass only)" if s.needs == "deep" and c.needs == "quick" else ""))
+        lines = [wrap(f"{s.name}: {s.meaning}" + (" (deep pass only)" if s.needs == "deep" else ""), hanging="  ")
                  for s in c.subcodes]
         parts.append("Subcodes (every finding has one; waive or set a severity as CODE:subcode)\n" + "\n".join(lines))
     parts += [f"Why it matters\n{wrap(c.why)}", f"How to fix\n{wrap(c.fix)}"]
@@ -107,7 +132,10 @@ def _specs() -> int:
     for name in builtin_spec_names():
         spec = load_spec(name)
         splits = "/".join(f"{v}" for v in spec.splits.values()) if spec.splits else "-"
-        print(f"{spec.id:<22} {spec.title:<38} {len(spec.classes):>3} classes  {spec.expected_cases or '-':>5} cases  splits {splits}")
+        print(
+            f"{spec.id:<22} {spec.title:<38} {len(spec.classes):>3} classes  {spec.expected_cases or '-':>5} cases  "
+            f"splits {splits}"
+        )
     return EXIT_OK
 
 
@@ -135,8 +163,16 @@ def _check(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"tsqa: spec {spec.id} ({reason})", file=sys.stderr)
     with progress_bar(interactive) as advance:
-        report = run_check(source, spec, reason, mode=args.mode, jobs=args.jobs, subset=args.subset,
-                           fail_on=args.fail_on, progress=advance)
+        report = run_check(
+            source,
+            spec,
+            reason,
+            mode=args.mode,
+            jobs=args.jobs,
+            subset=args.subset,
+            fail_on=args.fail_on,
+            progress=advance,
+        )
     path = write_outputs(report, source, spec, out, index=args.out is None)
     if not args.quiet:
         print_summary(report, path)

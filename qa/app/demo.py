@@ -43,5 +43,6 @@ def run_demo(release: Path, out: Path) -> int:
     missed = missed_faults(sample.faults, report)
     for fault in missed:
         print(f"tsqa demo: the check did not report {fault.code}:{fault.subcode} at {fault.path}")
-    print(f"tsqa demo: {len(sample.faults) - len(missed)} of {len(sample.faults)} injected faults found; report at {path}")
+    found = len(sample.faults) - len(missed)
+    print(f"tsqa demo: {found} of {len(sample.faults)} injected faults found; report at {path}")
     return EXIT_MISSED if missed else EXIT_OK

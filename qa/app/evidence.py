@@ -104,7 +104,7 @@ def _resample_onto(mask: np.ndarray, mask_affine: np.ndarray, ct_affine: np.ndar
 
 
 def _radiological(plane: np.ndarray, affine: np.ndarray, axes: tuple[int, int]) -> tuple[np.ndarray, float]:
-    """Turn a slice so anterior is up and the patient's right is on the viewer's left; return it and its pixel aspect."""
+    """Turn a slice so anterior is up and the patient's right is on the viewer's left; return it and its aspect."""
     columns = affine[:3, :3]
     dominant = [int(np.argmax(np.abs(columns[:, a]))) for a in axes]
     spacing = [float(np.linalg.norm(columns[:, a])) for a in axes]
@@ -152,7 +152,8 @@ def slice_picture(image: Volume | None, masks: Sequence[Volume]) -> bytes | None
     level, width = SOFT_TISSUE
     fig = Figure(figsize=(2.6, max(1.0, min(2.6 * shown.shape[0] * aspect / shown.shape[1], 5.2))))
     ax = fig.add_axes((0, 0, 1, 1))
-    ax.imshow(shown, cmap="gray", vmin=level - width / 2, vmax=level + width / 2, aspect=aspect, interpolation="nearest")
+    ax.imshow(shown, cmap="gray", vmin=level - width / 2, vmax=level + width / 2, aspect=aspect,
+              interpolation="nearest")
     # The other mask is dashed on top, so where the two outlines coincide both stay visible.
     for mask, affine, colour, style in zip(binary, affines, OUTLINE_COLOURS, ("solid", (0, (2, 2)))):
         outline = _resample_onto(mask, affine, image.affine, axis, index, plane.shape)

@@ -29,7 +29,8 @@ def _misplaced(spec: ReleaseSpec, case: CaseFacts, name: str, other: str, subcod
                centres: dict[str, np.ndarray], by_mm: float) -> Finding:
     path = f"{case.case}/{spec.mask_file(name)}"
     return finding(spec, "LABEL_POSITION", case.case, path, f"{path}: {message} by {by_mm:.1f} mm", subcode=subcode,
-                   class_name=name, key=other, other_class=other, centroid_mm=[round(float(v), 2) for v in centres[name]],
+                   class_name=name, key=other, other_class=other,
+                   centroid_mm=[round(float(v), 2) for v in centres[name]],
                    other_centroid_mm=[round(float(v), 2) for v in centres[other]], by_mm=round(by_mm, 2))
 
 

@@ -58,7 +58,7 @@ def check_case_files(case: CaseFacts, ctx: Context) -> list[Finding]:
             found.append(finding(spec, "FILE_MISSING", case.case, path, f"{path} is missing", subcode="file",
                                  class_name=name))
             continue
-        facts = case.files.get(path) or FileFacts(path=path, size=0, corrupt=Problem("unreadable", "not a regular file"))
+        facts = case.files.get(path) or FileFacts(path, 0, corrupt=Problem("unreadable", "not a regular file"))
         problem = header_problem(facts, spec)
         if problem is not None:
             found.append(finding(spec, "FILE_CORRUPT", case.case, path, f"{path}: {problem.reason}",

@@ -52,10 +52,11 @@ def affine_problems(header: HeaderFacts, spec: ReleaseSpec) -> list[tuple[str, s
             problems.append(("bad_code", f"{name} {code} is not a NIfTI transform code (0 to 5): nibabel and ITK read "
                              "such a header differently", {name: code}))
     if header.qform_error is not None and header.sform is None:
-        problems.append(("bad_quaternion", f"qform_code {header.qform_code} but {header.qform_error}; readers fall back to a "
-                         "guessed affine", {"qform_code": header.qform_code}))
+        problems.append(("bad_quaternion", f"qform_code {header.qform_code} but {header.qform_error}; readers fall "
+                         "back to a guessed affine", {"qform_code": header.qform_code}))
     if header.sform_code == 0 and header.qform_code == 0:
-        problems.append(("no_transform", "neither sform nor qform is set (both codes 0): tools guess the orientation", {}))
+        problems.append(("no_transform", "neither sform nor qform is set (both codes 0): tools guess the orientation",
+                         {}))
     if header.sform is not None and header.qform is not None:
         deviation = corner_deviation_mm(header.sform, header.qform, header.shape)
         if deviation > spec.geometry.affine_tolerance_mm:

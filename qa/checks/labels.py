@@ -1,4 +1,4 @@
-"""Checks of the deep pass: broken streams, mask values, overlaps, empty cases, image values, cases tsqa could not check."""
+"""Checks of the deep pass: broken streams, mask values, overlaps, empty cases, image values; cases not checked."""
 
 from __future__ import annotations
 
@@ -49,8 +49,9 @@ def check_mask_values(case: CaseFacts, ctx: Context) -> list[Finding]:
         values = case.deep.masks.get(path)
         if values is not None and values.other_values:
             listed = ", ".join(f"{v} ({n} voxels)" for v, n in values.other_values.items())
-            found.append(finding(ctx.spec, "LABEL_VALUES", case.case, path, f"{path}: values other than 0 and 1: {listed}",
-                                 class_name=name, values=values.other_values))
+            found.append(finding(ctx.spec, "LABEL_VALUES", case.case, path,
+                                 f"{path}: values other than 0 and 1: {listed}", class_name=name,
+                                 values=values.other_values))
     return found
 
 
@@ -93,7 +94,8 @@ def check_padding(case: CaseFacts, ctx: Context) -> list[Finding]:
     found = []
     for name, path in mask_paths(case, spec):
         values = case.deep.masks.get(path)
-        if values is None or not values.padding_voxels or any(fnmatch.fnmatch(name, p) for p in spec.values.padding_exempt):
+        exempt = any(fnmatch.fnmatch(name, p) for p in spec.values.padding_exempt)
+        if values is None or not values.padding_voxels or exempt:
             continue
         share = values.padding_voxels / values.voxels
         if share >= spec.values.padding_share:

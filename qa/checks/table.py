@@ -62,7 +62,8 @@ def read_table(raw: bytes, spec: MetaSpec) -> MetaTable:
         frame = pd.read_csv(io.StringIO(text), sep=spec.separator, dtype=str, keep_default_na=False,
                             skip_blank_lines=True, quoting=csv.QUOTE_MINIMAL)
     except (pd.errors.ParserError, csv.Error, ValueError) as exc:
-        raise MetaUnreadable("parse", f"cannot be parsed as {spec.separator!r}-separated values: {str(exc).strip()}") from exc
+        raise MetaUnreadable("parse", f"cannot be parsed as {spec.separator!r}-separated values: "
+                                      f"{str(exc).strip()}") from exc
     frame.columns = [str(c).strip() for c in frame.columns]
     frame.index = range(FIRST_DATA_LINE, FIRST_DATA_LINE + len(frame))
     frame = frame.astype(object).where(frame.apply(lambda col: col.str.strip() != ""), None)
@@ -98,10 +99,12 @@ def _checks(rule: ColumnRule, subcodes: dict[str, str]) -> list[pa.Check]:
         checks.append(("type", pa.Check(lambda s: _numeric(s).notna(), name="number")))
     if rule.min is not None:
         low = rule.min
-        checks.append(("range", pa.Check(lambda s: _numeric(s).isna() | (_numeric(s) >= low), name=f"at least {low:g}")))
+        checks.append(("range", pa.Check(lambda s: _numeric(s).isna() | (_numeric(s) >= low),
+                                         name=f"at least {low:g}")))
     if rule.max is not None:
         high = rule.max
-        checks.append(("range", pa.Check(lambda s: _numeric(s).isna() | (_numeric(s) <= high), name=f"at most {high:g}")))
+        checks.append(("range", pa.Check(lambda s: _numeric(s).isna() | (_numeric(s) <= high),
+                                         name=f"at most {high:g}")))
     # Named custom checks rather than pandera's built-ins, so that the failure cases carry a rule a person can read.
     if rule.allowed is not None:
         allowed = set(rule.allowed)

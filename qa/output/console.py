@@ -1,4 +1,4 @@
-"""The short summary printed after a check: verdict, counts by code and severity, the worst cases, where the report is."""
+"""The summary printed after a check: verdict, counts by code and severity, the worst cases, where the report is."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def print_summary(report: Report, path: Path, console: Console | None = None) ->
             severities.setdefault(f.code, Counter())[f.severity] += 1
         table = Table("code", "severity", "count", "meaning", box=None, pad_edge=False)
         for code, count in sorted(s.by_code.items(), key=lambda kv: -kv[1]):
-            table.add_row(code, severities_text(severities[code]), str(count), CODES[code].title if code in CODES else "")
+            title = CODES[code].title if code in CODES else ""
+            table.add_row(code, severities_text(severities[code]), str(count), title)
         console.print(table)
     if s.worst_cases:
         console.print(f"worst cases: {', '.join(s.worst_cases)}")

@@ -1,4 +1,4 @@
-"""A progress bar on stderr for long scans (cases and files done, rate, time left), silent when stderr is not a terminal."""
+"""A progress bar on stderr for long scans (cases and files done, rate, time left); silent off a terminal."""
 
 from __future__ import annotations
 

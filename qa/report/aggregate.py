@@ -1,4 +1,4 @@
-"""Deep-pass numbers for people: per-case label statistics, per-class distributions, overlapping pairs over the release."""
+"""Deep-pass numbers for people: per-case label statistics, per-class distributions, overlapping pairs."""
 
 from __future__ import annotations
 
@@ -75,7 +75,8 @@ def overlap_stats(facts: ReleaseFacts, spec: ReleaseSpec) -> list[OverlapStats]:
         for overlap in case.deep.overlaps:
             s = shared_voxels(case, spec, overlap)
             key = tuple(sorted((s.class_a, s.class_b)))
-            old = pairs.get(key, OverlapStats(class_a=key[0], class_b=key[1], cases=0, voxels=0, volume_ml=0.0, max_share=0.0))
+            old = pairs.get(key) or OverlapStats(class_a=key[0], class_b=key[1], cases=0, voxels=0, volume_ml=0.0,
+                                                 max_share=0.0)
             pairs[key] = OverlapStats(class_a=key[0], class_b=key[1], cases=old.cases + 1, voxels=old.voxels + s.voxels,
                                       volume_ml=old.volume_ml + s.volume_ml, max_share=max(old.max_share, s.share))
     return sorted(pairs.values(), key=lambda o: (-o.volume_ml, o.class_a, o.class_b))

@@ -74,7 +74,8 @@ class ImageStats(BaseModel):
     min: float | None
     max: float | None
     mean: float | None
-    percentiles: dict[str, float] = Field(description="p1, p5, p50, p95, p99; exact up to 2**20 voxels, else on a regular sample.")
+    percentiles: dict[str, float] = Field(description="p1, p5, p50, p95, p99; exact up to 2**20 voxels, else on a "
+                                                      "regular sample.")
     nan_count: int
     inf_count: int
 
@@ -85,7 +86,8 @@ class LabelStats(BaseModel):
     voxels: int
     volume_ml: Number
     mean_hu: float | None = Field(description="Mean image value inside the mask; null when empty or off-grid.")
-    bbox: list[list[int]] | None = Field(description="[[i0, j0, k0], [i1, j1, k1]] inclusive voxel bounds; null when empty.")
+    bbox: list[list[int]] | None = Field(description="[[i0, j0, k0], [i1, j1, k1]] inclusive voxel bounds; null when "
+                                                     "empty.")
     centroid_mm: list[Number] | None = Field(description="Centre of mass in world millimetres (the mask's own affine).")
 
 
@@ -152,7 +154,8 @@ class Report(BaseModel):
     findings: list[Finding]
     cases: list[CaseReport]
     classes: list[ClassStats] = Field(default_factory=list, description="Per class aggregates (deep mode).")
-    overlaps: list[OverlapStats] = Field(default_factory=list, description="Overlapping class pairs, largest first (deep mode).")
+    overlaps: list[OverlapStats] = Field(default_factory=list,
+                                         description="Overlapping class pairs, largest first (deep mode).")
     evidence: list[Evidence] = Field(default_factory=list, description="Slice pictures of findings, beside the report.")
 
 

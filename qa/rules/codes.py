@@ -17,7 +17,7 @@ class Subcode:
 
     name: str
     meaning: str
-    needs: Pass = "quick"
+    needs: Pass | None = None  # None: the pass of its code
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,8 @@ _CODES = [
         "Junk inflates the release; an unknown mask name usually means a renamed class that loaders will skip.",
         "Delete the junk; rename masks to the spec's class names, or check with the spec of the right release.",
         subcodes=(
-            Subcode("os_junk", "operating-system leftovers: macOS resource forks and folder metadata, Windows thumbnails"),
+            Subcode("os_junk", "operating-system leftovers: macOS resource forks and folder metadata, Windows "
+                               "thumbnails"),
             Subcode("link", "a symbolic link where a file or folder is expected"),
             Subcode("unknown", "a file or folder the spec does not expect"),
         ),
@@ -172,8 +173,10 @@ _CODES = [
             Subcode("bad_header", "no usable NIfTI header: the stream breaks in it, or its size, magic, dimensions, "
                                   "data type or vox_offset are wrong"),
             Subcode("absurd_size", "the header declares more voxels or bytes than geometry.max_voxels or max_bytes"),
-            Subcode("size_mismatch", "the header's size differs from the gzip trailer's: truncated, padded or a wrong header"),
-            Subcode("stream", "decompressing every byte fails: CRC32, length, broken deflate data or data shorter than declared", "deep"),
+            Subcode("size_mismatch", "the header's size differs from the gzip trailer's: truncated, padded or a wrong "
+                                     "header"),
+            Subcode("stream", "decompressing every byte fails: CRC32, length, broken deflate data or data shorter than "
+                              "declared", "deep"),
         ),
     ),
     Code(

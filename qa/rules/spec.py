@@ -84,10 +84,14 @@ class ValueSpec(_Strict):
 
     image_min: float | None = Field(None, description="Lowest plausible image value (loaded units, HU for CT).")
     image_max: float | None = Field(None, description="Highest plausible image value.")
-    overlap_warning_share: float = Field(0.01, ge=0, le=1, description="Overlap / smaller mask at which an overlap is a warning.")
-    overlap_error_share: float = Field(0.25, ge=0, le=1, description="... at which it is an error; below warning it is info.")
-    padding_share: float = Field(0.05, ge=0, le=1, description="Share of a mask lying in the image's padding that is reported.")
-    padding_exempt: list[str] = Field([], description="Glob patterns of classes that hold air, which padding values can mimic.")
+    overlap_warning_share: float = Field(0.01, ge=0, le=1,
+                                         description="Overlap / smaller mask at which an overlap is a warning.")
+    overlap_error_share: float = Field(0.25, ge=0, le=1,
+                                       description="... at which it is an error; below warning it is info.")
+    padding_share: float = Field(0.05, ge=0, le=1,
+                                 description="Share of a mask lying in the image's padding that is reported.")
+    padding_exempt: list[str] = Field([], description="Glob patterns of classes that hold air, which padding values "
+                                                      "can mimic.")
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> ValueSpec:
@@ -97,7 +101,7 @@ class ValueSpec(_Strict):
 
 
 class AnatomySpec(_Strict):
-    """Where classes must lie relative to each other, judged on mask centroids in world (RAS) millimetres (deep mode)."""
+    """Where classes must lie relative to each other, judged on mask centroids in world (RAS) mm (deep mode)."""
 
     tolerance_mm: float = Field(10.0, ge=0, description="How far out of place a centroid may be before it is reported.")
     head_to_feet: list[list[str]] = Field([], description="Sequences of classes whose centroids descend, head first.")
@@ -228,7 +232,8 @@ def load_spec(name_or_path: str) -> ReleaseSpec:
         if not path.is_file():
             raise SpecError(f"spec file {path} does not exist")
         return _parse(path.read_text("utf-8"), str(path))
-    raise SpecError(f"unknown spec {name_or_path!r}; known: {', '.join(builtin_spec_names())}, or a path to a YAML file")
+    known = ", ".join(builtin_spec_names())
+    raise SpecError(f"unknown spec {name_or_path!r}; known: {known}, or a path to a YAML file")
 
 
 def all_builtin_specs() -> list[ReleaseSpec]:

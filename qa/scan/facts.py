@@ -93,8 +93,8 @@ class FileFacts:
             return Problem("absurd_size",
                            f"absurd dimensions {header.shape}: {voxels} voxels, more than the {max_voxels} allowed")
         if header.data_bytes > max_bytes:
-            return Problem("absurd_size", f"absurd size: {header.shape} of {header.dtype} is {header.data_bytes} bytes, "
-                                          f"more than the {max_bytes} allowed")
+            return Problem("absurd_size", f"absurd size: {header.shape} of {header.dtype} is {header.data_bytes} "
+                                          f"bytes, more than the {max_bytes} allowed")
         if self.isize is not None and self.isize != header.stream_bytes % ISIZE_MODULUS:
             return Problem("size_mismatch",
                            f"header declares {header.stream_bytes} bytes (offset {header.data_offset} + data "

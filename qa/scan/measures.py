@@ -35,6 +35,7 @@ class SharedVoxels:
 
 def shared_voxels(case: CaseFacts, spec: ReleaseSpec, overlap: Overlap) -> SharedVoxels:
     smaller = min(case.deep.masks[overlap.first].voxels, case.deep.masks[overlap.second].voxels)
-    return SharedVoxels(class_a=spec.class_of(case.case, overlap.first), class_b=spec.class_of(case.case, overlap.second),
+    return SharedVoxels(class_a=spec.class_of(case.case, overlap.first),
+                        class_b=spec.class_of(case.case, overlap.second),
                         voxels=overlap.voxels, volume_ml=overlap.voxels * voxel_ml(case.files[overlap.second].header),
                         share=overlap.voxels / smaller)

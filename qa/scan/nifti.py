@@ -55,7 +55,8 @@ def _parse_exact(block: bytes) -> HeaderFacts:
     magic = bytes(header["magic"]).rstrip(b"\x00")
     if magic not in MAGICS[size]:
         # nibabel cannot open a NIfTI-2 magic on a NIfTI-1 header, nor the reverse
-        raise NotNifti(f"magic is {magic!r}, not a magic of the {size}-byte header ({' or '.join(map(repr, MAGICS[size]))})")
+        expected = " or ".join(map(repr, MAGICS[size]))
+        raise NotNifti(f"magic is {magic!r}, not a magic of the {size}-byte header ({expected})")
     ndim = int(header["dim"][0])
     if not 1 <= ndim <= 7:
         raise NotNifti(f"dim[0] is {ndim}, must be 1 to 7")
@@ -77,7 +78,8 @@ def _parse_exact(block: bytes) -> HeaderFacts:
     vox_offset = float(header["vox_offset"])
     if not (np.isfinite(vox_offset) and vox_offset >= min_offset):
         # readers refuse such a file, or (nibabel, for 0) silently read the header as voxels
-        raise NotNifti(f"vox_offset is {vox_offset:g}, not a position at or after the end of the header ({min_offset} bytes)")
+        raise NotNifti(f"vox_offset is {vox_offset:g}, not a position at or after the end of the header "
+                       f"({min_offset} bytes)")
     data_offset = int(vox_offset)
     voxels = int(np.prod(shape, dtype=object))
     return HeaderFacts(
@@ -220,7 +222,8 @@ def _diagnose(raw: bytes, expected: int) -> StreamFacts:
             total, crc = total + len(out), zlib.crc32(out, crc)
             data = inflater.unconsumed_tail
     except zlib.error as exc:
-        return StreamFacts(total, f"deflate data broken after {total} uncompressed bytes: {str(exc).split(': ', 1)[-1]}")
+        reason = str(exc).split(": ", 1)[-1]
+        return StreamFacts(total, f"deflate data broken after {total} uncompressed bytes: {reason}")
     if not inflater.eof:
         return StreamFacts(total, f"truncated: the gzip stream stops after {total} uncompressed bytes, without its end")
     trailer = inflater.unused_data[:8]
@@ -228,10 +231,11 @@ def _diagnose(raw: bytes, expected: int) -> StreamFacts:
         return StreamFacts(total, f"truncated: the gzip trailer is missing after {total} uncompressed bytes")
     stored_crc, stored_size = struct.unpack("<II", trailer)
     if stored_crc != crc:
-        return StreamFacts(total, f"CRC32 mismatch over all {total} uncompressed bytes: the trailer says {stored_crc:08x}, "
-                                  f"the data gives {crc:08x}")
+        return StreamFacts(total, f"CRC32 mismatch over all {total} uncompressed bytes: the trailer says "
+                                  f"{stored_crc:08x}, the data gives {crc:08x}")
     if stored_size != total % ISIZE_MODULUS:
         return StreamFacts(total, f"length mismatch: the trailer says {stored_size} bytes, the data has {total}")
     if total < expected:
         return StreamFacts(total, f"data shorter than the header says: {total} of {expected} bytes")
-    return StreamFacts(total, f"the stream decodes ({total} bytes) but not as one gzip member: extra members or trailing bytes")
+    return StreamFacts(total, f"the stream decodes ({total} bytes) but not as one gzip member: extra members or "
+                              "trailing bytes")

@@ -1,4 +1,4 @@
-"""ReleaseSource: the one interface through which tsqa reads a release, whatever holds it (a folder, later an archive)."""
+"""ReleaseSource: the one interface through which tsqa reads a release, whatever holds it (a folder, an archive)."""
 
 from __future__ import annotations
 

@@ -45,9 +45,11 @@ class FolderSource(ReleaseSource):
     def entries(self, folder: str) -> list[Entry]:
         prefix = f"{folder}/" if folder else ""
         try:
+            if not (self.root / folder).resolve().is_relative_to(self._real_root):
+                return []  # a folder reached through a link that leaves the release
             with os.scandir(self.root / folder) as it:
                 found = [Entry(f"{prefix}{e.name}", _kind(e)) for e in it]
-        except OSError:
+        except (OSError, RuntimeError):  # RuntimeError: a link loop
             return []
         return sorted(found, key=lambda e: e.path)
 

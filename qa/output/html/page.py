@@ -252,14 +252,17 @@ def filters(findings: list[Finding]) -> Filters:
 def details_text(details: dict) -> str:
     """Details as 'key=value; ...', cut at DETAILS_CHARS: the page is for reading, report.json keeps every number."""
     text = "; ".join(f"{key}={value}" if isinstance(value, str) else
-                     f"{key}={json.dumps(value, ensure_ascii=False, separators=(',', ':'))}" for key, value in details.items())
+                     f"{key}={json.dumps(value, ensure_ascii=False, separators=(',', ':'))}"
+                     for key, value in details.items())
     return text if len(text) <= DETAILS_CHARS else text[:DETAILS_CHARS - 1] + "…"
 
 
 def message_text(f: Finding) -> str:
     """The message without a leading 'path: ', which the path column already shows."""
     prefix = f"{f.path}: "
-    return f.message[len(prefix):] if f.path and f.message.startswith(prefix) and len(f.message) > len(prefix) else f.message
+    if f.path and f.message.startswith(prefix) and len(f.message) > len(prefix):
+        return f.message[len(prefix):]
+    return f.message
 
 
 def findings_json(findings: list[Finding], pictures: dict[str, str]) -> str:
@@ -329,8 +332,10 @@ def _counted(values: Iterable[str], limit: int | None = None) -> list[ValueCount
 
 def geometry(cases: list[CaseView]) -> Geometry:
     imaged = [c for c in cases if c.shape is not None and c.spacing is not None]
-    spacing_spread = [_spread(axis, [c.spacing[k] for c in imaged if len(c.spacing) > k]) for k, axis in enumerate("ijk")]
-    shape_spread = [_spread(axis, [float(c.shape[k]) for c in imaged if len(c.shape) > k]) for k, axis in enumerate("ijk")]
+    spacing_spread = [_spread(axis, [c.spacing[k] for c in imaged if len(c.spacing) > k])
+                      for k, axis in enumerate("ijk")]
+    shape_spread = [_spread(axis, [float(c.shape[k]) for c in imaged if len(c.shape) > k])
+                    for k, axis in enumerate("ijk")]
     return Geometry(
         spacings=_counted((" × ".join(_number(s) for s in c.spacing) for c in imaged), 10),
         orientations=_counted(c.axcodes for c in imaged if c.axcodes),
@@ -376,7 +381,8 @@ def column_summaries(cases: list[CaseView], id_column: str,
 
 def volume_scale(classes: list[ClassStats]) -> tuple[float, float] | None:
     """The decades of mL that the volume bars of all classes span, for one shared log scale."""
-    volumes = [v for c in classes for v in (c.volume_ml_q1, c.volume_ml_q3) if v is not None and v > 0 and math.isfinite(v)]
+    volumes = [v for c in classes for v in (c.volume_ml_q1, c.volume_ml_q3)
+               if v is not None and v > 0 and math.isfinite(v)]
     if not volumes:
         return None
     low, high = math.floor(math.log10(min(volumes))), math.ceil(math.log10(max(volumes)))
@@ -429,7 +435,8 @@ def pictures(report: Report, report_dir: Path | None) -> list[Picture]:
         png = _evidence_bytes(report_dir, evidence)
         if finding is None or png is None:
             continue
-        made.append(Picture(id=f"picture-{len(made) + 1}", uri=f"data:image/png;base64,{base64.b64encode(png).decode()}",
+        uri = f"data:image/png;base64,{base64.b64encode(png).decode()}"
+        made.append(Picture(id=f"picture-{len(made) + 1}", uri=uri,
                             finding=finding, cls=evidence.classes[0],
                             other=evidence.classes[1] if len(evidence.classes) > 1 else None))
     return made
@@ -471,7 +478,8 @@ def build_page(report: Report, report_dir: Path | None = None, drawings: bool = 
 
 @cache
 def environment() -> Environment:
-    env = Environment(loader=PackageLoader("qa.output.html", "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True,
+    env = Environment(loader=PackageLoader("qa.output.html", "templates"), autoescape=True, trim_blocks=True,
+                      lstrip_blocks=True,
                       keep_trailing_newline=True)
     env.filters["num"] = human_number
     return env

@@ -1,0 +1,171 @@
+"""report.html in a real browser: headless Chromium opens it from disk, asks no network, and its filters work."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from qa.app.cli import main
+from qa.report.model import Report
+from qa.rules.spec import load_spec
+from qa.synth.sample import make_sample
+
+SPEC = "totalsegmentator-v2"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+FAULTS = ["GEOM_AFFINE_MISMATCH", "LABEL_OVERLAP", "META_VALUE", "FILE_UNEXPECTED", "LABEL_VALUES", "FILE_MISSING"]
+
+
+def _browser_or_skip():
+    """Playwright's sync API when it and Debian's chromium are here; CI (which installs both) fails, not skips."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if sync_playwright is None or not CHROMIUM.is_file():
+        missing = "the playwright package" if sync_playwright is None else str(CHROMIUM)
+        if os.environ.get("CI"):
+            pytest.fail(f"the browser test needs {missing}; .ci/run and the test extra install it")
+        pytest.skip(f"{missing} is not installed (apt-get install chromium; pip install -e '.[browser]')")
+    return sync_playwright
+
+
+@dataclass
+class Opened:
+    """A page as the browser loaded it, with what it logged and what it asked for."""
+
+    page: object
+    url: str
+    report: Report
+    console_errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def checked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
+    """A 3-case sample with six kinds of fault, checked by `tsqa check` into the default reports/<spec id>/."""
+    root = tmp_path_factory.mktemp("browser")
+    sample = make_sample(root / "release", load_spec(SPEC), cases=3, faults=FAULTS)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        assert main(["check", str(sample.root), "--spec", SPEC, "--subset", "--quiet", "--jobs", "1"]) == 1
+    out = root / "reports" / SPEC
+    return out, Report.model_validate_json((out / "report.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    sync_playwright = _browser_or_skip()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def open_page(browser, path: Path, report: Report) -> Opened:
+    context = browser.new_context(viewport={"width": 1300, "height": 900})
+    page = context.new_page()
+    opened = Opened(page=page, url=path.resolve().as_uri(), report=report)
+    page.on("console", lambda m: opened.console_errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: opened.console_errors.append(str(e)))
+    page.on("request", lambda r: opened.requests.append(r.url))
+    # Anything but the page itself is refused, so a stray request shows up here instead of reaching the network.
+    context.route("**/*", lambda route: route.continue_() if route.request.url == opened.url else route.abort())
+    page.goto(opened.url)
+    page.wait_for_load_state("load")
+    return opened
+
+
+@pytest.fixture(scope="module")
+def opened(browser, checked) -> Opened:
+    out, report = checked
+    return open_page(browser, out / "report.html", report)
+
+
+def flagged_cases(report: Report) -> set[str]:
+    return {f.case for f in report.findings if f.case is not None}
+
+
+def test_page_opens_from_disk_without_console_errors_or_network_requests(opened: Opened) -> None:
+    assert opened.console_errors == []
+    assert opened.requests == [opened.url]
+
+
+def test_every_finding_code_and_every_flagged_case_is_on_the_page(opened: Opened) -> None:
+    text = opened.page.inner_text("body")
+    wanted = {"GEOM_AFFINE_MISMATCH", "LABEL_OVERLAP", "LABEL_VALUES", "FILE_MISSING"}
+    assert set(opened.report.summary.by_code) >= wanted
+    for code in opened.report.summary.by_code:
+        assert code in text, code
+    shown = set(opened.page.locator("#cases-body tr.case-row").evaluate_all("rows => rows.map(r => r.dataset.case)"))
+    assert flagged_cases(opened.report) <= shown
+
+
+def test_filtering_by_one_code_leaves_only_its_rows(opened: Opened) -> None:
+    page = opened.page
+    try:
+        for code, count in opened.report.summary.by_code.items():
+            page.select_option("#f-code", code)
+            codes = page.locator("#findings-body tr").evaluate_all("rows => rows.map(r => r.dataset.code)")
+            assert codes == [code] * count
+    finally:
+        page.click("#f-clear")
+    assert page.locator("#findings-body tr").count() == len(opened.report.findings)
+
+
+def test_searching_the_findings_narrows_them_to_the_matching_case(opened: Opened) -> None:
+    page = opened.page
+    case = sorted(flagged_cases(opened.report))[0]
+    try:
+        page.select_option("#f-case", case)
+        cases = page.locator("#findings-body tr").evaluate_all("rows => rows.map(r => r.dataset.case)")
+        assert cases == [case] * sum(f.case == case for f in opened.report.findings)
+    finally:
+        page.click("#f-clear")
+
+
+def test_clicking_a_case_shows_its_meta_row_and_present_classes(opened: Opened) -> None:
+    page = opened.page
+    case = next(c for c in opened.report.cases if c.labels)
+    present = sum(1 for stats in case.labels.values() if stats.voxels > 0)
+    page.click(f"#cases-body tr.case-row[data-case='{case.case}']")
+    detail = page.inner_text(f"#case-{case.case}")
+    assert f"classes present ({present})" in detail
+    assert f"findings ({case.findings})" in detail
+    assert all(value in detail for value in case.meta.values() if value)
+    page.click(f"#cases-body tr.case-row[data-case='{case.case}']")
+
+
+def test_screenshot_for_a_person_to_look_at(opened: Opened, tmp_path_factory: pytest.TempPathFactory) -> None:
+    shots = tmp_path_factory.getbasetemp() / "reports" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    path = shots / "report.png"
+    opened.page.evaluate("document.querySelectorAll('details.group').forEach(d => d.open = true); "
+                         "window.scrollTo(0, 0)")
+    opened.page.screenshot(path=str(path), full_page=True)
+    print(f"\nscreenshot of report.html: {path}")
+    assert path.read_bytes().startswith(b"\x89PNG")
+    assert opened.console_errors == []
+
+
+def test_index_page_links_the_report_and_opens_cleanly(browser, checked) -> None:
+    out, report = checked
+    index = open_page(browser, out.parent / "index.html", report)
+    assert index.console_errors == [] and index.requests == [index.url]
+    assert index.page.get_attribute("#reports a", "href") == f"{SPEC}/report.html"
+
+
+def test_page_of_a_clean_release_opens_without_errors(browser, tmp_path: Path) -> None:
+    sample = make_sample(tmp_path / "release", load_spec(SPEC), cases=1)
+    out = tmp_path / "reports" / SPEC
+    args = ["check", str(sample.root), "--spec", SPEC, "--subset", "--quiet", "--jobs", "1", "--out", str(out)]
+    assert main(args) == 0
+    clean = open_page(browser, out / "report.html", Report.model_validate_json((out / "report.json").read_text()))
+    assert clean.console_errors == [] and clean.requests == [clean.url]
+    assert clean.page.inner_text("#verdict") == "PASS"
+    assert clean.page.locator("#cases-body tr.case-row").count() == 1

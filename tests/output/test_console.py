@@ -1,0 +1,33 @@
+"""The console summary: verdict, and per code every severity it was reported at."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from rich.console import Console
+
+from qa.app.pipeline import run_check
+from qa.output.console import print_summary, severities_text
+from qa.rules.spec import load_spec
+from qa.synth.sample import make_sample
+
+
+def test_one_severity_is_named_alone() -> None:
+    assert severities_text(Counter({"warning": 3})) == "warning"
+
+
+def test_several_severities_are_counted_most_severe_first() -> None:
+    assert severities_text(Counter({"info": 2, "error": 1, "warning": 3})) == "error 1, warning 3, info 2"
+
+
+def test_summary_shows_every_severity_of_a_code(tmp_path: Path) -> None:
+    spec = load_spec("totalsegmentator-v2")
+    sample = make_sample(tmp_path / "release", spec, cases=2, faults=["LABEL_OVERLAP"])
+    report = run_check(sample.root, spec.model_copy(update={"values": spec.values.model_copy(
+        update={"overlap_warning_share": 0.0, "overlap_error_share": 0.0})}), "test", subset=True)
+    console = Console(record=True, width=200)
+    print_summary(report, tmp_path / "report.json", console)
+    text = console.export_text()
+    assert "FAIL totalsegmentator-v2, 2 cases" in text
+    assert any(line.startswith("LABEL_OVERLAP") and "error" in line for line in text.splitlines())

@@ -1,0 +1,99 @@
+"""Release specs: the built-ins load and ship, bad specs are refused with one clear line."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pytest
+import yaml
+from support import REPO, class_list
+
+from qa.rules.codes import CODES
+from qa.rules.spec import SpecError, builtin_spec_names, load_spec
+
+
+def test_builtin_specs_are_the_three_ct_releases() -> None:
+    assert builtin_spec_names() == ["totalsegmentator-v1", "totalsegmentator-v2", "totalsegmentator-v3"]
+
+
+def test_specs_ship_as_package_data_of_the_installed_package() -> None:
+    names = {p.name for p in resources.files("qa.schemas").iterdir()}
+    assert {"totalsegmentator-v2.yaml", "report.schema.json"} <= names
+
+
+@pytest.mark.parametrize(("name", "key", "cases", "splits"), [
+    ("totalsegmentator-v1", "total_v1", 1204, {"train": 1082, "val": 57, "test": 65}),
+    ("totalsegmentator-v2", "total", 1228, {"train": 1082, "val": 57, "test": 89}),
+    ("totalsegmentator-v3", "total_v3", 1939, None),
+])
+def test_builtin_spec_classes_and_counts_match_the_release(
+    name: str, key: str, cases: int, splits: dict | None
+) -> None:
+    spec = load_spec(name)
+    assert spec.classes == class_list(key)
+    assert (spec.expected_cases, spec.splits) == (cases, splits)
+
+
+def test_v2_archive_size_and_md5_are_the_published_ones() -> None:
+    [archive] = load_spec("totalsegmentator-v2").archives
+    assert (archive.name, archive.size, archive.md5) == (
+        "Totalsegmentator_dataset_v201.zip", 23_581_218_285, "fe250e5718e0a3b5df4c4ea9d58a62fe")
+
+
+def test_v3_has_no_val_split() -> None:
+    assert load_spec("totalsegmentator-v3").meta.columns["split"].allowed == ["train", "test"]
+
+
+def test_every_code_has_a_severity_in_every_builtin_spec_or_a_threshold() -> None:
+    for name in builtin_spec_names():
+        spec = load_spec(name)
+        assert set(CODES) - {c.split(":")[0] for c in spec.severities} == {"LABEL_OVERLAP"}, name
+
+
+def write_spec(tmp_path: Path, edit) -> Path:
+    data = yaml.safe_load((REPO / "schemas" / "totalsegmentator-v2.yaml").read_text())
+    edit(data)
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_unknown_key_is_refused_with_its_location(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, lambda d: d["geometry"].update(spaceing=[1, 1, 1]))
+    with pytest.raises(SpecError, match=r"geometry\.spaceing: Extra inputs are not permitted"):
+        load_spec(str(path))
+
+
+def test_bad_severity_is_refused(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, lambda d: d["severities"].update(FILE_MISSING="fatal"))
+    with pytest.raises(SpecError, match=r"severities\.FILE_MISSING"):
+        load_spec(str(path))
+
+
+def test_severity_for_an_unknown_code_is_refused(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, lambda d: d["severities"].update(NO_SUCH_CODE="error"))
+    with pytest.raises(SpecError, match="unknown finding codes or subcodes: NO_SUCH_CODE"):
+        load_spec(str(path))
+
+
+def test_bad_regex_is_refused(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, lambda d: d["meta"]["columns"]["image_id"].update(pattern="^s(\\d{4}$"))
+    with pytest.raises(SpecError, match="not a regular expression"):
+        load_spec(str(path))
+
+
+def test_unknown_spec_name_lists_the_known_ones() -> None:
+    with pytest.raises(SpecError, match="known: totalsegmentator-v1, totalsegmentator-v2"):
+        load_spec("totalsegmentator-v9")
+
+
+def test_a_users_own_yaml_is_loaded_by_path() -> None:
+    spec = load_spec(str(REPO / "examples" / "totalsegmentator-mri.yaml"))
+    assert (spec.image, len(spec.classes), spec.classes == class_list("total_mr")) == ("mri.nii.gz", 50, True)
+
+
+def test_anatomy_rule_naming_an_unknown_class_is_refused(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, lambda d: d["anatomy"]["above"].append(["heart", "tail"]))
+    with pytest.raises(SpecError, match="anatomy names classes the spec does not list: tail"):
+        load_spec(str(path))
