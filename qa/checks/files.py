@@ -48,10 +48,13 @@ def check_case_files(case: CaseFacts, ctx: Context) -> list[Finding]:
     masks = mask_paths(case, spec)
     expected = {image, mask_dir, *(path for _, path in masks)}
     found = [unexpected(spec, case.case, path, kind) for path, kind in kinds.items() if path not in expected]
-    if kinds.get(mask_dir) != "dir":
-        found.append(finding(spec, "FILE_MISSING", case.case, mask_dir,
-                             f"{mask_dir}/ is missing: none of the {len(masks)} masks is there",
-                             subcode="folder", missing_files=len(masks)))
+    kind = kinds.get(mask_dir)
+    if kind != "dir":
+        why = {None: "is missing: none of the {n} masks is there",
+               "symlink": "is a symbolic link, not a folder: none of its {n} masks is checked"}.get(
+                   kind, "is not a folder: none of the {n} masks is there").format(n=len(masks))
+        found.append(finding(spec, "FILE_MISSING", case.case, mask_dir, f"{mask_dir}/ {why}", subcode="folder",
+                             missing_files=len(masks), entry=kind))
         masks = []
     for name, path in [(None, image), *masks]:
         if path not in kinds:

@@ -9,7 +9,7 @@ from qa.rules.codes import Severity
 from qa.rules.finding import Finding
 from qa.rules.spec import ReleaseSpec
 from qa.scan.facts import CaseFacts
-from qa.scan.measures import shared_voxels
+from qa.scan.measures import class_overlaps, shared_voxels
 
 
 @check("labels.streams", ("FILE_CORRUPT",), needs="deep")
@@ -75,7 +75,7 @@ def overlap_severity(share: float, spec: ReleaseSpec) -> Severity:
 @check("labels.overlaps", ("LABEL_OVERLAP",), needs="deep")
 def check_overlaps(case: CaseFacts, ctx: Context) -> list[Finding]:
     found = []
-    for overlap in case.deep.overlaps:
+    for overlap in class_overlaps(case, ctx.spec):
         s = shared_voxels(case, ctx.spec, overlap)
         found.append(finding(ctx.spec, "LABEL_OVERLAP", case.case, overlap.second,
                              f"{s.class_b} shares {s.voxels} voxels ({s.volume_ml:.2f} mL, {s.share:.1%} of the "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import warnings
 from dataclasses import dataclass
 
 import pandas as pd
@@ -59,15 +60,31 @@ def read_table(raw: bytes, spec: MetaSpec) -> MetaTable:
     if spec.separator not in first_line and len(spec.columns) > 1:
         raise MetaUnreadable("separator", f"the header line has no {spec.separator!r} separator: {first_line[:80]!r}")
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=spec.separator, dtype=str, keep_default_na=False,
-                            skip_blank_lines=True, quoting=csv.QUOTE_MINIMAL)
+        # index_col=False: rows ending in a separator must not make pandas take the first column for an index
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            frame = pd.read_csv(io.StringIO(text), sep=spec.separator, dtype=str, keep_default_na=False,
+                                skip_blank_lines=True, quoting=csv.QUOTE_MINIMAL, index_col=False)
     except (pd.errors.ParserError, csv.Error, ValueError) as exc:
         raise MetaUnreadable("parse", f"cannot be parsed as {spec.separator!r}-separated values: "
                                       f"{str(exc).strip()}") from exc
+    if caught:
+        _refuse_cells_past_the_header(text, spec.separator)
     frame.columns = [str(c).strip() for c in frame.columns]
     frame.index = range(FIRST_DATA_LINE, FIRST_DATA_LINE + len(frame))
     frame = frame.astype(object).where(frame.apply(lambda col: col.str.strip() != ""), None)
     return MetaTable(frame=frame, normalized=_normalize_columns(frame, spec))
+
+
+def _refuse_cells_past_the_header(text: str, separator: str) -> None:
+    """Rows longer than the header: empty trailing fields (a separator at the end of a row) are harmless, a value
+    past the last column would be lost."""
+    rows = csv.reader(io.StringIO(text), delimiter=separator)
+    width = len(next(rows))
+    for line, row in enumerate(rows, start=FIRST_DATA_LINE):
+        if any(cell.strip() for cell in row[width:]):
+            raise MetaUnreadable("parse", f"line {line} has {len(row)} fields but the header names {width}: the "
+                                          "cells past the last column would be lost")
 
 
 def _normalize_columns(frame: pd.DataFrame, spec: MetaSpec) -> list[Normalized]:

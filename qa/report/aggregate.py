@@ -7,7 +7,7 @@ import statistics
 from qa.report.model import ClassStats, ImageStats, LabelStats, OverlapStats
 from qa.rules.spec import ReleaseSpec
 from qa.scan.facts import CaseFacts, ReleaseFacts
-from qa.scan.measures import shared_voxels, voxel_ml, world_centroid
+from qa.scan.measures import class_overlaps, shared_voxels, voxel_ml, world_centroid
 
 
 def case_labels(case: CaseFacts, spec: ReleaseSpec) -> dict[str, LabelStats] | None:
@@ -72,7 +72,7 @@ def overlap_stats(facts: ReleaseFacts, spec: ReleaseSpec) -> list[OverlapStats]:
     for case in facts.cases:
         if case.deep is None:
             continue
-        for overlap in case.deep.overlaps:
+        for overlap in class_overlaps(case, spec):
             s = shared_voxels(case, spec, overlap)
             key = tuple(sorted((s.class_a, s.class_b)))
             old = pairs.get(key) or OverlapStats(class_a=key[0], class_b=key[1], cases=0, voxels=0, volume_ml=0.0,

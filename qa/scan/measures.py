@@ -39,3 +39,11 @@ def shared_voxels(case: CaseFacts, spec: ReleaseSpec, overlap: Overlap) -> Share
                         class_b=spec.class_of(case.case, overlap.second),
                         voxels=overlap.voxels, volume_ml=overlap.voxels * voxel_ml(case.files[overlap.second].header),
                         share=overlap.voxels / smaller)
+
+
+def class_overlaps(case: CaseFacts, spec: ReleaseSpec) -> list[Overlap]:
+    """The case's overlaps between masks of the spec's classes: a stray file in the mask folder (FILE_UNEXPECTED
+    already) is measured for its stream but shares no voxels with a class."""
+    classes = set(spec.classes)
+    return [o for o in case.deep.overlaps
+            if spec.class_of(case.case, o.first) in classes and spec.class_of(case.case, o.second) in classes]
