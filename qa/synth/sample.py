@@ -9,7 +9,7 @@ import dataclasses
 import fnmatch
 import io
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,6 +174,15 @@ def write_case(root: Path, spec: ReleaseSpec, plan: CasePlan, grid: Grid) -> Non
             shutil.copyfile(empty, path)
 
 
+def write_cases(root: Path, spec: ReleaseSpec, cases: Iterable[tuple[CasePlan, Grid]]) -> list[str]:
+    """Write planned cases, each on its grid, and name them; a process pool can write a release's cases in parts."""
+    written = []
+    for plan, grid in cases:
+        write_case(root, spec, plan, grid)
+        written.append(plan.case)
+    return written
+
+
 def _meta_value(spec: ReleaseSpec, column: str, plan: CasePlan) -> str:
     known = {
         spec.meta.id_column: plan.case, spec.meta.split_column: plan.split, "age": str(plan.age), "gender": plan.sex,
@@ -202,6 +211,12 @@ def write_meta_rows(root: Path, spec: ReleaseSpec, header: list[str], rows: list
     (root / spec.meta.file).write_bytes(text.getvalue().encode(spec.meta.encoding))
 
 
+def write_meta(root: Path, spec: ReleaseSpec, plans: Sequence[CasePlan]) -> None:
+    """meta.csv with the spec's columns and one row per planned case, in the order given."""
+    columns = list(spec.meta.columns)
+    write_meta_rows(root, spec, columns, [[_meta_value(spec, column, plan) for column in columns] for plan in plans])
+
+
 def read_meta_rows(root: Path, spec: ReleaseSpec) -> tuple[list[str], list[list[str]]]:
     text = (root / spec.meta.file).read_bytes().decode(spec.meta.encoding)
     header, *rows = csv.reader(io.StringIO(text), delimiter=spec.meta.separator)
@@ -218,10 +233,10 @@ def make_sample(out: Path, spec: ReleaseSpec, cases: int, faults: Sequence[str] 
     if any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty; a sample is only written into a new or empty folder")
     plans = [plan_case(spec, seed, index) for index in range(cases)]
-    for plan in plans:
-        write_case(out, spec, plan, default_grid(spec, plan, shape))
-    write_meta_rows(out, spec, list(spec.meta.columns), [[_meta_value(spec, c, p) for c in spec.meta.columns] for p in plans])
-    sample = Sample(root=out, cases=[p.case for p in plans], seed=seed, shape=shape, splits={p.case: p.split for p in plans})
+    write_cases(out, spec, [(plan, default_grid(spec, plan, shape)) for plan in plans])
+    write_meta(out, spec, plans)
+    sample = Sample(root=out, cases=[p.case for p in plans], seed=seed, shape=shape,
+                    splits={p.case: p.split for p in plans})
     inject_faults(sample, spec, faults)
     return sample
 
