@@ -81,7 +81,7 @@ def test_mask_shifted_half_a_millimetre_is_affine_mismatch_on_that_mask() -> Non
     # the spleen's half a micrometre is within v2's tolerance of 1 micrometre
     found = geometry(masks={"liver": mask_header(affine=shifted(ras(), 0.5)),
                             "spleen": mask_header(affine=shifted(ras(), 0.0005))})
-    assert essentials(found) == [("GEOM_AFFINE_MISMATCH", None, "s0001", LIVER, "liver", "error")]
+    assert essentials(found) == [("GEOM_AFFINE_MISMATCH", "both", "s0001", LIVER, "liver", "error")]
     assert (found[0].details["max_deviation_mm"], found[0].details["tolerance_mm"]) == (0.5, 0.001)
 
 
@@ -106,7 +106,7 @@ def test_mask_with_a_fourth_axis_is_on_its_images_grid_only_if_that_axis_is_one(
 
 def test_mask_whose_own_affine_differs_is_also_judged_for_validity() -> None:
     found = geometry(masks={"liver": mask_header(affine=shifted(ras(), 0.5), sform_code=7)})
-    assert essentials(found) == [("GEOM_AFFINE_MISMATCH", None, "s0001", LIVER, "liver", "error"),
+    assert essentials(found) == [("GEOM_AFFINE_MISMATCH", "both", "s0001", LIVER, "liver", "error"),
                                  ("GEOM_AFFINE_INVALID", "bad_code", "s0001", LIVER, "liver", "error")]
 
 
