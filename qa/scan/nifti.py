@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import struct
 import zlib
 
@@ -12,6 +13,7 @@ from nibabel.nifti1 import Nifti1Header
 from nibabel.nifti2 import Nifti2Header
 
 from qa.scan.facts import ISIZE_MODULUS, CorruptKind, FileFacts, HeaderFacts, Problem, StreamFacts
+from qa.scan.itk import NiftiFields, itk_placement
 from qa.source.base import MemberReader, ReleaseSource, SourceError
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -72,7 +74,7 @@ def _parse_exact(block: bytes) -> HeaderFacts:
     with np.errstate(all="ignore"):
         sform = header.get_sform() if sform_code > 0 else None
         qform, qform_error = _qform(header) if qform_code > 0 else (None, None)
-        affine = sform if sform is not None else qform if qform is not None else header.get_base_affine()
+        affine = nibabel_affine(header)
     single_file = magic in (b"n+1", b"n+2")
     min_offset = size + 4 if single_file else 0
     vox_offset = float(header["vox_offset"])
@@ -98,7 +100,28 @@ def _parse_exact(block: bytes) -> HeaderFacts:
         data_offset=data_offset,
         data_bytes=voxels * dtype.itemsize,
         qform_error=qform_error,
+        itk=itk_placement(NiftiFields.of(header)),
     )
+
+
+_QUIET = logging.getLogger("tsqa.nibabel_fixes")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
+
+
+def nibabel_affine(header: Nifti1Header) -> np.ndarray:
+    """The affine nib.load gives: nibabel first 'fixes' the header (codes outside 0-5 become 0, negative pixdim its
+    absolute value, a qfac other than 1 or -1 becomes 1), then takes the sform, else the qform, else a base affine.
+    A qform whose quaternion is not a rotation, which nibabel refuses, falls back to the base affine here."""
+    fixed = header.copy()
+    fixed.check_fix(logger=_QUIET, error_level=100)
+    if int(fixed["sform_code"]) > 0:
+        return fixed.get_sform()
+    if int(fixed["qform_code"]) > 0:
+        qform, _ = _qform(fixed)
+        if qform is not None:
+            return qform
+    return fixed.get_base_affine()
 
 
 def _qform(header: Nifti1Header) -> tuple[np.ndarray | None, str | None]:

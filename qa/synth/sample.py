@@ -293,7 +293,7 @@ def _read_stream(path: Path) -> bytes:
         return fh.read()
 
 
-def _rewrite_header(path: Path, change: HeaderChange) -> None:
+def rewrite_header(path: Path, change: HeaderChange) -> None:
     """Change header fields of a .nii.gz in place, keeping the voxel bytes as they are."""
     raw = _read_stream(path)
     header = Nifti1Header.from_fileobj(io.BytesIO(raw[:HEADER_BYTES]), check=False)
@@ -303,7 +303,7 @@ def _rewrite_header(path: Path, change: HeaderChange) -> None:
 
 
 def _edit_header(change: HeaderChange) -> Damage:
-    return lambda path: _rewrite_header(path, change)
+    return lambda path: rewrite_header(path, change)
 
 
 def _edit_voxels(change: Callable[[np.ndarray], np.ndarray]) -> Damage:
@@ -329,7 +329,7 @@ def _on_case_headers(code: str, change: HeaderChange, whole_case: bool) -> Injec
     def inject(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
         masks = [sample.root / case / spec.mask_file(name) for name in spec.classes] if whole_case else []
         for path in [sample.root / case / spec.image, *masks]:
-            _rewrite_header(path, change)
+            rewrite_header(path, change)
         return [InjectedFault(code, case, f"{case}/{spec.image}")]
 
     return inject
@@ -548,6 +548,32 @@ def _qform_off_by_2mm(header: Nifti1Header) -> None:
     header.set_qform(affine, code=1)
 
 
+def _qform_40mm_away(header: Nifti1Header) -> None:
+    """The sform stays the image's; a qform (code 1) 40 mm away is what ITK reads."""
+    affine = header.get_sform()
+    affine[2, 3] += 40.0
+    header.set_qform(affine, code=1)
+
+
+def _sform_off_qform_at_image(header: Nifti1Header) -> None:
+    """The sform 0.5 mm off, as nibabel reads it; a qform (code 1) where the image is, as ITK reads it."""
+    header.set_qform(header.get_sform(), code=1)
+    _shift_sform(header)
+
+
+def _columns_longer_than_pixdim(header: Nifti1Header) -> None:
+    """pixdim keeps 1.5 mm (ITK's spacing), the sform's columns grow to 1.6 mm (nibabel's)."""
+    affine = header.get_sform()
+    affine[:3, :3] *= 1.6 / 1.5
+    header.set_sform(affine)
+
+
+def _as_nifti2(path: Path) -> None:
+    image = nib.load(path)
+    data, header = np.asarray(image.dataobj), image.header
+    nib.save(nib.Nifti2Image(data, header.get_best_affine(), dtype=header.get_data_dtype()), path)
+
+
 def _coarse(grid: Grid) -> Grid:
     return Grid(shape=tuple(max(1, n // 2) for n in grid.shape), spacing=(3.0, 3.0, 3.0), origin=grid.origin)
 
@@ -705,16 +731,28 @@ _FAULTS: dict[str, Fault] = {
                               "the CT's gzip CRC32 is wrong, as in v1's s0864: only a full decompression sees it"),
     "GEOM_SHAPE_MISMATCH": Fault(_on_file("GEOM_SHAPE_MISMATCH", "mask", _edit_voxels(lambda data: data[:, :, :-1])),
                                  "a mask one slice shorter than its CT, same affine"),
-    "GEOM_AFFINE_MISMATCH": Fault(_on_file("GEOM_AFFINE_MISMATCH", "mask", _edit_header(_shift_sform)),
-                                  "a mask's sform 0.5 mm off the CT's, as in v1"),
+    "GEOM_AFFINE_MISMATCH:both": Fault(_on_file("GEOM_AFFINE_MISMATCH", "mask", _edit_header(_shift_sform)),
+                                       "a mask's sform 0.5 mm off the CT's, as in v1"),
+    "GEOM_AFFINE_MISMATCH:itk": Fault(_on_file("GEOM_AFFINE_MISMATCH", "mask", _edit_header(_qform_40mm_away)),
+                                      "a mask whose sform is the CT's but whose qform (code 1), which ITK reads, is "
+                                      "40 mm away", frozenset({"GEOM_AFFINE_INVALID"})),
+    "GEOM_AFFINE_MISMATCH:nibabel": Fault(_on_file("GEOM_AFFINE_MISMATCH", "mask",
+                                                   _edit_header(_sform_off_qform_at_image)),
+                                          "a mask whose sform is 0.5 mm off but whose qform (code 1), which ITK reads, "
+                                          "is the CT's", frozenset({"GEOM_AFFINE_INVALID"})),
+    "FILE_VERSION": Fault(_on_file("FILE_VERSION", "mask", _as_nifti2), "a mask saved as NIfTI-2, which ITK cannot open"),
     "GEOM_SPACING:mismatch": Fault(_rewrite_case("GEOM_SPACING", _coarse), "the case stored at 3 mm, CT and masks alike"),
+    # ITK takes a NaN pixdim as 1 mm, nibabel the sform's 1.5: the readers also place the CT apart
     "GEOM_SPACING:not_finite": Fault(_on_file("GEOM_SPACING", "image", _edit_header(_nan_spacing)),
-                              "the CT's pixdim[1] is NaN, its sform valid"),
+                                     "the CT's pixdim[1] is NaN, its sform valid", frozenset({"GEOM_AFFINE_INVALID"})),
     "GEOM_ORIENTATION": Fault(_rewrite_case("GEOM_ORIENTATION", _lps), "the case stored LPS, CT and masks alike"),
     "GEOM_AFFINE_INVALID:non_finite": Fault(_on_case_headers("GEOM_AFFINE_INVALID", _nan_sform, whole_case=True),
                                             "a NaN translation in the sform of the CT and every mask"),
     "GEOM_AFFINE_INVALID:singular": Fault(_on_case_headers("GEOM_AFFINE_INVALID", _flat_sform, whole_case=True),
                                           "an sform whose third column is zero, in the CT and every mask"),
+    "GEOM_AFFINE_INVALID:readers_disagree": Fault(
+        _on_case_headers("GEOM_AFFINE_INVALID", _columns_longer_than_pixdim, whole_case=True),
+        "pixdim 1.5 mm but sform columns 1.6 mm long in the CT and every mask: ITK and nibabel size the voxels apart"),
     "GEOM_AFFINE_INVALID:not_orthonormal": Fault(_on_case_headers("GEOM_AFFINE_INVALID", _shear, whole_case=True),
                                                  "a small shear in the sform of the CT and every mask"),
     "GEOM_AFFINE_INVALID:sform_qform": Fault(_on_case_headers("GEOM_AFFINE_INVALID", _qform_off_by_2mm, whole_case=False),
@@ -750,7 +788,7 @@ _FAULTS: dict[str, Fault] = {
 DEFAULT_SUBCODES = {"META_UNREADABLE": "encoding", "META_COLUMNS": "missing", "META_VALUE": "allowed",
                     "META_SPLIT_COUNTS": "splits", "FILE_MISSING": "file", "FILE_UNEXPECTED": "os_junk",
                     "FILE_CORRUPT": "size_mismatch", "GEOM_SPACING": "mismatch", "GEOM_AFFINE_INVALID": "not_orthonormal",
-                    "LABEL_DTYPE": "dtype", "LABEL_POSITION": "side"}
+                    "LABEL_DTYPE": "dtype", "LABEL_POSITION": "side", "GEOM_AFFINE_MISMATCH": "both"}
 FAULT_NAMES = tuple(_FAULTS)  # one name per fault; FAULTS adds the bare codes
 FAULTS: dict[str, Fault] = {**_FAULTS, **{code: _FAULTS[f"{code}:{sub}"] for code, sub in DEFAULT_SUBCODES.items()}}
 

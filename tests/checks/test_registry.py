@@ -105,6 +105,6 @@ def test_judge_sorts_findings_by_case_path_severity_code_and_message_whatever_th
         (None, "meta.csv", "warning", "META_COLUMNS", "unknown"),
         ("s0001", "s0001/.DS_Store", "warning", "FILE_UNEXPECTED", "os_junk"),
         ("s0001", "s0001/ct.nii.gz", "error", "IMAGE_DTYPE", None),
-        ("s0002", "s0002/segmentations/liver.nii.gz", "error", "GEOM_AFFINE_MISMATCH", None),
+        ("s0002", "s0002/segmentations/liver.nii.gz", "error", "GEOM_AFFINE_MISMATCH", "both"),
         ("s0002", "s0002/segmentations/liver.nii.gz", "error", "LABEL_DTYPE", "dtype"),
     ]

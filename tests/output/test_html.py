@@ -133,7 +133,7 @@ def test_findings_are_grouped_by_code_with_the_explain_text(faulty: Report) -> N
         assert (group.title, group.what, group.why, group.fix) == (CODES[code].title, CODES[code].what, CODES[code].why,
                                                                    CODES[code].fix)
     html = render_page(page)
-    assert "Copy the image&#39;s sform/qform into the mask header" in html
+    assert "Copy the image&#39;s header (sform, qform with its code, pixdim) into the mask&#39;s" in html
 
 
 def test_class_filter_offers_the_classes_findings_name(faulty: Report) -> None:
