@@ -17,7 +17,6 @@ from qa.checks.table import MetaTable
 from qa.execute.base import Executor
 from qa.execute.pool import PoolExecutor
 from qa.execute.serial import SerialExecutor
-from qa.output.html.history import publish_html
 from qa.output.json import write_report
 from qa.output.progress import Progress
 from qa.report.aggregate import case_labels, class_stats, image_stats, overlap_stats
@@ -120,6 +119,8 @@ def run_check(root: Path | ReleaseSource, spec: ReleaseSpec, spec_reason: str, m
 def write_outputs(report: Report, source: ReleaseSource, spec: ReleaseSpec, out: Path, index: bool = True) -> Path:
     """Evidence pictures, report.json and report.html into `out`; with `index`, refresh the reports index of the
     folder holding `out`. Returns the path of report.json."""
+    from qa.output.html.history import publish_html  # matplotlib and Jinja2: only a run that writes pages loads them
+
     report.evidence = make_evidence(report, source, Layout.of(spec), out)
     path = write_report(report, out)
     publish_html(report, out, index=index)

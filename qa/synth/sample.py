@@ -94,7 +94,8 @@ class CasePlan:
     scale: float
 
 
-SCANNERS = {"siemens": "somatom definition as", "ge": "revolution ct", "philips": "ingenuity ct", "toshiba": "aquilion one"}
+SCANNERS = {"siemens": "somatom definition as", "ge": "revolution ct", "philips": "ingenuity ct",
+            "toshiba": "aquilion one"}
 
 
 def _rng(seed: int, index: int, purpose: int) -> np.random.Generator:
@@ -135,7 +136,8 @@ def default_grid(spec: ReleaseSpec, plan: CasePlan, shape: tuple[int, int, int])
 
 
 def save_nifti(path: Path, data: np.ndarray, affine: np.ndarray) -> None:
-    """Write as the release's files are written: nibabel's NIfTI-1, sform_code 2, qform_code 0, gzip level 1, mtime 0."""
+    """Write as the release's files are written: nibabel's NIfTI-1, sform_code 2, qform_code 0, gzip level 1,
+    mtime 0."""
     nib.save(nib.Nifti1Image(data, affine), path)
 
 
@@ -440,7 +442,8 @@ def meta_move_split(sample: Sample, spec: ReleaseSpec, case: str) -> list[Inject
     column = spec.meta.split_column
     if column is None:
         raise ValueError(f"spec {spec.id} has no split column")
-    other = next(s for s in [*split_values(spec), *(spec.meta.columns[column].allowed or [])] if s != sample.splits[case])
+    candidates = [*split_values(spec), *(spec.meta.columns[column].allowed or [])]
+    other = next(s for s in candidates if s != sample.splits[case])
     _set_cell(sample, spec, case, column, other)
     sample.splits[case] = other
     return [InjectedFault("META_SPLIT_COUNTS", None, spec.meta.file)]
@@ -639,7 +642,8 @@ def swapped_ends(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedF
     for sequence in spec.anatomy.head_to_feet:
         present = [name for name in sequence if _load(sample.root / _mask_path(spec, case, name))[0].any()]
         if len(present) >= 2:
-            return [InjectedFault("LABEL_POSITION", case, _swap_first(sample, spec, case, [(present[0], present[-1])], 1))]
+            lower = _swap_first(sample, spec, case, [(present[0], present[-1])], 1)
+            return [InjectedFault("LABEL_POSITION", case, lower)]
     raise ValueError(f"{case} has no head-to-feet sequence with two non-empty masks")
 
 
@@ -673,7 +677,8 @@ def mask_in_padding(sample: Sample, spec: ReleaseSpec, case: str) -> list[Inject
 
 
 def all_masks_empty(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
-    """Every mask of the case emptied, as the byte-identical empty file the release ships; the fault names the folder."""
+    """Every mask of the case emptied, as the byte-identical empty file the release ships; the fault names the
+    folder."""
     paths = [sample.root / case / spec.mask_file(name) for name in spec.classes]
     data, affine = _load(paths[0])
     MaskWriter(data.shape, affine).write(paths[0], np.zeros(data.shape, dtype=np.uint8))
@@ -691,7 +696,8 @@ def _hole_of_minus_9758(data: np.ndarray) -> np.ndarray:
 _FAULTS: dict[str, Fault] = {
     "META_MISSING": Fault(meta_missing, "meta.csv deleted"),
     "META_UNREADABLE:encoding": Fault(meta_bad_encoding, "one cell saved as Latin-1 ('ä' as byte 0xE4), not UTF-8"),
-    "META_UNREADABLE:separator": Fault(meta_no_separator, "meta.csv re-saved by a spreadsheet with ',' between columns"),
+    "META_UNREADABLE:separator": Fault(meta_no_separator,
+                                       "meta.csv re-saved by a spreadsheet with ',' between columns"),
     "META_UNREADABLE:no_header": Fault(meta_empty, "meta.csv emptied to 0 bytes"),
     "META_UNREADABLE:parse": Fault(meta_unclosed_quote, "a last line that opens a quote and never closes it"),
     "META_UNREADABLE:unreadable": Fault(meta_dangling_link, "meta.csv replaced by a dangling symbolic link"),
@@ -716,7 +722,8 @@ _FAULTS: dict[str, Fault] = {
     "FILE_UNEXPECTED:unknown": Fault(stray_copy, "a stray copy 'liver (1).nii.gz'"),
     "FILE_CORRUPT:size_mismatch": Fault(_on_file("FILE_CORRUPT", "image", _truncate),
                                     "the CT cut in half, as by an interrupted download"),
-    "FILE_CORRUPT:empty": Fault(_on_file("FILE_CORRUPT", "mask", lambda path: path.write_bytes(b"")), "a mask of 0 bytes"),
+    "FILE_CORRUPT:empty": Fault(_on_file("FILE_CORRUPT", "mask", lambda path: path.write_bytes(b"")),
+                                "a mask of 0 bytes"),
     "FILE_CORRUPT:not_gzip": Fault(_on_file("FILE_CORRUPT", "mask", lambda path: path.write_bytes(_read_stream(path))),
                                    "a mask stored uncompressed under its .nii.gz name"),
     "FILE_CORRUPT:bad_header": Fault(_on_file("FILE_CORRUPT", "mask", _edit_header(_set_fields(sizeof_hdr=0))),
@@ -740,8 +747,10 @@ _FAULTS: dict[str, Fault] = {
                                                    _edit_header(_sform_off_qform_at_image)),
                                           "a mask whose sform is 0.5 mm off but whose qform (code 1), which ITK reads, "
                                           "is the CT's", frozenset({"GEOM_AFFINE_INVALID"})),
-    "FILE_VERSION": Fault(_on_file("FILE_VERSION", "mask", _as_nifti2), "a mask saved as NIfTI-2, which ITK cannot open"),
-    "GEOM_SPACING:mismatch": Fault(_rewrite_case("GEOM_SPACING", _coarse), "the case stored at 3 mm, CT and masks alike"),
+    "FILE_VERSION": Fault(_on_file("FILE_VERSION", "mask", _as_nifti2),
+                          "a mask saved as NIfTI-2, which ITK cannot open"),
+    "GEOM_SPACING:mismatch": Fault(_rewrite_case("GEOM_SPACING", _coarse),
+                                   "the case stored at 3 mm, CT and masks alike"),
     # ITK takes a NaN pixdim as 1 mm, nibabel the sform's 1.5: the readers also place the CT apart
     "GEOM_SPACING:not_finite": Fault(_on_file("GEOM_SPACING", "image", _edit_header(_nan_spacing)),
                                      "the CT's pixdim[1] is NaN, its sform valid", frozenset({"GEOM_AFFINE_INVALID"})),
@@ -755,7 +764,8 @@ _FAULTS: dict[str, Fault] = {
         "pixdim 1.5 mm but sform columns 1.6 mm long in the CT and every mask: ITK and nibabel size the voxels apart"),
     "GEOM_AFFINE_INVALID:not_orthonormal": Fault(_on_case_headers("GEOM_AFFINE_INVALID", _shear, whole_case=True),
                                                  "a small shear in the sform of the CT and every mask"),
-    "GEOM_AFFINE_INVALID:sform_qform": Fault(_on_case_headers("GEOM_AFFINE_INVALID", _qform_off_by_2mm, whole_case=False),
+    "GEOM_AFFINE_INVALID:sform_qform": Fault(_on_case_headers("GEOM_AFFINE_INVALID", _qform_off_by_2mm,
+                                                              whole_case=False),
                                              "the CT's qform (code 1) 2 mm off its sform"),
     # Without either transform readers fall back to a guessed LAS affine, so orientation and mask affines go unjudged.
     "GEOM_AFFINE_INVALID:no_transform": Fault(
@@ -772,7 +782,8 @@ _FAULTS: dict[str, Fault] = {
                          "the CT stored as float32"),
     "LABEL_DTYPE:dtype": Fault(_on_file("LABEL_DTYPE", "mask", _edit_voxels(lambda data: data.astype(np.float32))),
                                "a mask stored as float32"),
-    "LABEL_DTYPE:scaling": Fault(_on_file("LABEL_DTYPE", "mask", _edit_header(_set_fields(scl_slope=0.5, scl_inter=0.0))),
+    "LABEL_DTYPE:scaling": Fault(_on_file("LABEL_DTYPE", "mask",
+                                          _edit_header(_set_fields(scl_slope=0.5, scl_inter=0.0))),
                                  "a mask with scl_slope 0.5: a stored 1 loads as 0.5"),
     "LABEL_VALUES": Fault(label_values, "the case's largest mask holds 0, 1 and 2"),
     "LABEL_OVERLAP": Fault(label_overlap, "the second largest mask also covers half of the largest one"),
@@ -787,7 +798,8 @@ _FAULTS: dict[str, Fault] = {
 # A bare code names its most common subcode.
 DEFAULT_SUBCODES = {"META_UNREADABLE": "encoding", "META_COLUMNS": "missing", "META_VALUE": "allowed",
                     "META_SPLIT_COUNTS": "splits", "FILE_MISSING": "file", "FILE_UNEXPECTED": "os_junk",
-                    "FILE_CORRUPT": "size_mismatch", "GEOM_SPACING": "mismatch", "GEOM_AFFINE_INVALID": "not_orthonormal",
+                    "FILE_CORRUPT": "size_mismatch", "GEOM_SPACING": "mismatch",
+                    "GEOM_AFFINE_INVALID": "not_orthonormal",
                     "LABEL_DTYPE": "dtype", "LABEL_POSITION": "side", "GEOM_AFFINE_MISMATCH": "both"}
 FAULT_NAMES = tuple(_FAULTS)  # one name per fault; FAULTS adds the bare codes
 FAULTS: dict[str, Fault] = {**_FAULTS, **{code: _FAULTS[f"{code}:{sub}"] for code, sub in DEFAULT_SUBCODES.items()}}
