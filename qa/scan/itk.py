@@ -66,15 +66,19 @@ class NiftiFields:
 
     @classmethod
     def of(cls, header: Any) -> NiftiFields:
-        """The fields of a nibabel Nifti1Header or Nifti2Header."""
-        return cls(dim=[int(v) for v in header["dim"]], pixdim=[float(v) for v in header["pixdim"]],
+        """The fields of a nibabel Nifti1Header or Nifti2Header, as tuples: the fields hash, so that placements can
+        be cached by them (a case's CT and masks differ in data type only)."""
+        def floats(name: str) -> tuple[float, ...]:
+            return tuple(float(v) for v in header[name])
+
+        return cls(dim=tuple(int(v) for v in header["dim"]), pixdim=floats("pixdim"),
                    sform_code=int(header["sform_code"]), qform_code=int(header["qform_code"]),
-                   srow_x=[float(v) for v in header["srow_x"]], srow_y=[float(v) for v in header["srow_y"]],
-                   srow_z=[float(v) for v in header["srow_z"]], quatern_b=float(header["quatern_b"]),
-                   quatern_c=float(header["quatern_c"]), quatern_d=float(header["quatern_d"]),
-                   qoffset_x=float(header["qoffset_x"]), qoffset_y=float(header["qoffset_y"]),
-                   qoffset_z=float(header["qoffset_z"]), xyzt_units=int(header["xyzt_units"]),
-                   sizeof_hdr=int(header["sizeof_hdr"]), magic=bytes(header["magic"]).rstrip(b"\x00")[:3])
+                   srow_x=floats("srow_x"), srow_y=floats("srow_y"), srow_z=floats("srow_z"),
+                   quatern_b=float(header["quatern_b"]), quatern_c=float(header["quatern_c"]),
+                   quatern_d=float(header["quatern_d"]), qoffset_x=float(header["qoffset_x"]),
+                   qoffset_y=float(header["qoffset_y"]), qoffset_z=float(header["qoffset_z"]),
+                   xyzt_units=int(header["xyzt_units"]), sizeof_hdr=int(header["sizeof_hdr"]),
+                   magic=bytes(header["magic"]).rstrip(b"\x00")[:3])
 
 
 @dataclass(frozen=True)
