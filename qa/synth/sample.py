@@ -29,11 +29,11 @@ HEADER_BYTES = 348
 @dataclass(frozen=True)
 class InjectedFault:
     """A fault put into a sample: the finding code (and subcode) it must produce, its case (None: release level) and
-    its path."""
+    its path (None: a finding about an archive member that has no path in the release)."""
 
     code: str
     case: str | None
-    path: str
+    path: str | None
     subcode: str | None = None
 
 
