@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from qa.rules.codes import Severity
 from qa.rules.finding import Finding, reaches
 from qa.rules.spec import ReleaseSpec
+from qa.scan.facts import ArchiveFacts
 
 # Raised whenever report.json changes in a way a reader must know: fields removed, renamed or retyped.
 SCHEMA_VERSION = 2
@@ -134,6 +135,47 @@ class Summary(BaseModel):
     passed: bool
 
 
+ChecksumVerdict = Literal["matches", "differs", "unpublished", "skipped", "unreadable"]
+
+
+class ArchiveReport(BaseModel):
+    """The zip archive a release was read from, as a whole: what a researcher asks of a download."""
+
+    name: str
+    size: int
+    md5: str | None = Field(description="MD5 of every byte of the file; null when not computed (--no-checksum) or "
+                                        "unreadable.")
+    checksum: ChecksumVerdict = Field(description="Size and MD5 against the spec's published archive: matches, "
+                                                  "differs, unpublished (no entry, or nothing to compare), skipped "
+                                                  "(--no-checksum, size matches), unreadable.")
+    published: str | None = Field(description="The spec's archive entry compared with (by name, else by size).")
+    complete: bool = Field(description="The archive ends with its central directory: the download is not cut off.")
+    members: int
+    stored: int
+    deflated: int
+    zip64: bool
+    top_folder: str | None = Field(description="The single folder the members lie in, read as the release root.")
+
+    @classmethod
+    def of(cls, archive: ArchiveFacts, spec: ReleaseSpec) -> ArchiveReport:
+        layout = archive.layout
+        entry = spec.published_archive(layout.name, layout.size)
+        if entry is None or (entry.size is None and entry.md5 is None):
+            verdict: ChecksumVerdict = "unpublished"
+        elif entry.size is not None and entry.size != layout.size:
+            verdict = "differs"
+        elif entry.md5 is None:
+            verdict = "matches"
+        elif archive.md5 is None:
+            verdict = archive.checksum
+        else:
+            verdict = "matches" if archive.md5 == entry.md5 else "differs"
+        return cls(name=layout.name, size=layout.size, md5=archive.md5, checksum=verdict,
+                   published=None if entry is None else entry.name,
+                   complete=layout.directory == "read" and layout.truncation is None, members=layout.members,
+                   stored=layout.stored, deflated=layout.deflated, zip64=layout.zip64, top_folder=layout.top_folder)
+
+
 class Report(BaseModel):
     """A tsqa check of one release."""
 
@@ -146,6 +188,8 @@ class Report(BaseModel):
     spec: SpecSnapshot
     spec_reason: str = Field(description="Why this spec was used: given on the command line, or how it was detected.")
     release: str
+    archive: ArchiveReport | None = Field(None, description="The zip archive the release was read from; null for a "
+                                                            "folder.")
     mode: Mode
     subset: bool
     started: datetime

@@ -361,4 +361,84 @@ _CODES += [
     ),
 ]
 
+# A release read from a zip archive: the archive as a whole (tsqa check FILE.zip).
+_CODES += [
+    Code(
+        "ARCHIVE_CHECKSUM", "error", "the archive's size or MD5 differs from the published one",
+        "The zip file's size, or the MD5 of all its bytes, differs from the spec's `archives` entry of its name (or, "
+        "for a renamed download, the entry of its size). details give the archive's and the published values, and "
+        "for a size how many bytes are missing or extra. A size that differs is reported alone: the MD5 then differs "
+        "too.",
+        "A download that does not match its published checksum is cut off or damaged somewhere: a member inside can "
+        "be broken while every header looks right.",
+        "Download the archive again (a download manager that resumes and verifies helps) and compare `md5sum FILE` "
+        "with the record's checksum.",
+        subcodes=(
+            Subcode("size", "the archive's size differs from the published size: an interrupted or padded download"),
+            Subcode("digest", "the size matches but the MD5 digest does not: bytes changed somewhere in the file"),
+        ),
+    ),
+    Code(
+        "ARCHIVE_UNVERIFIED", "info", "the archive's download cannot be verified",
+        "The archive could not be compared with a published checksum: the spec's `archives` list no archive of its "
+        "name or size (or the entry gives neither), the MD5 was not computed (--no-checksum: the size is still "
+        "compared), or reading the archive for it failed. details give the archive's size and what is published.",
+        "Without a comparison, a download damaged between the releasing and the reading machine goes unseen, unless "
+        "it breaks a member's CRC (the deep pass verifies every member's) or a header.",
+        "Add the archive's name, size and MD5 to the spec's `archives` (from the release's record), or run without "
+        "--no-checksum.",
+        subcodes=(
+            Subcode("unknown", "the spec lists no archive of this name or size, or its entry gives neither"),
+            Subcode("skipped", "the MD5 was not computed (--no-checksum); the size was compared"),
+            Subcode("unreadable", "reading the archive for its MD5 failed"),
+        ),
+    ),
+    Code(
+        "ARCHIVE_TRUNCATED", "error", "the archive is cut off: an interrupted download",
+        "The archive has no end of central directory record: its tail is missing. tsqa walked its local headers from "
+        "the start instead and checked every complete member as usual, so the cases the report shows without "
+        "findings are intact. The finding names the first incomplete member (path) with the bytes of its data "
+        "present and missing (details.present, details.missing; null when its size is only written after its data), "
+        "and how many members before it are complete. Cases that lay beyond the cut are not in the file: they show "
+        "as CASE_MISSING (when meta.csv arrived) and the cut case's absent files as FILE_MISSING.",
+        "Every member after the cut is missing, and tools that read the central directory (unzip, Python's zipfile) "
+        "refuse the whole archive.",
+        "Resume or repeat the download (`curl -C - -O URL` resumes), then check again; the MD5 tells when it is "
+        "complete.",
+        subcodes=(
+            Subcode("member", "the archive ends inside a member: its header or its data is cut"),
+            Subcode("directory", "every member found is complete, but the central directory at the end is missing or "
+                                 "cut: more members may have followed"),
+        ),
+    ),
+    Code(
+        "ARCHIVE_CORRUPT", "error", "the archive's structure is damaged",
+        "The central directory that the end record points at cannot be read (an entry's signature, a ZIP64 field or "
+        "the entry count is wrong), or walking the local headers meets bytes that are no member header. Members "
+        "found before the damage are checked; details.reason says what and where.",
+        "unzip and Python's zipfile refuse the archive or extract only part of it.",
+        "Download the archive again; if the published archive itself is damaged, tell its maintainers.",
+    ),
+    Code(
+        "ARCHIVE_MEMBER", "error", "an archive member is never read: hostile or impossible to extract faithfully",
+        "A member whose name is absolute or reaches out of the release with '..' (an unzip tool writes it outside "
+        "the target folder, or refuses it), a name taken by more than one member (or by a member and a folder: the "
+        "extracted content depends on the tool), a member that declares an absurd size or would inflate more than "
+        "100-fold to over 256 MiB (a decompression bomb), or a member whose data overlaps another's (an "
+        "overlapping-member bomb). tsqa never inflates or reads such a member; where it has a path in the release "
+        "and is an expected file, that file also shows as FILE_CORRUPT:unreadable. details.name is the name as "
+        "stored.",
+        "Extracting the archive writes outside the target, silently keeps one of two contents, or fills the disk.",
+        "Rebuild the archive from the release folder (`cd release && zip -r ../release.zip .`), with one member per "
+        "file and relative names.",
+        subcodes=(
+            Subcode("absolute", "an absolute name (/..., C:...)"),
+            Subcode("parent", "a name with a '..' part, which reaches out of the release"),
+            Subcode("duplicate", "more than one member of this name, or a member and a folder"),
+            Subcode("bomb", "a declared size that is absurd, or a compression ratio only a bomb has"),
+            Subcode("overlap", "its data overlaps another member's or the central directory"),
+        ),
+    ),
+]
+
 CODES: dict[str, Code] = {c.code: c for c in _CODES}

@@ -182,6 +182,13 @@ class ReleaseSpec(_Strict):
         """The class name of a mask file's path in a case: the inverse of mask_file."""
         return path.removeprefix(f"{case}/{self.mask_dir}/").removesuffix(self.mask_suffix)
 
+    def published_archive(self, name: str, size: int) -> Archive | None:
+        """The `archives` entry a downloaded archive is checked against: the one of its file name, else (a renamed
+        download) the one of its size; None when there is neither."""
+        by_name = [a for a in self.archives if a.name == name]
+        by_size = [a for a in self.archives if a.size == size]
+        return (by_name or by_size or [None])[0]
+
     def severity(self, code: str, subcode: str | None = None) -> Severity:
         """The severity of a code, or of one subcode of it (`CODE:subcode` in the YAML)."""
         if subcode is not None and f"{code}:{subcode}" in self.severities:

@@ -14,8 +14,9 @@ from pydantic import ConfigDict, TypeAdapter
 
 from qa.scan.itk import Placement
 from qa.source.base import Entry
+from qa.source.zip import ArchiveLayout
 
-FACTS_VERSION = 2
+FACTS_VERSION = 3
 # gzip's trailer keeps the uncompressed size modulo 2^32.
 ISIZE_MODULUS = 1 << 32
 # NaN and infinity (a hostile header's) and raw bytes (meta.csv's) survive a trip through JSON.
@@ -193,6 +194,22 @@ class MetaFacts:
     error: Problem | None = None
 
 
+Checksum = Literal["computed", "skipped", "unreadable"]
+
+
+@dataclass
+class ArchiveFacts:
+    """A release read from a zip archive: the archive as a whole (how its members were found, what is wrong with it)
+    and the MD5 of all its bytes, or why there is none."""
+
+    __pydantic_config__ = _JSON
+
+    layout: ArchiveLayout
+    checksum: Checksum
+    md5: str | None = None
+    checksum_error: str | None = None
+
+
 @dataclass
 class ReleaseFacts:
     """Everything a scan learned about a release; the only input of the checks."""
@@ -203,6 +220,7 @@ class ReleaseFacts:
     meta: MetaFacts
     root_entries: list[Entry]
     cases: list[CaseFacts]
+    archive: ArchiveFacts | None = None  # the release was read from this archive
 
 
 @functools.cache
