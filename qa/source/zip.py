@@ -17,6 +17,7 @@ import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import deflate
 import numpy as np
@@ -103,14 +104,14 @@ class ArchiveLayout:
     stored: int
     deflated: int
     zip64: bool
-    directory: str  # "read" or "walked"
+    directory: Literal["read", "walked"]
     directory_error: str | None = None  # why the central directory could not be used, when it is there
     corrupt_at: str | None = None  # where the local headers stop making sense, when walking them
     truncation: Truncation | None = None
     refused: list[RefusedMember] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Found:
     """A member as parsed, before the index is sorted: its name, its place in the release, its record fields, and
     why it is never read (refused_as, the kind of refusal an archive finding names, and refusal, the reason; or the
@@ -205,6 +206,11 @@ class _File:
         if len(data) < length:
             raise SourceError(f"the archive got shorter while it was read (at byte {offset + len(data)})")
         return data
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 @dataclass(frozen=True)
@@ -469,7 +475,10 @@ def _refuse_duplicates(found: list[_Found]) -> list[RefusedMember]:
     for m in found:
         if m.path:  # '' is the root itself: the top folder's own entry, or '.'
             by_path.setdefault(m.path, []).append(m)
-    folders = {"/".join(p.split("/")[:i]) for p in by_path for i in range(1, p.count("/") + 1)}
+    folders: set[str] = set()
+    for path in by_path:
+        while "/" in path and (path := path.rsplit("/", 1)[0]) not in folders:
+            folders.add(path)
     refused = []
     for path, same in by_path.items():
         files = [m for m in same if m.kind != "dir"]
@@ -498,7 +507,7 @@ class _Index:
             if directory_error is None and walk.corrupt_at is None:
                 truncation = walk.cut or Truncation(None, None, None, None, len(walk.found))
         found = directory if directory is not None else walk.found
-        refused = self._place(found, case_pattern)
+        refused = self._place_all(found, case_pattern)
         _refuse_overlaps(found, end.offset if directory is not None else file.size)
         _refuse_bombs(found)
         refused += _refuse_duplicates(found)
@@ -521,7 +530,7 @@ class _Index:
             return path
         return path[len(self.top) + 1 :]
 
-    def _place(self, found: list[_Found], case_pattern: str | None) -> list[RefusedMember]:
+    def _place_all(self, found: list[_Found], case_pattern: str | None) -> list[RefusedMember]:
         """Every member's path in the release; those that have none (absolute, '..') refused."""
         refused = []
         for m in found:
@@ -580,6 +589,8 @@ def _index(path: str, size: int, mtime_ns: int, inode: int, case_pattern: str | 
     key = (path, size, mtime_ns, inode, case_pattern)
     if key not in _INDEXES:
         if len(_INDEXES) >= 2:
+            for old in _INDEXES.values():
+                old.file.close()
             _INDEXES.clear()
         _INDEXES[key] = _Index(_File(path, size), Path(path).name, case_pattern)
     return _INDEXES[key]
@@ -621,11 +632,12 @@ class _Inflating(MemberReader):
         if whole is None and end > HEAD_BYTES and self.size <= WHOLE_BYTES:
             whole = self.source._inflate(self.path)
         if whole is not None:
-            return bytes(whole[offset:end])
+            return bytes(memoryview(whole)[offset:end])
         if offset < self.window_start:
             self._restart()
         self._inflate_to(offset, end)
-        return bytes(self.window[offset - self.window_start : end - self.window_start])
+        with memoryview(self.window) as window:  # released at once: the window is resized by the next read
+            return bytes(window[offset - self.window_start : end - self.window_start])
 
     def _inflate_to(self, offset: int, end: int) -> None:
         """Inflate on until the window holds [offset, end); what lies before offset is dropped."""
