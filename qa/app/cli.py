@@ -9,10 +9,15 @@ import tempfile
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qa import __version__
 from qa.rules.codes import CODES
 from qa.rules.spec import SpecError, builtin_spec_names, load_spec
+
+if TYPE_CHECKING:
+    from qa.rules.spec import ReleaseSpec
+    from qa.source.base import ReleaseSource
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -43,11 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser(
         "check",
-        help="check a release folder and write report.json and report.html",
-        description="Check a release folder; exit 0 when no finding reaches --fail-on, 1 when one does, 2 on usage "
-        "errors.",
+        help="check a release folder or zip archive and write report.json and report.html",
+        description="Check a release folder, or a zip archive of one in place (its size and MD5 against the spec's "
+        "published archive, an interrupted download, hostile members); exit 0 when no finding reaches --fail-on, 1 "
+        "when one does, 2 on usage errors.",
     )
-    check.add_argument("path", type=Path, help="the release root (the folder holding meta.csv and the case folders)")
+    check.add_argument("path", type=Path, help="the release root (the folder holding meta.csv and the case folders), "
+                       "or a zip archive of it, read without extracting")
     check.add_argument(
         "--spec", help="a built-in spec name (see 'tsqa specs') or a path to a spec YAML; detected when omitted"
     )
@@ -73,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="lowest severity that makes the exit code 1 (default: error)",
     )
     check.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    check.add_argument("--no-checksum", action="store_true",
+                       help="for a zip archive: skip its MD5 (minutes for tens of GB); its size is still compared "
+                            "with the published one, and the report says the MD5 was skipped")
 
     render = sub.add_parser(
         "render",
@@ -144,16 +154,12 @@ def _check(args: argparse.Namespace) -> int:
     from qa.output.console import print_summary
     from qa.output.progress import progress_bar
     from qa.rules.detect import detect_spec
-    from qa.source.fs import FolderSource
 
     root: Path = args.path
-    if not root.exists():
-        raise UsageError(f"release path {root} does not exist")
-    if not root.is_dir():
-        raise UsageError(f"release path {root} is not a folder")
-    source = FolderSource(root)
-    if args.spec:
-        spec, reason = load_spec(args.spec), f"given: --spec {args.spec}"
+    given = load_spec(args.spec) if args.spec else None  # a usage error before the archive's directory is read
+    source = _source(root, given)
+    if given is not None:
+        spec, reason = given, f"given: --spec {args.spec}"
     else:
         choice = detect_spec(source)
         spec, reason = choice.spec, choice.reason
@@ -172,6 +178,8 @@ def _check(args: argparse.Namespace) -> int:
             subset=args.subset,
             fail_on=args.fail_on,
             progress=advance,
+            checksum=not args.no_checksum,
+            checksum_progress=None if advance is None else advance.checksum,
         )
     path = write_outputs(report, source, spec, out, index=args.out is None)
     if not args.quiet:
@@ -192,6 +200,26 @@ def _render(args: argparse.Namespace) -> int:
     page = write_html(report, args.report.parent, out_dir=args.out)
     print(f"wrote {page}")
     return EXIT_OK
+
+
+def _source(root: Path, spec: ReleaseSpec | None) -> ReleaseSource:
+    """The release at a path: a folder, or a zip archive read in place, whose single top folder is the release root
+    unless it is named like a case of the spec (of any built-in spec, when none is given)."""
+    from qa.rules.spec import all_builtin_specs
+    from qa.source.fs import FolderSource
+    from qa.source.zip import NotAZip, ZipSource
+
+    if not root.exists():
+        raise UsageError(f"release path {root} does not exist")
+    if root.is_dir():
+        return FolderSource(root)
+    if not root.is_file():
+        raise UsageError(f"release path {root} is neither a folder nor a zip archive")
+    patterns = [spec.case_pattern] if spec is not None else [s.case_pattern for s in all_builtin_specs()]
+    try:
+        return ZipSource(root, "|".join(f"(?:{pattern})" for pattern in sorted(set(patterns))))
+    except NotAZip as exc:
+        raise UsageError(f"release path {root} is neither a folder nor a zip archive tsqa can read: {exc}") from exc
 
 
 def _refuse_inside(out: Path, root: Path) -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from qa import __version__
+from qa.app.checksum import Checksum
 from qa.app.evidence import make_evidence
 from qa.checks.base import usable_header
 from qa.checks.geometry import axcodes
@@ -18,16 +19,17 @@ from qa.execute.base import Executor
 from qa.execute.pool import PoolExecutor
 from qa.execute.serial import SerialExecutor
 from qa.output.json import write_report
-from qa.output.progress import Progress
+from qa.output.progress import ChecksumProgress, Progress
 from qa.report.aggregate import case_labels, class_stats, image_stats, overlap_stats
-from qa.report.model import CaseReport, FailOn, ImageSummary, Mode, Report, SpecSnapshot, summarize
+from qa.report.model import ArchiveReport, CaseReport, FailOn, ImageSummary, Mode, Report, SpecSnapshot, summarize
 from qa.rules.finding import Finding
 from qa.rules.spec import ReleaseSpec, case_folders
 from qa.scan.case import Layout, ScanMode, scan_case_guarded
-from qa.scan.facts import CaseFacts, Problem, ReleaseFacts
+from qa.scan.facts import ArchiveFacts, CaseFacts, Problem, ReleaseFacts
 from qa.scan.meta import read_meta
 from qa.source.base import ReleaseSource
 from qa.source.fs import FolderSource
+from qa.source.zip import ZipSource
 
 
 def executor_for(jobs: int) -> Executor:
@@ -98,6 +100,7 @@ def build_report(facts: ReleaseFacts, spec: ReleaseSpec, spec_reason: str, mode:
     cases = case_reports(facts, spec, findings, judgement.table)
     return Report(
         version=__version__, spec_id=spec.id, spec=SpecSnapshot.of(spec), spec_reason=spec_reason, release=facts.root,
+        archive=None if facts.archive is None else ArchiveReport.of(facts.archive, spec),
         mode=mode, subset=subset, started=started, duration_s=round(duration_s, 3),
         summary=summarize(findings, len(facts.cases), files, fail_on),
         findings=findings, cases=cases,
@@ -107,13 +110,48 @@ def build_report(facts: ReleaseFacts, spec: ReleaseSpec, spec_reason: str, mode:
 
 
 def run_check(root: Path | ReleaseSource, spec: ReleaseSpec, spec_reason: str, mode: Mode = "deep", jobs: int = 1,
-              subset: bool = False, fail_on: FailOn = "error", progress: Progress | None = None) -> Report:
-    """Scan and judge a release (a folder, or any source) with `jobs` worker processes."""
+              subset: bool = False, fail_on: FailOn = "error", progress: Progress | None = None,
+              checksum: bool = True, checksum_progress: ChecksumProgress | None = None) -> Report:
+    """Scan and judge a release (a folder, or any source) with `jobs` worker processes. A release in a zip archive
+    also has the archive's MD5 computed in a process of its own meanwhile, unless `checksum` is False."""
     source = root if isinstance(root, ReleaseSource) else FolderSource(root)
     started = datetime.now(UTC)
     clock = time.perf_counter()
-    facts = scan_release(source, Layout.of(spec), mode=mode, executor=executor_for(jobs), progress=progress)
+    hashing = Checksum(source.location, source.layout.size) if checksum and isinstance(source, ZipSource) else None
+    try:
+        facts = scan_release(source, Layout.of(spec), mode=mode, executor=executor_for(jobs),
+                             progress=_with_checksum(progress, hashing, checksum_progress))
+        if isinstance(source, ZipSource):
+            facts.archive = _archive_facts(source, hashing, checksum_progress)
+    finally:
+        if hashing is not None:
+            hashing.stop()
     return build_report(facts, spec, spec_reason, mode, subset, fail_on, started, time.perf_counter() - clock)
+
+
+def _with_checksum(progress: Progress | None, hashing: Checksum | None,
+                   checksum_progress: ChecksumProgress | None) -> Progress | None:
+    """The scan's progress, telling also how far the archive's hashing is whenever a case completes."""
+    if hashing is None or checksum_progress is None:
+        return progress
+
+    def both(done: int, total: int, files: int) -> None:
+        if progress is not None:
+            progress(done, total, files)
+        checksum_progress(hashing.done, hashing.size)
+
+    return both
+
+
+def _archive_facts(source: ZipSource, hashing: Checksum | None,
+                   checksum_progress: ChecksumProgress | None) -> ArchiveFacts:
+    """The archive as a whole, once its MD5 is known (waiting for it if the scan was faster)."""
+    if hashing is None:
+        return ArchiveFacts(layout=source.layout, checksum="skipped")
+    outcome, value = hashing.wait(checksum_progress)
+    if outcome == "computed":
+        return ArchiveFacts(layout=source.layout, checksum="computed", md5=value)
+    return ArchiveFacts(layout=source.layout, checksum="unreadable", checksum_error=value)
 
 
 def write_outputs(report: Report, source: ReleaseSource, spec: ReleaseSpec, out: Path, index: bool = True) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from qa.report.model import Report
+from qa.report.model import ArchiveReport, Report
 from qa.rules.codes import CODES, SEVERITY_RANK
 
 
@@ -17,6 +17,24 @@ def severities_text(counts: Counter) -> str:
     if len(counts) == 1:
         return next(iter(counts))
     return ", ".join(f"{s} {counts[s]}" for s in sorted(counts, key=lambda s: -SEVERITY_RANK[s]))
+
+
+CHECKSUM_TEXT = {
+    "matches": "size and MD5 match the published {published}",
+    "differs": "size or MD5 differs from the published {published}",
+    "unpublished": "no published size or MD5 to compare with",
+    "skipped": "MD5 not computed (--no-checksum)",
+    "unreadable": "MD5 could not be computed",
+}
+
+
+def archive_text(archive: ArchiveReport) -> str:
+    """One line on the archive the release was read from: is the download complete and intact?"""
+    methods = ", ".join(f"{n:,} {m}" for n, m in ((archive.stored, "stored"), (archive.deflated, "deflated")) if n)
+    state = "complete" if archive.complete else "INCOMPLETE (see ARCHIVE_ findings)"
+    verdict = CHECKSUM_TEXT[archive.checksum].format(published=archive.published)
+    return (f"archive: {archive.name}, {archive.size / 1e9:.2f} GB, {archive.members:,} members ({methods or 'none'}), "
+            f"{state}; {verdict}")
 
 
 def print_summary(report: Report, path: Path, console: Console | None = None) -> None:
@@ -37,5 +55,7 @@ def print_summary(report: Report, path: Path, console: Console | None = None) ->
         console.print(table)
     if s.worst_cases:
         console.print(f"worst cases: {', '.join(s.worst_cases)}")
+    if report.archive is not None:
+        console.print(archive_text(report.archive), soft_wrap=True, markup=False)
     html = path.with_name("report.html")
     console.print(f"report: {path}" + (f" and {html.name} beside it" if html.exists() else ""), soft_wrap=True)
