@@ -49,6 +49,10 @@ MAX_MEMBER_BYTES = 16 << 30
 # decompression bomb's: never inflated. (The floor spares the small, highly compressible members a release has:
 # an empty mask's gzip stream deflates 130:1 again.)
 BOMB_RATIO, BOMB_FLOOR = 100, 256 << 20
+# A release has up to 230,000 files; an archive claiming ten times as many members, or a directory past its size, is
+# not one, and parsing it would be the huge allocation a hostile file aims at.
+MAX_MEMBERS = 2_000_000
+MAX_DIRECTORY_BYTES = 256 << 20
 # Deflated members up to this size are inflated whole with libdeflate when more than their start is asked for, and
 # kept for the rest of the case's reads (a source object serves one case in a worker); larger ones are streamed.
 WHOLE_BYTES = 32 << 20
@@ -274,6 +278,9 @@ def _directory(file: _File) -> tuple[_End | None, list[_Found] | None, str | Non
 
 
 def _read_directory(file: _File, end: _End) -> list[_Found]:
+    if end.members > MAX_MEMBERS or end.size > MAX_DIRECTORY_BYTES:
+        raise NotAZip(f"its directory lists {end.members:,} members in {end.size:,} bytes, more than a release holds "
+                      f"({MAX_MEMBERS:,} members, {MAX_DIRECTORY_BYTES:,} bytes): not read")
     if end.offset + end.size > end.position:
         raise _Damaged(f"the central directory would run from byte {end.offset} past its end record")
     data = file.read(end.offset, end.size)
@@ -333,12 +340,12 @@ def _find_descriptor(file: _File, data: int) -> tuple[int, int, int, int] | None
 
 
 def _inflated_length(file: _File, data: int) -> int | None:
-    """Where a deflate stream starting at `data` ends (its compressed length), or None when the archive ends first or
-    the stream is broken; its output is discarded in bounded steps and stops at MAX_MEMBER_BYTES."""
+    """Where a deflate stream starting at `data` ends (its compressed length), or None when the archive ends first,
+    the stream is broken, or it inflates as only a bomb does; its output is discarded in bounded steps."""
     inflater = zlib.decompressobj(-15)
     at, produced = data, 0
     try:
-        while not inflater.eof and at < file.size and produced <= MAX_MEMBER_BYTES:
+        while not inflater.eof and at < file.size and not _bomb(produced, at - data):
             chunk = file.read(at, SCAN_STEP)
             at += len(chunk)
             while chunk and not inflater.eof:
@@ -374,6 +381,8 @@ def _walk(file: _File, directory: int | None = None) -> _Walk:
     walk = _Walk()
     at = 0
     while at < file.size:
+        if len(walk.found) >= MAX_MEMBERS:
+            raise NotAZip(f"more than {MAX_MEMBERS:,} members before byte {at:,}, more than a release holds: not read")
         if at == directory:
             walk.at_directory = True
             return walk
@@ -430,13 +439,18 @@ def _cut_reason(cut: Truncation) -> str:
     return f"cut off: the archive ends {cut.present:,} bytes into its data, {cut.missing:,} bytes short"
 
 
+def _bomb(size: int, compressed: int) -> bool:
+    """Whether `compressed` bytes inflating to `size` is a decompression bomb's ratio."""
+    return size > BOMB_FLOOR and size > BOMB_RATIO * max(compressed, 1)
+
+
 def _refuse_bombs(found: list[_Found]) -> None:
     for m in found:
         if m.kind != "file":
             continue
         if m.usize > MAX_MEMBER_BYTES:
             m.refuse("bomb", f"declares {m.usize:,} bytes, more than any member of a release ({MAX_MEMBER_BYTES:,})")
-        elif m.usize > BOMB_FLOOR and m.usize > BOMB_RATIO * max(m.csize, 1):
+        elif _bomb(m.usize, m.csize):
             m.refuse("bomb", f"{m.csize:,} compressed bytes would inflate to {m.usize:,}, "
                              f"{m.usize / max(m.csize, 1):,.0f} times as many")
 

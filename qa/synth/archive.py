@@ -125,25 +125,27 @@ def published(path: Path, top_folder: str | None) -> Archive:
 
 # Member faults: what a hostile or careless archiver writes.
 
-def _absolute(w: Writing) -> list[InjectedFault]:
-    w.archive.writestr(zipfile.ZipInfo("/tmp/tsqa-absolute.txt"), b"written outside the target by a naive unzip\n")
+def _absolute(writing: Writing) -> list[InjectedFault]:
+    writing.archive.writestr(zipfile.ZipInfo("/tmp/tsqa-absolute.txt"), b"written outside the target by naive unzips\n")
     return [InjectedFault("ARCHIVE_MEMBER", None, None)]
 
 
-def _parent(w: Writing) -> list[InjectedFault]:
-    w.archive.writestr(zipfile.ZipInfo(f"{w.prefix}{w.case}/../../tsqa-parent.txt"), b"written beside the target\n")
+def _parent(writing: Writing) -> list[InjectedFault]:
+    name = f"{writing.prefix}{writing.case}/../../tsqa-parent.txt"
+    writing.archive.writestr(zipfile.ZipInfo(name), b"written beside the target\n")
     return [InjectedFault("ARCHIVE_MEMBER", None, None)]
 
 
-def _duplicate(w: Writing) -> list[InjectedFault]:
+def _duplicate(writing: Writing) -> list[InjectedFault]:
     """A second member under a mask's name, holding another case's mask: which one an unzip keeps is the tool's
     choice."""
-    spec, case = w.spec, w.case
+    spec, case = writing.spec, writing.case
     mask = f"{case}/{spec.mask_file('liver' if 'liver' in spec.classes else spec.classes[0])}"
-    other = next((c for c in w.sample.cases if c != case), case)
+    other = next((c for c in writing.sample.cases if c != case), case)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # zipfile warns of the duplicate name it is asked to write
-        w.archive.writestr(f"{w.prefix}{mask}", (w.sample.root / other / mask.split("/", 1)[1]).read_bytes())
+        other_mask = writing.sample.root / other / mask.split("/", 1)[1]
+        writing.archive.writestr(f"{writing.prefix}{mask}", other_mask.read_bytes())
     return [InjectedFault("ARCHIVE_MEMBER", None, mask)]
 
 
@@ -152,25 +154,25 @@ def _zeros(size: int) -> bytes:
     return bytes(size)
 
 
-def _bomb(w: Writing) -> list[InjectedFault]:
+def _bomb(writing: Writing) -> list[InjectedFault]:
     """288 MiB of zeros deflated at level 9: 280 KiB in the archive, 1,029 times as much inflated."""
-    info = zipfile.ZipInfo(f"{w.prefix}bomb.nii.gz")
+    info = zipfile.ZipInfo(f"{writing.prefix}bomb.nii.gz")
     info.compress_type = zipfile.ZIP_DEFLATED
     info._compresslevel = 9  # zipfile's own per-member level; the public compresslevel is the archive's
     step = 16 << 20
-    with w.archive.open(info, "w") as member:
+    with writing.archive.open(info, "w") as member:
         for _ in range(BOMB_BYTES // step):
             member.write(_zeros(step))
     return [InjectedFault("ARCHIVE_MEMBER", None, "bomb.nii.gz")]
 
 
-def _overlap(w: Writing) -> list[InjectedFault]:
+def _overlap(writing: Writing) -> list[InjectedFault]:
     """A second directory entry pointing at the first's local header: two names, one stream (a non-recursive zip
     bomb repeats this thousands of times)."""
-    archive, first_name = w.archive, f"{w.prefix}overlap/first.txt"
+    archive, first_name = writing.archive, f"{writing.prefix}overlap/first.txt"
     archive.writestr(first_name, b"one stream under two names\n" * 64)
     first = archive.getinfo(first_name)
-    second = zipfile.ZipInfo(f"{w.prefix}overlap/second.txt", first.date_time)
+    second = zipfile.ZipInfo(f"{writing.prefix}overlap/second.txt", first.date_time)
     for attribute in ("compress_type", "CRC", "compress_size", "file_size", "header_offset", "external_attr",
                       "create_system", "flag_bits"):
         setattr(second, attribute, getattr(first, attribute))
@@ -254,7 +256,7 @@ ARCHIVE_FAULTS: dict[str, ArchiveFault] = {
     "ARCHIVE_CHECKSUM:size": ArchiveFault("1 KiB of zeros after the archive's end, as a download that wrote on",
                                           damage=_pad),
     "ARCHIVE_CHECKSUM:digest": ArchiveFault("one byte of the archive's comment changed: same size, members intact",
-                                         damage=_flip_comment),
+                                            damage=_flip_comment),
     "ARCHIVE_UNVERIFIED:unknown": ArchiveFault("the archive is not in the spec's archives", damage=_unknown,
                                                publish=False),
     "ARCHIVE_TRUNCATED:member": ArchiveFault(

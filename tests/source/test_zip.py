@@ -383,3 +383,13 @@ def test_an_archive_cut_where_its_directory_begins_has_every_member(tmp_path: Pa
     cut = source.layout.truncation
     assert (cut.header_at, cut.complete_members) == (None, 4)
     assert {name: source.read(name, 1 << 20) for name in MEMBERS} == MEMBERS
+
+
+def test_a_directory_claiming_more_members_than_a_release_holds_is_refused_unread(tmp_path: Path,
+                                                                                   example_root: Path) -> None:
+    path = tmp_path / "many.zip"
+    zip_release(example_root, path, zip64=True)
+    end64 = path.read_bytes().rindex(b"PK\x06\x06")
+    patch(path, end64 + 32, struct.pack("<Q", 50_000_000))  # the ZIP64 end record's member count
+    with pytest.raises(NotAZip, match="50,000,000 members"):
+        ZipSource(path)
