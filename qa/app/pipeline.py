@@ -112,9 +112,12 @@ def build_report(facts: ReleaseFacts, spec: ReleaseSpec, spec_reason: str, mode:
 def run_check(root: Path | ReleaseSource, spec: ReleaseSpec, spec_reason: str, mode: Mode = "deep", jobs: int = 1,
               subset: bool = False, fail_on: FailOn = "error", progress: Progress | None = None,
               checksum: bool = True, checksum_progress: ChecksumProgress | None = None) -> Report:
-    """Scan and judge a release (a folder, or any source) with `jobs` worker processes. A release in a zip archive
-    also has the archive's MD5 computed in a process of its own meanwhile, unless `checksum` is False."""
-    source = root if isinstance(root, ReleaseSource) else FolderSource(root)
+    """Scan and judge a release (a folder, a zip archive, or any source) with `jobs` worker processes. A release in a
+    zip archive also has the archive's MD5 computed in a process of its own meanwhile, unless `checksum` is False."""
+    if isinstance(root, ReleaseSource):
+        source = root
+    else:
+        source = ZipSource(root, spec.case_pattern) if Path(root).is_file() else FolderSource(root)
     started = datetime.now(UTC)
     clock = time.perf_counter()
     hashing = Checksum(source.location, source.layout.size) if checksum and isinstance(source, ZipSource) else None

@@ -154,6 +154,12 @@ def test_without_checksum_the_size_is_compared_and_the_skip_is_reported(tmp_path
     assert only_archive_findings(wrong_size) == [("ARCHIVE_CHECKSUM", "size", "error")]
 
 
+def test_a_zip_path_is_checked_as_the_archive_it_is(tmp_path: Path, clean: Sample, v2: ReleaseSpec) -> None:
+    made = zipped(clean, v2, tmp_path / "release.zip", top_folder=TOP)
+    report = check(made.path, made.spec)
+    assert (report.archive.name, report.archive.top_folder, report.findings) == ("release.zip", TOP, [])
+
+
 def test_the_md5_computed_beside_the_scan_is_the_files(tmp_path: Path, clean: Sample, v2: ReleaseSpec) -> None:
     made = zipped(clean, v2, tmp_path / "release.zip", zip64=True)
     report = check(open_zip(made), made.spec, mode="deep", jobs=2)
