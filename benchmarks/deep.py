@@ -31,6 +31,8 @@ LAYOUT_VERSION = 2
 TARGET_FLOOR_RATIO = 4.0
 TARGET_NAIVE_SPEEDUP = 20.0
 TARGET_PEAK_MB = 1024.0
+TARGET_ZIP_RATIO = 1.3  # the deep pass on the release's zip archive, against the folder's
+ZIP_METHODS = ("stored", "deflated")
 # The phantom's body fills the grid across, but its height along the grid is the field of view's share of the body:
 # 36 cm over the upper abdomen (17% of the phantom's height) gives 41 non-empty masks (the real example case has 40)
 # and a liver of about 1.5 L. Its vertebrae stay at ~15 mL, a third of real ones: a shorter field of view that
@@ -121,6 +123,23 @@ def build_release(workdir: Path, cases: int, processes: int, seed: int = 0) -> R
     return Release(root, case_dirs(root), nifti_files(root))
 
 
+def build_zips(release: Release) -> dict[str, Path]:
+    """The release as zip archives beside it (no top folder), stored and deflated, written by qa.synth.archive as
+    `zip -r` would; rebuilt when older than the release's marker."""
+    from qa.synth.archive import zip_release
+
+    marker = release.root.with_suffix(".json")
+    zips = {}
+    for method in ZIP_METHODS:
+        path = release.root.with_name(f"{release.root.name}-{method}.zip")
+        if not path.is_file() or path.stat().st_mtime < marker.stat().st_mtime:
+            clock = time.perf_counter()
+            zip_release(release.root, path, method=method)
+            print(f"  zipped ({method}) in {time.perf_counter() - clock:.1f} s: {path.stat().st_size / 1e6:.0f} MB")
+        zips[method] = path
+    return zips
+
+
 def describe_case(root: Path, case: str) -> str:
     """How close one case comes to a real one: its non-empty masks, a few of their volumes, the CT's compression."""
     image = nib.load(root / case / "ct.nii.gz")
@@ -183,6 +202,25 @@ def measure_deep(root: Path, jobs: int) -> Timing:
     wall = time.perf_counter() - clock
     return _timing(f"tsqa deep (jobs={jobs})", jobs, len(report.cases), wall, cpu, report.summary.passed,
                    f"{len(report.findings)} findings {json.dumps(report.summary.by_code)}")
+
+
+def measure_deep_zip(archive: Path, jobs: int, checksum: bool = True) -> Timing:
+    """tsqa's deep pass on the release's zip archive, read in place (`tsqa check FILE.zip`), with the archive's MD5
+    computed in its own process beside the scan unless `checksum` is False (--no-checksum)."""
+    from qa.app.pipeline import run_check
+    from qa.rules.spec import load_spec
+    from qa.source.zip import ZipSource
+
+    spec = load_spec(SPEC_NAME)
+    clock, cpu = time.perf_counter(), _cpu_s()
+    source = ZipSource(archive, spec.case_pattern)
+    report = run_check(source, spec, "benchmark", mode="deep", jobs=jobs, subset=True, fail_on="warning",
+                       checksum=checksum)
+    wall = time.perf_counter() - clock
+    method = "stored" if source.layout.stored >= source.layout.deflated else "deflated"
+    md5 = ", MD5" if checksum else ", no MD5"
+    return _timing(f"tsqa deep, {method} zip{md5} (jobs={jobs})", jobs, len(report.cases), wall, cpu,
+                   report.summary.passed, f"{len(report.findings)} findings {json.dumps(report.summary.by_code)}")
 
 
 def floor_case(case: str, distinct: bool = False) -> int:
@@ -355,6 +393,8 @@ def _measure_only(args: argparse.Namespace) -> int:
         "floor-distinct": lambda: measure_floor(args.root, args.jobs, distinct=True),
         "gzip": lambda: measure_gzip_t(args.root, args.jobs),
         "naive": lambda: measure_naive(args.root, args.jobs, args.naive_cases),
+        "zip": lambda: measure_deep_zip(args.root, args.jobs),
+        "zip-no-checksum": lambda: measure_deep_zip(args.root, args.jobs, checksum=False),
     }
     if args.measure == "facts":
         print(json.dumps([asdict(fact) for fact in measure_facts(args.root, case_dirs(args.root)[0])]))
@@ -364,10 +404,10 @@ def _measure_only(args: argparse.Namespace) -> int:
 
 
 def print_table(rows: list[Timing], deep: Timing) -> None:
-    print(f"{'method':<36} {'cases':>5} {'wall s':>8} {'s/case':>8} {'x deep':>7} {'CPU s/case':>10} {'x deep':>7} "
+    print(f"{'method':<42} {'cases':>5} {'wall s':>8} {'s/case':>8} {'x deep':>7} {'CPU s/case':>10} {'x deep':>7} "
           f"{'parent MB':>9} {'worker MB':>9} {'peak MB':>8}  ok  note")
     for row in rows:
-        print(f"{row.name:<36} {row.cases:>5} {row.wall_s:>8.2f} {row.per_case_s:>8.3f} "
+        print(f"{row.name:<42} {row.cases:>5} {row.wall_s:>8.2f} {row.per_case_s:>8.3f} "
               f"{row.per_case_s / deep.per_case_s:>7.2f} {row.cpu_per_case_s:>10.3f} "
               f"{row.cpu_per_case_s / deep.cpu_per_case_s:>7.2f} {row.parent_rss_mb:>9.0f} {row.worker_rss_mb:>9.0f} "
               f"{row.peak_mb:>8.0f}  {'yes' if row.ok else 'NO':<3} {row.note}")
@@ -398,6 +438,47 @@ def judge_targets(deep: Timing, floor: Timing, distinct_floor: Timing, gzip_t: T
     return missed
 
 
+@dataclass(frozen=True)
+class ZipComparison:
+    """The folder's deep pass and the zip rows, run in turn `repeats` times so that each saw the same load; per
+    method the run of median wall time, and every run's wall time."""
+
+    medians: list[Timing]
+    walls: list[list[float]]
+
+
+ZIP_KINDS = ("zip", "zip-no-checksum")
+
+
+def compare_zips(root: Path, zips: dict[str, Path], jobs: int, repeats: int) -> ZipComparison:
+    """The folder's deep pass against the same release's zip archives, interleaved: on a shared machine the load moves
+    between rows run one after the other, so each method is run `repeats` times in turn and its median run kept."""
+    methods = [("deep", root), *((kind, zips[method]) for method in ZIP_METHODS for kind in ZIP_KINDS)]
+    runs: list[list[Timing]] = [[] for _ in methods]
+    for _ in range(repeats):
+        for done, (kind, path) in zip(runs, methods):
+            done.append(run_measurement(kind, path, jobs, 1))
+    medians = [sorted(done, key=lambda t: t.wall_s)[len(done) // 2] for done in runs]
+    return ZipComparison(medians, [[t.wall_s for t in done] for done in runs])
+
+
+def judge_zip_targets(zipped: ZipComparison) -> list[str]:
+    """The zip rows against the folder's deep pass of the same interleaved runs: the target is on the default run,
+    the MD5 computed beside the scan."""
+    folder, *rows = zipped.medians
+    print(f"zip rows against the folder's deep pass, medians of {len(zipped.walls[0])} interleaved runs each "
+          f"(folder walls: {', '.join(f'{w:.2f}' for w in zipped.walls[0])} s):")
+    missed = []
+    for row, walls in zip(rows, zipped.walls[1:]):
+        ratio = row.per_case_s / folder.per_case_s
+        target = "" if "no MD5" in row.name else f"  (target: wall <= {TARGET_ZIP_RATIO:g})"
+        print(f"  {row.name.split(' (')[0] + ' / folder:':<42} {_ratios(row, folder)}{target}; "
+              f"walls {', '.join(f'{w:.2f}' for w in walls)} s")
+        if target and ratio > TARGET_ZIP_RATIO:
+            missed.append(f"{row.name} is {ratio:.2f}x the folder's deep pass, more than {TARGET_ZIP_RATIO:g}x")
+    return missed
+
+
 def _load() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
@@ -408,9 +489,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="where the benchmark release is built and kept for reuse (outside the repo)")
     parser.add_argument("--cases", type=int, default=24, help="number of cases (default 24)")
     parser.add_argument("--jobs", type=int, default=2, help="processes for every method (default 2)")
+    parser.add_argument("--zip-repeats", type=int, default=3,
+                        help="runs of the folder's deep pass and of each zip row, in turn (default 3; medians kept)")
     parser.add_argument("--naive-cases", type=int,
                         help="cases the naive loop runs on (default: one per process; it takes tens of seconds a case)")
-    parser.add_argument("--measure", choices=["deep", "floor", "floor-distinct", "gzip", "naive", "facts"],
+    parser.add_argument("--measure", choices=["deep", "floor", "floor-distinct", "gzip", "naive", "facts", "zip",
+                                              "zip-no-checksum"],
                         help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -428,19 +512,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"release: {release.root} ({len(release.cases)} cases, {len(release.files)} NIfTI files, "
           f"{release.megabytes:.0f} MB), ready in {time.perf_counter() - clock:.1f} s")
     print(f"case {describe_case(release.root, release.cases[0])}")
-    print(f"warm-up: read {warm_up(release.files) / 1e6:.0f} MB (untimed)")
+    zips = build_zips(release)
+    print(f"warm-up: read {warm_up([*release.files, *zips.values()]) / 1e6:.0f} MB (untimed)")
     print(f"load before: {_load()} (1/5/15 min, {os.cpu_count()} CPUs)")
     kinds = ("deep", "floor", "floor-distinct", "gzip", "naive")
     rows = [run_measurement(kind, release.root, args.jobs, args.naive_cases) for kind in kinds]
+    zipped = compare_zips(release.root, zips, args.jobs, args.zip_repeats)
     print(f"load after:  {_load()} (1/5/15 min)")
     facts = [Fact(**fact) for fact in _run_fresh("facts", release.root, 1, 1)]
     deep, floor, distinct_floor, gzip_t, naive = rows
-    print_table(rows, deep)
+    print_table([*rows, *zipped.medians[1:]], deep)
     print("(peak MB = parent + processes x largest worker; gzip's worker MB includes its launcher's, which Linux's "
           "ru_maxrss carries across exec)")
     print_facts(facts)
-    failures = [f"{row.name} did not come out clean ({row.note})" for row in rows if not row.ok]
+    failures = [f"{row.name} did not come out clean ({row.note})" for row in [*rows, *zipped.medians] if not row.ok]
     failures += judge_targets(deep, floor, distinct_floor, gzip_t, naive)
+    failures += judge_zip_targets(zipped)
     for failure in failures:
         print(f"FAIL: {failure}", file=sys.stderr)
     return 1 if failures else 0
