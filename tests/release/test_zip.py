@@ -160,11 +160,16 @@ def test_a_zip_path_is_checked_as_the_archive_it_is(tmp_path: Path, clean: Sampl
     assert (report.archive.name, report.archive.top_folder, report.findings) == ("release.zip", TOP, [])
 
 
-def test_the_md5_computed_beside_the_scan_is_the_files(tmp_path: Path, clean: Sample, v2: ReleaseSpec) -> None:
+def test_the_md5_computed_beside_the_scan_is_the_files_and_its_progress_is_told(
+    tmp_path: Path, clean: Sample, v2: ReleaseSpec
+) -> None:
     made = zipped(clean, v2, tmp_path / "release.zip", zip64=True)
-    report = check(open_zip(made), made.spec, mode="deep", jobs=2)
+    told: list[tuple[int, int]] = []
+    report = check(open_zip(made), made.spec, mode="deep", jobs=2, checksum_progress=lambda *done: told.append(done))
     assert report.archive.md5 == hashlib.md5(made.path.read_bytes()).hexdigest()
     assert report.archive.checksum == "matches"
+    size = made.path.stat().st_size
+    assert told and told[-1] == (size, size) and all(0 <= done <= total == size for done, total in told)
 
 
 @pytest.fixture(scope="module")

@@ -393,3 +393,19 @@ def test_a_directory_claiming_more_members_than_a_release_holds_is_refused_unrea
     patch(path, end64 + 32, struct.pack("<Q", 50_000_000))  # the ZIP64 end record's member count
     with pytest.raises(NotAZip, match="50,000,000 members"):
         ZipSource(path)
+
+
+def test_a_cut_archive_whose_local_headers_carry_zip64_sizes_is_walked(tmp_path: Path) -> None:
+    """zipfile's force_zip64 puts ZIP64 sizes in the local headers only, as a writer does that cannot know a member's
+    size in advance: the walk reads them there."""
+    path = tmp_path / "local64.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in MEMBERS.items():
+            with archive.open(name, "w", force_zip64=True) as member:
+                member.write(data)
+    data = path.read_bytes()
+    assert data.count(b"\xff\xff\xff\xff") >= 2 * len(MEMBERS)
+    path.write_bytes(data[: data.index(b"s0000/segmentations/spleen.nii.gz") + 100])
+    source = ZipSource(path)
+    assert (source.layout.zip64, source.layout.truncation.path) == (True, "s0000/segmentations/spleen.nii.gz")
+    assert source.read("s0000/segmentations/liver.nii.gz", 1 << 20) == MEMBERS["s0000/segmentations/liver.nii.gz"]
