@@ -276,11 +276,12 @@ def test_check_writes_the_page_next_to_the_json_and_refreshes_the_index(example_
     (release / "s0001" / "segmentations" / "liver.nii.gz").unlink()
     monkeypatch.chdir(tmp_path)
     assert main(["check", str(release), "--spec", SPEC, "--subset", "--quiet", "--jobs", "1", "--mode", "quick"]) == 1
-    out = tmp_path / "reports" / SPEC
-    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json"]
+    (out,) = (tmp_path / "reports" / SPEC / "release").glob("*T*Z")
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json", "run.json"]
     html = (out / "report.html").read_text()
     assert "FILE_MISSING" in html and "s0001/segmentations/liver.nii.gz" in html
-    assert f'href="{SPEC}/report.html"' in (tmp_path / "reports" / "index.html").read_text()
+    assert 'href="../../../index.html"' in html
+    assert f'href="{SPEC}/release/{out.name}/report.html"' in (tmp_path / "reports" / "index.html").read_text()
 
 
 def test_findings_past_the_row_cap_stay_in_the_json_report_only(
