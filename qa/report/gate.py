@@ -45,7 +45,7 @@ def apply_gate(report: Report, gate: Gate, spec: ReleaseSpec | None = None) -> R
         findings = [f.model_copy(update={"baseline": "new" if f.code in WAIVER_CODES else state})
                     for f, state in zip(findings, matched.states)]
         fixed = matched.fixed
-        baseline_ref = BaselineRef(file=gate.baseline_file or "", release=gate.baseline.release,
+        baseline_ref = BaselineRef(file=gate.baseline_file or "(unnamed)", release=gate.baseline.release,
                                    started=gate.baseline.started, findings=sum(e.count for e in gate.baseline.entries))
     summary = summarize(findings, report.summary.cases, report.summary.files, gate.fail_on,
                         only_new=gate.baseline is not None, fixed=sum(e.count for e in fixed))

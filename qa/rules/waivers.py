@@ -17,6 +17,15 @@ from qa.rules.finding import Finding
 WAIVER_CODES = ("QA_WAIVER_EXPIRED", "QA_WAIVER_UNUSED")
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML without implicit timestamps: a date stays text, so that pydantic judges it and says where it is wrong."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
 class WaiverError(ValueError):
     """A waivers file that cannot be read or does not validate; the message is one line naming where."""
 
@@ -104,8 +113,8 @@ def load_waivers(path: Path) -> Waivers:
     except (OSError, UnicodeDecodeError) as exc:
         raise WaiverError(f"cannot read waivers file {path}: {getattr(exc, 'strerror', None) or exc}") from exc
     try:
-        tree = yaml.compose(text)
-        data = yaml.safe_load(text)
+        tree = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)  # a SafeLoader: builds plain data only
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -119,8 +128,9 @@ def load_waivers(path: Path) -> Waivers:
         loc = first["loc"]
         line = _line_of(tree, loc)
         where = f"{path}:{line}" if line is not None else str(path)
-        field = ".".join(str(p) for p in loc if not isinstance(p, int)) or "(top level)"
-        entry = f"waiver {loc[1] + 1}: " if len(loc) > 1 and loc[0] == "waivers" and isinstance(loc[1], int) else ""
+        in_entry = len(loc) > 1 and loc[0] == "waivers" and isinstance(loc[1], int)
+        entry = f"waiver {loc[1] + 1}: " if in_entry else ""
+        field = ".".join(str(p) for p in (loc[2:] if in_entry else loc)) or ("(entry)" if in_entry else "(top level)")
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         message = str(first["msg"]).removeprefix("Value error, ")
         raise WaiverError(f"{where}: {entry}{field}: {message}{more}") from exc

@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import jsonschema
 import pytest
 from junitparser import JUnitXml, Skipped
-from support import DATA
+from support import sarif_problems
 
 from qa.app.cli import main
 from qa.output.json import read_report
@@ -22,7 +21,6 @@ from qa.synth.sample import Sample, inject_faults, make_sample
 SPEC = "totalsegmentator-v2"
 SHAPE = (24, 20, 32)
 KNOWN = ["GEOM_AFFINE_INVALID:not_orthonormal", "META_VALUE:allowed"]  # accepted on day one
-SARIF_SCHEMA = json.loads((DATA / "sarif-schema-2.1.0.json").read_text())
 
 
 def tsqa_check(sample: Sample, *options: str) -> int:
@@ -43,26 +41,6 @@ def write_waivers(path: Path, target: str, expires: str) -> Path:
     path.write_text(f"spec: {SPEC}\nwaivers:\n  - code: FILE_CORRUPT\n    path: '{target}'\n"
                     f"    reason: re-export of this mask is under way (DATA-12)\n    expires: {expires}\n")
     return path
-
-
-def sarif_problems(log: dict) -> list[str]:
-    """Where a SARIF log breaks the 2.1.0 schema or GitHub's rules for code scanning."""
-    validator = jsonschema.Draft4Validator(SARIF_SCHEMA, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
-    problems = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(log)]
-    for run in log["runs"]:
-        rules = {r["id"] for r in run["tool"]["driver"]["rules"]}
-        for k, result in enumerate(run["results"]):
-            if not result.get("locations"):
-                problems.append(f"result {k} has no location")
-            for loc in result.get("locations", []):
-                physical = loc["physicalLocation"]
-                if physical.get("region", {}).get("startLine", 1) < 1:
-                    problems.append(f"result {k} has a line below 1")
-                if physical["artifactLocation"]["uri"].startswith("/"):
-                    problems.append(f"result {k} has an absolute path, not a URI")
-            if result["ruleId"] not in rules or not result.get("partialFingerprints"):
-                problems.append(f"result {k} has no rule or no fingerprint")
-    return problems
 
 
 @pytest.fixture
@@ -194,4 +172,4 @@ def test_diff_of_the_previous_run_reports_the_injected_fault(workplace: Sample, 
     assert fault.path in (tmp_path / "diff" / "diff.html").read_text()
     first, second = runs(release_dir(Path("reports"), SPEC, str(sample.root)))
     assert main(["diff", str(second), str(first), "--fail-on", "error"]) == 0, "the fault is fixed going back"
-    assert f"#### Fixed findings (1)" in capsys.readouterr().out
+    assert "#### Fixed findings (1)" in capsys.readouterr().out
