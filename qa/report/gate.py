@@ -82,8 +82,8 @@ def _waiver_finding(use: WaiverUse, file: str, spec: ReleaseSpec | None) -> Find
     where = f"{file}:{use.line}" if use.line is not None else file
     if use.state == "expired":
         code = "QA_WAIVER_EXPIRED"
-        message = (f"{where}: waiver {use.entry} ({w.target()}) expired on {w.expires}; the {use.matched} "
-                   f"finding{'' if use.matched == 1 else 's'} it matched count again ({w.reason})")
+        again = "the finding it matched counts" if use.matched == 1 else f"the {use.matched} findings it matched count"
+        message = f"{where}: waiver {use.entry} ({w.target()}) expired on {w.expires}; {again} again ({w.reason})"
     else:
         code = "QA_WAIVER_UNUSED"
         message = f"{where}: waiver {use.entry} ({w.target()}) matched no finding ({w.reason})"
