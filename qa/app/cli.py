@@ -10,12 +10,17 @@ import textwrap
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qa import __version__
 from qa.rules.baseline import BaselineError, load_baseline
 from qa.rules.codes import CODES
 from qa.rules.spec import SpecError, builtin_spec_names, load_spec
 from qa.rules.waivers import WAIVER_CODES, WaiverError, load_waivers
+
+if TYPE_CHECKING:
+    from qa.report.gate import Gate
+    from qa.report.model import Report
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -209,12 +214,29 @@ def _specs() -> int:
     return EXIT_OK
 
 
+def _gate(args: argparse.Namespace, spec_id: str) -> Gate | None:
+    """The baseline and waivers of a check, read and matched to its spec before anything is scanned."""
+    from qa.report.gate import Gate
+
+    if args.baseline is None and args.waivers is None:
+        return None
+    baseline = load_baseline(args.baseline) if args.baseline else None
+    waivers = load_waivers(args.waivers) if args.waivers else None
+    if baseline is not None and baseline.spec_id != spec_id:
+        raise UsageError(f"baseline {args.baseline} records a check with spec {baseline.spec_id}, this check uses "
+                         f"{spec_id}; make a baseline of this spec with --write-baseline")
+    if waivers is not None and waivers.spec is not None and waivers.spec != spec_id:
+        raise UsageError(f"waivers {args.waivers} are for spec {waivers.spec}, this check uses {spec_id}")
+    return Gate(fail_on=args.fail_on, today=args.today or datetime.now(UTC).date(), baseline=baseline,
+                baseline_file=None if args.baseline is None else str(args.baseline), waivers=waivers)
+
+
 def _check(args: argparse.Namespace) -> int:
     from qa.app.pipeline import keep_run, run_check, write_outputs
     from qa.output.console import print_summary
     from qa.output.progress import progress_bar
     from qa.output.runs import release_dir
-    from qa.report.gate import Gate, apply_gate
+    from qa.report.gate import apply_gate
     from qa.rules.detect import detect_spec
     from qa.source.fs import FolderSource
 
@@ -223,38 +245,26 @@ def _check(args: argparse.Namespace) -> int:
         raise UsageError(f"release path {root} does not exist")
     if not root.is_dir():
         raise UsageError(f"release path {root} is not a folder")
-    baseline = load_baseline(args.baseline) if args.baseline else None
-    waivers = load_waivers(args.waivers) if args.waivers else None
     source = FolderSource(root)
     if args.spec:
         spec, reason = load_spec(args.spec), f"given: --spec {args.spec}"
     else:
         choice = detect_spec(source)
         spec, reason = choice.spec, choice.reason
-    if baseline is not None and baseline.spec_id != spec.id:
-        raise UsageError(f"baseline {args.baseline} records a check with spec {baseline.spec_id}, this check uses "
-                         f"{spec.id}; make a baseline of this spec with --write-baseline")
-    if waivers is not None and waivers.spec is not None and waivers.spec != spec.id:
-        raise UsageError(f"waivers {args.waivers} are for spec {waivers.spec}, this check uses {spec.id}")
+    gate = _gate(args, spec.id)
     reports = Path("reports")
     _refuse_inside(args.out if args.out is not None else release_dir(reports, spec.id, source.location), root)
     for option, path in (("--junit", args.junit), ("--sarif", args.sarif), ("--write-baseline", args.write_baseline)):
         if path is not None:
             _refuse_inside(path, root, option)
-    interactive = not args.quiet and sys.stderr.isatty()
     if not args.quiet:
         print(f"tsqa: spec {spec.id} ({reason})", file=sys.stderr)
-    with progress_bar(interactive) as advance:
+    with progress_bar(not args.quiet and sys.stderr.isatty()) as advance:
         report = run_check(source, spec, reason, mode=args.mode, jobs=args.jobs, subset=args.subset,
                            fail_on=args.fail_on, progress=advance)
-    if baseline is not None or waivers is not None:
-        gate = Gate(fail_on=args.fail_on, today=args.today or datetime.now(UTC).date(), baseline=baseline,
-                    baseline_file=str(args.baseline) if args.baseline else None, waivers=waivers)
+    if gate is not None:
         report = apply_gate(report, gate, spec)
-    if args.out is not None:
-        path = write_outputs(report, source, spec, args.out)
-    else:
-        path = keep_run(report, source, spec, reports)
+    path = write_outputs(report, source, spec, args.out) if args.out else keep_run(report, source, spec, reports)
     _write_ci_files(args, report, root)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         _github(report, root, path)
@@ -271,10 +281,13 @@ def _workspace() -> Path:
 def _prefix(root: Path, workspace: Path) -> str | None:
     """The release root relative to the workspace ('' when it is the workspace), or None when it lies outside."""
     real = root.resolve()
-    return real.relative_to(workspace).as_posix().removeprefix(".") if real.is_relative_to(workspace) else None
+    if not real.is_relative_to(workspace):
+        return None
+    inside = real.relative_to(workspace).as_posix()
+    return "" if inside == "." else inside
 
 
-def _write_ci_files(args: argparse.Namespace, report, root: Path) -> None:
+def _write_ci_files(args: argparse.Namespace, report: Report, root: Path) -> None:
     from qa.output.json import write_baseline
     from qa.output.junit import write_junit
     from qa.output.sarif import SourceRoot, write_sarif
@@ -290,7 +303,7 @@ def _write_ci_files(args: argparse.Namespace, report, root: Path) -> None:
                                    report.version), args.write_baseline)
 
 
-def _github(report, root: Path, path: Path) -> None:
+def _github(report: Report, root: Path, path: Path) -> None:
     """Annotations on stdout, where the runner reads workflow commands, and the job summary."""
     from qa.output.github import annotations, append_summary, job_summary
 
@@ -314,7 +327,7 @@ def _baseline(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _read_report(path: Path):
+def _read_report(path: Path) -> Report:
     from qa.output.json import read_report
 
     if path.is_dir():
