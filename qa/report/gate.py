@@ -30,8 +30,9 @@ def apply_gate(report: Report, gate: Gate, spec: ReleaseSpec | None = None) -> R
     """The report with its findings marked waived and new or unchanged, the waivers' own findings, the baseline
     entries fixed since, and the summary's verdict under the gate. Earlier marks are dropped first, so a report
     can be gated again (another baseline, another day) from its report.json alone."""
-    findings = [f.model_copy(update={"baseline": None, "waived": None}) for f in report.findings
-                if f.code not in WAIVER_CODES]
+    unmarked = {"baseline": None, "waived": None}
+    findings = [f if f.baseline is None and f.waived is None else f.model_copy(update=unmarked)
+                for f in report.findings if f.code not in WAIVER_CODES]
     waivers_ref = None
     if gate.waivers is not None:
         findings, uses = _waive(findings, gate.waivers, gate.today)
@@ -56,17 +57,19 @@ def apply_gate(report: Report, gate: Gate, spec: ReleaseSpec | None = None) -> R
 def _waive(findings: list[Finding], waivers: Waivers, today: date) -> tuple[list[Finding], list[WaiverUse]]:
     """Each finding waived by the first waiver in force that matches it; how many each waiver matched."""
     matched = [0] * len(waivers.entries)
+    marks = [Waived(reason=w.reason, expires=w.expires, entry=k + 1) for k, w in enumerate(waivers.entries)]
+    expired = [w.expired(today) for w in waivers.entries]
     marked = []
     for f in findings:
         waived = None
         for k, waiver in enumerate(waivers.entries):
             if not waiver.matches(f):
                 continue
-            if waiver.expired(today):
+            if expired[k]:
                 matched[k] += 1
             elif waived is None:
                 matched[k] += 1
-                waived = Waived(reason=waiver.reason, expires=waiver.expires, entry=k + 1)
+                waived = marks[k]
         marked.append(f if waived is None else f.model_copy(update={"waived": waived}))
     uses = [WaiverUse(entry=k + 1, line=line, waiver=waiver, matched=n,
                       state="expired" if waiver.expired(today) else "active" if n else "unused")
