@@ -99,9 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--fail-on", choices=["error", "warning", "never"], default="error", help=FAIL_ON_HELP)
     check.add_argument("--baseline", type=Path, metavar="FILE",
-                       help="mark findings new or unchanged against this baseline (from 'tsqa baseline' or "
-                            "--write-baseline); --fail-on then counts only new findings; a baseline of another spec "
-                            "is refused")
+                       help="mark findings new, unchanged or worse against this baseline (from 'tsqa baseline' "
+                            "or --write-baseline); --fail-on then counts only new (and worse) findings; a baseline of "
+                            "another spec is refused")
     check.add_argument("--write-baseline", type=Path, metavar="FILE",
                        help="record this run's findings as a baseline for later checks")
     check.add_argument("--waivers", type=Path, metavar="FILE",
