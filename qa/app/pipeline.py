@@ -19,6 +19,7 @@ from qa.execute.pool import PoolExecutor
 from qa.execute.serial import SerialExecutor
 from qa.output.json import write_report
 from qa.output.progress import Progress
+from qa.output.runs import new_run_dir, record_run, release_dir
 from qa.report.aggregate import case_labels, class_stats, image_stats, overlap_stats
 from qa.report.model import CaseReport, FailOn, ImageSummary, Mode, Report, SpecSnapshot, summarize
 from qa.rules.finding import Finding
@@ -116,12 +117,27 @@ def run_check(root: Path | ReleaseSource, spec: ReleaseSpec, spec_reason: str, m
     return build_report(facts, spec, spec_reason, mode, subset, fail_on, started, time.perf_counter() - clock)
 
 
-def write_outputs(report: Report, source: ReleaseSource, spec: ReleaseSpec, out: Path, index: bool = True) -> Path:
-    """Evidence pictures, report.json and report.html into `out`; with `index`, refresh the reports index of the
-    folder holding `out`. Returns the path of report.json."""
-    from qa.output.html.history import publish_html  # matplotlib and Jinja2: only a run that writes pages loads them
+def write_outputs(report: Report, source: ReleaseSource, spec: ReleaseSpec, out: Path, index_dir: Path | None = None,
+                  record: bool = False) -> Path:
+    """Evidence pictures, report.json and report.html into `out`; with `record`, run.json and the latest.json beside
+    `out` (a run of the history); with `index_dir`, the page links that folder's index, which is refreshed last.
+    Returns the path of report.json."""
+    # matplotlib and Jinja2: only a run that writes pages loads them
+    from qa.output.html.history import index_href, write_index
+    from qa.output.html.page import write_html
 
     report.evidence = make_evidence(report, source, Layout.of(spec), out)
     path = write_report(report, out)
-    publish_html(report, out, index=index)
+    write_html(report, out, index_href=index_href(out, index_dir))
+    if record:
+        record_run(report, out)
+    if index_dir is not None:
+        write_index(index_dir)
     return path
+
+
+def keep_run(report: Report, source: ReleaseSource, spec: ReleaseSpec, reports: Path) -> Path:
+    """Write a run into the history under `reports`: <spec id>/<release>/<UTC start>/, its latest.json pointer and
+    the refreshed index.html. Returns the path of report.json."""
+    run = new_run_dir(release_dir(reports, spec.id, report.release), report.started)
+    return write_outputs(report, source, spec, run, index_dir=reports, record=True)
