@@ -1,4 +1,4 @@
-"""The `tsqa` command line: check, baseline, diff, render, explain, specs, schema, sample and demo."""
+"""The `tsqa` command line: check, baseline, diff, render, explain, specs, schema, sample, demo and serve."""
 
 from __future__ import annotations
 
@@ -49,6 +49,12 @@ def _day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2027-06-30") from None
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
+    return int(text)
 
 
 def _share(text: str) -> float:
@@ -171,6 +177,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--fault", action="append", default=[], metavar="CODE", help="inject the fault that produces CODE (repeatable)"
     )
     sample.add_argument("--seed", type=int, default=0)
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the QA service: an API and a web UI that start and show checks of configured roots",
+        description="Serve checks of the roots named in a config: an API under /api/v1 (OpenAPI at /docs), a web UI, "
+        "jobs in SQLite run by a worker process beside the web process. Needs the serve extra: "
+        "pip install 'tsqa[serve]'.",
+    )
+    serve.add_argument("--config", type=Path, metavar="FILE",
+                       help="tsqa-serve.yaml: roots, data folder, host, port, jobs and tokens (see the README)")
+    serve.add_argument("--demo", action="store_true",
+                       help="serve a generated sample release with a fresh token, printed, and one check started")
+    serve.add_argument("--host", help="the address to bind (default: the config's, 127.0.0.1)")
+    serve.add_argument("--port", type=_port, help="the port (default: the config's, 8787; 0 picks a free one)")
+    serve.add_argument("--new-token", metavar="NAME",
+                       help="print a new random token and the line of tsqa-serve.yaml that admits it, then exit")
+    serve.add_argument("--role", choices=["read", "submit"], default="read",
+                       help="the role of --new-token: read (look) or submit (also start and cancel checks)")
 
     demo = sub.add_parser("demo", help="make a small faulty sample, check it, and write reports/demo/")
     demo.add_argument("--out", type=Path, default=Path("reports/demo"))
@@ -434,6 +458,45 @@ def _demo(args: argparse.Namespace) -> int:
         return run_demo(Path(tmp) / "release", args.out)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from qa.app.serve.config import ConfigError, hash_token, load_config
+
+    chosen = [name for name, given in (("--config", args.config), ("--demo", args.demo),
+                                       ("--new-token", args.new_token)) if given]
+    if len(chosen) != 1:
+        raise UsageError("tsqa serve needs one of --config FILE, --demo or --new-token NAME")
+    if args.new_token is not None:
+        import secrets
+
+        token = secrets.token_urlsafe(32)
+        print(f"token (give it to {args.new_token}; it is not stored anywhere): {token}")
+        print("its line under tokens: in tsqa-serve.yaml:")
+        print(f"  - {{name: {args.new_token}, role: {args.role}, token_sha256: {hash_token(token)}}}")
+        return EXIT_OK
+    try:
+        from qa.app.serve.run import DEMO_CASES, demo_config, serve
+    except ImportError as exc:
+        raise UsageError(f"tsqa serve needs the serve extra ({exc.name} is missing): "
+                         "pip install 'tsqa[serve]'") from exc
+    if args.demo:
+        with tempfile.TemporaryDirectory(prefix="tsqa-serve-demo-") as tmp:
+            config, token = demo_config(Path(tmp), 8787 if args.port is None else args.port)
+            host = args.host or config.host
+            print(f"tsqa serve --demo: {DEMO_CASES} sample cases with injected faults in {tmp}/release; one check "
+                  "queued")
+            print(f"  open   http://{host}:{config.port}/  and sign in with this token: {token}")
+            print(f"  or     curl -H 'Authorization: Bearer {token}' http://{host}:{config.port}/api/v1/roots")
+            print(f"  API    http://{host}:{config.port}/docs          stop with Ctrl-C (the demo's files go too)")
+            serve(config, args.host, args.port)
+        return EXIT_OK
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
+    serve(config, args.host, args.port)
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -454,6 +517,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sample(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "serve":
+            return _serve(args)
         if args.command == "render":
             return _render(args)
         if args.command == "baseline":

@@ -126,7 +126,7 @@ def load_waivers(path: Path) -> Waivers:
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = first["loc"]
-        line = _line_of(tree, loc)
+        line = line_of(tree, loc)
         where = f"{path}:{line}" if line is not None else str(path)
         in_entry = len(loc) > 1 and loc[0] == "waivers" and isinstance(loc[1], int)
         entry = f"waiver {loc[1] + 1}: " if in_entry else ""
@@ -134,11 +134,11 @@ def load_waivers(path: Path) -> Waivers:
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         message = str(first["msg"]).removeprefix("Value error, ")
         raise WaiverError(f"{where}: {entry}{field}: {message}{more}") from exc
-    lines = [_line_of(tree, ("waivers", k)) for k in range(len(parsed.waivers))]
+    lines = [line_of(tree, ("waivers", k)) for k in range(len(parsed.waivers))]
     return Waivers(file=str(path), spec=parsed.spec, entries=parsed.waivers, lines=lines)
 
 
-def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
+def line_of(node: yaml.Node | None, loc: tuple) -> int | None:
     """The 1-based line of the deepest node of a validation error's location that the YAML has."""
     line = None
     for part in loc:
