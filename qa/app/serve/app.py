@@ -18,9 +18,11 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from qa import __version__
 from qa.app.serve import api, ui
 from qa.app.serve.config import ServeConfig
+from qa.app.serve.confine import CONTROL
 from qa.app.serve.models import PREFIX
 from qa.app.serve.security import BodyLimit, Principal, SecurityHeaders
 from qa.app.serve.store import JobStore
+from qa.app.serve.worker import INTERRUPTED
 
 log = logging.getLogger("tsqa.serve")
 STOP_S = 15.0
@@ -42,8 +44,11 @@ class Worker:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
+        """Mark the checks a previous run of the service left running failed, then start the worker."""
         if not self.enabled:
             return
+        for job_id in JobStore(self.config.db).fail_interrupted(INTERRUPTED):
+            log.warning("check %s was running when the service stopped: marked failed", job_id)
         self.process = subprocess.Popen([sys.executable, "-m", "qa.app.serve.worker"], stdin=subprocess.PIPE)
         self.process.stdin.write(self.config.model_dump_json().encode())
         self.process.stdin.close()
@@ -138,7 +143,8 @@ def _reports(app: FastAPI, config: ServeConfig) -> None:
     def report_path(rest: str, who: Annotated[Principal, Depends(api.principal)]) -> FileResponse:
         parts = rest.split("/")
         evidence = len(parts) >= 2 and parts[-2] == "evidence" and parts[-1].endswith(".png")
-        if (not evidence and parts[-1] not in REPORT_FILES) or any(p in ("", ".", "..") for p in parts):
+        if ((not evidence and parts[-1] not in REPORT_FILES) or any(p in ("", ".", "..") for p in parts)
+                or CONTROL.search(rest)):
             raise HTTPException(404, "no such report file")
         path = (base / rest).resolve()
         if not path.is_relative_to(base) or not path.is_file():

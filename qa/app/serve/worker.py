@@ -182,8 +182,6 @@ class Supervisor:
     def serve(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
-        for job_id in self.store.fail_interrupted(INTERRUPTED):
-            log.warning("check %s was running when the service stopped: marked failed", job_id)
         parent = os.getppid()
         while not self.stopping and os.getppid() == parent:
             self.reap()
