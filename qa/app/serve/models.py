@@ -1,5 +1,5 @@
 """The JSON of the API under /api/v1: a public contract like the finding codes (fields are added, never removed,
-renamed or retyped within v1; schemas/serve-api-v1.json holds the OpenAPI document)."""
+renamed or retyped within v1; the OpenAPI document is served at /api/v1/openapi.json, Swagger UI at /docs)."""
 
 from __future__ import annotations
 

@@ -146,7 +146,8 @@ class BodyLimit:
 
 
 class SecurityHeaders:
-    """Headers on every response: no sniffing, no framing, no referrer, no caching, and a content security policy
+    """Headers on every response: no sniffing, no framing, no referrer to other sites (no-referrer would make a
+    form's Origin "null"), no caching, and a content security policy
     unless the page set its own (the UI's pages carry a nonce for their one script)."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -162,7 +163,7 @@ class SecurityHeaders:
                 headers = list(message.get("headers", []))
                 names = {k.lower() for k, _ in headers}
                 extra = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
-                         (b"referrer-policy", b"no-referrer"), (b"cache-control", b"no-store"),
+                         (b"referrer-policy", b"same-origin"), (b"cache-control", b"no-store"),
                          (b"content-security-policy", DEFAULT_CSP.encode())]
                 headers += [(k, v) for k, v in extra if k not in names]
                 message = {**message, "headers": headers}
