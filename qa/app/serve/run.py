@@ -20,10 +20,11 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def serve(config: ServeConfig, host: str | None = None, port: int | None = None) -> None:
-    """Serve until interrupted: the web process here, the worker process beside it."""
+    """Serve until interrupted: the web process here, the worker process beside it. A TLS proxy on this machine
+    (127.0.0.1, uvicorn's default for trusted forwarding headers) makes cookies Secure and Origin checks https."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     uvicorn.run(create_app(config), host=host or config.host, port=config.port if port is None else port,
-                log_level="info", server_header=False, proxy_headers=False, limit_concurrency=256,
+                log_level="info", server_header=False, limit_concurrency=256,
                 timeout_graceful_shutdown=20)
 
 
