@@ -38,7 +38,7 @@ def run_demo(release: Path, out: Path) -> int:
     source = FolderSource(release)
     # A 4-case sample cannot have the release's split sizes, so it is checked as a subset.
     report = run_check(source, spec, f"demo: a synthetic sample of {spec.id}", jobs=1, subset=True)
-    path = write_outputs(report, source, spec, out)
+    path = write_outputs(report, source, spec, out, index_dir=out.parent)
     print_summary(report, path)
     missed = missed_faults(sample.faults, report)
     for fault in missed:

@@ -20,10 +20,11 @@ from qa.execute.pool import PoolExecutor
 from qa.execute.serial import SerialExecutor
 from qa.output.json import write_report
 from qa.output.progress import ChecksumProgress, Progress
+from qa.output.runs import new_run_dir, record_run, release_dir
 from qa.report.aggregate import case_labels, class_stats, image_stats, overlap_stats
 from qa.report.model import ArchiveReport, CaseReport, FailOn, ImageSummary, Mode, Report, SpecSnapshot, summarize
 from qa.rules.finding import Finding
-from qa.rules.spec import ReleaseSpec, case_folders
+from qa.rules.spec import ReleaseSpec, all_builtin_specs, case_folders
 from qa.scan.case import Layout, ScanMode, scan_case_guarded
 from qa.scan.facts import ArchiveFacts, CaseFacts, Problem, ReleaseFacts
 from qa.scan.meta import read_meta
@@ -109,15 +110,22 @@ def build_report(facts: ReleaseFacts, spec: ReleaseSpec, spec_reason: str, mode:
     )
 
 
+def open_release(path: Path, spec: ReleaseSpec | None = None) -> ReleaseSource:
+    """The release at a path: a folder, or a zip archive read in place, whose single top folder is the release root
+    unless it is named like a case of the spec (of any built-in spec, when none is given). NotAZip when the path is a
+    file that is no zip archive this reader takes."""
+    if not path.is_file():
+        return FolderSource(path)
+    specs = [spec] if spec is not None else all_builtin_specs()
+    return ZipSource(path, "|".join(f"(?:{pattern})" for pattern in sorted({s.case_pattern for s in specs})))
+
+
 def run_check(root: Path | ReleaseSource, spec: ReleaseSpec, spec_reason: str, mode: Mode = "deep", jobs: int = 1,
               subset: bool = False, fail_on: FailOn = "error", progress: Progress | None = None,
               checksum: bool = True, checksum_progress: ChecksumProgress | None = None) -> Report:
     """Scan and judge a release (a folder, a zip archive, or any source) with `jobs` worker processes. A release in a
     zip archive also has the archive's MD5 computed in a process of its own meanwhile, unless `checksum` is False."""
-    if isinstance(root, ReleaseSource):
-        source = root
-    else:
-        source = ZipSource(root, spec.case_pattern) if Path(root).is_file() else FolderSource(root)
+    source = root if isinstance(root, ReleaseSource) else open_release(Path(root), spec)
     started = datetime.now(UTC)
     clock = time.perf_counter()
     hashing = Checksum(source.location, source.layout.size) if checksum and isinstance(source, ZipSource) else None
@@ -157,12 +165,27 @@ def _archive_facts(source: ZipSource, hashing: Checksum | None,
     return ArchiveFacts(layout=source.layout, checksum="unreadable", checksum_error=value)
 
 
-def write_outputs(report: Report, source: ReleaseSource, spec: ReleaseSpec, out: Path, index: bool = True) -> Path:
-    """Evidence pictures, report.json and report.html into `out`; with `index`, refresh the reports index of the
-    folder holding `out`. Returns the path of report.json."""
-    from qa.output.html.history import publish_html  # matplotlib and Jinja2: only a run that writes pages loads them
+def write_outputs(report: Report, source: ReleaseSource, spec: ReleaseSpec, out: Path, index_dir: Path | None = None,
+                  record: bool = False) -> Path:
+    """Evidence pictures, report.json and report.html into `out`; with `record`, run.json and the latest.json beside
+    `out` (a run of the history); with `index_dir`, the page links that folder's index, which is refreshed last.
+    Returns the path of report.json."""
+    # matplotlib and Jinja2: only a run that writes pages loads them
+    from qa.output.html.history import index_href, write_index
+    from qa.output.html.page import write_html
 
     report.evidence = make_evidence(report, source, Layout.of(spec), out)
     path = write_report(report, out)
-    publish_html(report, out, index=index)
+    write_html(report, out, index_href=index_href(out, index_dir))
+    if record:
+        record_run(report, out)
+    if index_dir is not None:
+        write_index(index_dir)
     return path
+
+
+def keep_run(report: Report, source: ReleaseSource, spec: ReleaseSpec, reports: Path) -> Path:
+    """Write a run into the history under `reports`: <spec id>/<release>/<UTC start>/, its latest.json pointer and
+    the refreshed index.html. Returns the path of report.json."""
+    run = new_run_dir(release_dir(reports, spec.id, report.release), report.started)
+    return write_outputs(report, source, spec, run, index_dir=reports, record=True)

@@ -359,6 +359,27 @@ _CODES += [
             Subcode("error", "checking the case raised an unexpected error"),
         ),
     ),
+    Code(
+        "QA_WAIVER_EXPIRED", "warning", "a waiver has expired",
+        "An entry of the --waivers file has an `expires` date before the day of the check (--today, by default "
+        "today in UTC), so it no longer applies: the findings it matched count for --fail-on again. details give the "
+        "waivers file, the entry's number and line, what it matched on, its reason and expiry, and how many findings "
+        "it would have waived. Made by --waivers, not by a check of the release.",
+        "A waiver accepts a known problem until a date; past it the problem must be fixed or accepted again on "
+        "purpose, not forgotten.",
+        "Fix what the waiver covered, or, if the problem is still accepted, give the entry a new `expires` date (and "
+        "say why in its reason).",
+    ),
+    Code(
+        "QA_WAIVER_UNUSED", "info", "a waiver matched no finding",
+        "An entry of the --waivers file that is in force matched no finding of this run: the problem it accepted is "
+        "gone, or the entry names a code, subcode, case, path or class that never occurs. details give the waivers "
+        "file, the entry's number and line and what it matches on. Made by --waivers, not by a check of the release.",
+        "A stale waiver silently accepts the problem if it comes back; a mistyped one never accepted what it was "
+        "meant to.",
+        "Delete the entry if its problem is fixed; otherwise correct what it matches on (`tsqa explain CODE` lists "
+        "subcodes; case, path and class are globs).",
+    ),
 ]
 
 # A release read from a zip archive: the archive as a whole (tsqa check FILE.zip).
