@@ -307,13 +307,12 @@ def _read_directory(file: _File, end: _End) -> list[_Found]:
 
 @dataclass
 class _Walk:
-    """What walking the local headers found: the members, and how the walk ended: cut off by the archive's end
-    (`cut`, and `cut_member` when the member it cuts has a record), at the central directory, or at bytes that are
-    no member header (`corrupt_at`)."""
+    """What walking the local headers found: the members (a member the archive's end cuts among them, refused, when
+    its header is whole), and how the walk ended: cut off by the archive's end (`cut`), at the central directory, or
+    at bytes that are no member header (`corrupt_at`)."""
 
     found: list[_Found] = field(default_factory=list)
     cut: Truncation | None = None
-    cut_member: _Found | None = None
     at_directory: bool = False
     corrupt_at: str | None = None
 
@@ -424,7 +423,6 @@ def _walk(file: _File, directory: int | None = None) -> _Walk:
             present = file.size - data
             walk.cut = Truncation(None, name, min(present, member.csize) if end else present,
                                   end - file.size if end else None, complete, header_at=at)
-            walk.cut_member = member
             member.refuse(None, _cut_reason(walk.cut))
             return walk
         at = end
