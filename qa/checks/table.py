@@ -107,8 +107,9 @@ def _numeric(series: pd.Series) -> pd.Series:
 NOT_EMPTY = "not empty"
 
 
-def _checks(rule: ColumnRule, subcodes: dict[str, str]) -> list[pa.Check]:
-    """The column's pandera checks; each check's name is recorded in `subcodes` with the subcode its failures get."""
+def _checks(rule: ColumnRule, subcodes: dict[str, str], whole: bool = False) -> list[pa.Check]:
+    """The column's pandera checks; each check's name is recorded in `subcodes` with the subcode its failures get.
+    With `whole`, the pattern must match the whole value rather than be found in it."""
     checks: list[tuple[str, pa.Check]] = []
     if rule.type == "int":
         checks.append(("type", pa.Check(lambda s: s.str.fullmatch(r"[+-]?\d+"), name="integer")))
@@ -127,8 +128,14 @@ def _checks(rule: ColumnRule, subcodes: dict[str, str]) -> list[pa.Check]:
         allowed = set(rule.allowed)
         checks.append(("allowed", pa.Check(lambda s: s.isin(allowed), name=f"one of {', '.join(rule.allowed)}")))
     if rule.pattern is not None:
-        pattern = rule.pattern
-        checks.append(("pattern", pa.Check(lambda s: s.str.contains(pattern, regex=True), name=f"matches {pattern}")))
+        # \d is 0-9 (re.ASCII); the id column's values are case ids, matched whole as case folder names are.
+        pattern = re.compile(rule.pattern, re.ASCII)
+        if whole:
+            checks.append(("pattern", pa.Check(lambda s: s.map(lambda v: pattern.fullmatch(v) is not None),
+                                               name=f"matches {rule.pattern} as a whole")))
+        else:
+            checks.append(("pattern", pa.Check(lambda s: s.str.contains(pattern, regex=True),
+                                               name=f"matches {rule.pattern}")))
     subcodes.update({c.name: subcode for subcode, c in checks})
     return [c for _, c in checks]
 
@@ -136,7 +143,8 @@ def _checks(rule: ColumnRule, subcodes: dict[str, str]) -> list[pa.Check]:
 def column_schema(spec: MetaSpec, present: list[str], subcodes: dict[str, str]) -> pa.DataFrameSchema:
     """The pandera schema of the spec's columns that the file has (absent ones are META_COLUMNS' business)."""
     columns = {
-        name: pa.Column(object, checks=_checks(rule, subcodes), nullable=rule.nullable, required=False)
+        name: pa.Column(object, checks=_checks(rule, subcodes, whole=name == spec.id_column), nullable=rule.nullable,
+                        required=False)
         for name, rule in spec.columns.items()
         if name in present
     }

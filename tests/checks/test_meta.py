@@ -130,3 +130,20 @@ def test_a_value_past_the_last_column_is_unreadable_not_silently_dropped() -> No
     ctx = context(release_facts(["s0001"], meta_csv_text=meta_csv(row("s0001") + ";extra")))
     assert (ctx.meta.table, ctx.meta.problem.subcode) == (None, "parse")
     assert "line 2 has 12 fields but the header names 11" in ctx.meta.problem.message
+
+
+def test_an_id_is_judged_by_its_pattern_as_a_whole_with_ascii_digits() -> None:
+    # '$' would match before the newline of a quoted 's0003\n', and \d would take Arabic-Indic or full-width digits
+    ids = ["s0001", '"s0003\n"', "s\u0660\u0660\u0660\u0663", "s\uff10\uff10\uff10\uff16"]
+    found = meta(meta_csv(*(row(i) for i in ids)))
+    assert sorted((f.details["row"], f.details["column"], f.subcode) for f in found) == [
+        (3, "image_id", "pattern"), (4, "image_id", "pattern"), (5, "image_id", "pattern")]
+    assert found[0].details["rule"] == r"matches ^s\d{4}$ as a whole"
+
+
+def test_a_pattern_of_another_column_is_found_in_the_value_with_ascii_digits() -> None:
+    spec = V2.model_copy(update={"meta": V2.meta.model_copy(update={"columns": {
+        **V2.meta.columns, "kvp": V2.meta.columns["kvp"].model_copy(update={"type": "str", "min": None, "max": None,
+                                                                           "pattern": r"\d{3}"})}})})
+    found = meta(meta_csv(row("s0001", kvp="kvp 120"), row("s0002", kvp="\u0661\u0662\u0660")), spec=spec)
+    assert [(f.details["row"], f.details["value"]) for f in found] == [(3, "\u0661\u0662\u0660")]
