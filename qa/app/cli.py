@@ -13,6 +13,7 @@ from pathlib import Path
 from qa import __version__
 from qa.rules.codes import CODES
 from qa.rules.spec import SpecError, builtin_spec_names, load_spec
+from qa.rules.text import safe_text
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -190,7 +191,7 @@ def _render(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"{args.report} is not a tsqa report: {str(exc).splitlines()[0]}") from exc
     page = write_html(report, args.report.parent, out_dir=args.out)
-    print(f"wrote {page}")
+    print(f"wrote {safe_text(str(page))}")
     return EXIT_OK
 
 
@@ -208,7 +209,7 @@ def _sample(args: argparse.Namespace) -> int:
     if args.dir.exists() and (not args.dir.is_dir() or any(args.dir.iterdir())):
         raise UsageError(f"{args.dir} exists and is not an empty folder")
     made = make_sample(args.dir, load_spec(args.spec), cases=args.cases, faults=args.fault, seed=args.seed)
-    print(f"wrote {args.cases} cases of {args.spec} to {args.dir}")
+    print(f"wrote {args.cases} cases of {args.spec} to {safe_text(str(args.dir))}")
     for fault in made.faults:
         print(f"  fault {fault.code}: {fault.path}")
     return EXIT_OK
@@ -245,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _render(args)
         return _check(args)
     except (UsageError, SpecError) as exc:
-        print(f"tsqa: error: {exc}", file=sys.stderr)
+        print(f"tsqa: error: {safe_text(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("tsqa: interrupted", file=sys.stderr)

@@ -24,6 +24,7 @@ from qa.report.aggregate import case_labels, class_stats, image_stats, overlap_s
 from qa.report.model import CaseReport, FailOn, ImageSummary, Mode, Report, SpecSnapshot, summarize
 from qa.rules.finding import Finding
 from qa.rules.spec import ReleaseSpec, case_folders
+from qa.rules.text import safe_text
 from qa.scan.case import Layout, ScanMode, scan_case_guarded
 from qa.scan.facts import CaseFacts, Problem, ReleaseFacts
 from qa.scan.meta import read_meta
@@ -84,9 +85,9 @@ def case_reports(facts: ReleaseFacts, spec: ReleaseSpec, findings: list[Finding]
             shape=list(header.shape), spacing=list(header.zooms[:3]), axcodes=axcodes(header),
             dtype=header.dtype, affine=header.affine)
         row = rows.get(case.case, {})
-        reports.append(CaseReport(case=case.case, split=row.get(split_column) if split_column else None, meta=row,
-                                  image=image, image_stats=image_stats(case), labels=case_labels(case, spec),
-                                  findings=per_case.get(case.case, 0)))
+        reports.append(CaseReport(case=safe_text(case.case), split=row.get(split_column) if split_column else None,
+                                  meta=row, image=image, image_stats=image_stats(case),
+                                  labels=case_labels(case, spec), findings=per_case.get(safe_text(case.case), 0)))
     return reports
 
 
@@ -98,7 +99,8 @@ def build_report(facts: ReleaseFacts, spec: ReleaseSpec, spec_reason: str, mode:
     files = sum(len(c.files) for c in facts.cases)
     cases = case_reports(facts, spec, findings, judgement.table)
     return Report(
-        version=__version__, spec_id=spec.id, spec=SpecSnapshot.of(spec), spec_reason=spec_reason, release=facts.root,
+        version=__version__, spec_id=spec.id, spec=SpecSnapshot.of(spec), spec_reason=spec_reason,
+        release=safe_text(facts.root),
         mode=mode, subset=subset, started=started, duration_s=round(duration_s, 3),
         summary=summarize(findings, len(facts.cases), files, fail_on),
         findings=findings, cases=cases,

@@ -7,6 +7,7 @@ import fnmatch
 from qa.checks.base import Context, check, finding, header_problem, mask_paths
 from qa.rules.finding import Finding
 from qa.rules.spec import ReleaseSpec, case_folders
+from qa.rules.text import is_safe
 from qa.scan.facts import CaseFacts, FileFacts, Problem
 
 OS_JUNK = (".DS_Store", "__MACOSX", "Thumbs.db", "desktop.ini")
@@ -31,7 +32,10 @@ def check_root(ctx: Context) -> list[Finding]:
 
 def unexpected(spec: ReleaseSpec, case: str | None, path: str, kind: str) -> Finding:
     name = path.rsplit("/", 1)[-1]
-    if name.startswith("._") or name in OS_JUNK:
+    if not is_safe(name):
+        subcode, why = "bad_name", ("a name that is not valid UTF-8 or holds control characters (shown with them "
+                                    "escaped): tools that read the release as text fail on it or print it wrongly")
+    elif name.startswith("._") or name in OS_JUNK:
         subcode, why = "os_junk", "operating-system junk (macOS resource fork or folder metadata)"
     elif kind == "symlink":
         subcode, why = "link", "a symbolic link"

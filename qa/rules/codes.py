@@ -142,14 +142,18 @@ _CODES = [
         "FILE_UNEXPECTED", "warning", "an unexpected file or folder",
         "A file or folder that the spec does not expect: unknown mask names, stray copies, macOS junk ('._*', "
         "'.DS_Store', "
-        "'__MACOSX'), folders at the root that are not cases, or a symbolic link.",
+        "'__MACOSX'), folders at the root that are not cases, a symbolic link, or a name that is not valid UTF-8 or "
+        "holds control characters (reported with those bytes escaped as \\xNN).",
         "Junk inflates the release; an unknown mask name usually means a renamed class that loaders will skip.",
-        "Delete the junk; rename masks to the spec's class names, or check with the spec of the right release.",
+        "Delete the junk; rename masks to the spec's class names, or check with the spec of the right release; "
+        "rename a badly named file with its escaped bytes (e.g. mv $'notes_\\xe9.txt' notes.txt).",
         subcodes=(
             Subcode("os_junk", "operating-system leftovers: macOS resource forks and folder metadata, Windows "
                                "thumbnails"),
             Subcode("link", "a symbolic link where a file or folder is expected"),
             Subcode("unknown", "a file or folder the spec does not expect"),
+            Subcode("bad_name", "a name that is not valid UTF-8 or holds control characters; the report shows its "
+                                "bytes escaped (\\xe9, \\x1b)"),
         ),
     ),
     Code(

@@ -8,6 +8,7 @@ import csv
 import dataclasses
 import fnmatch
 import io
+import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from nibabel.nifti1 import Nifti1Header
 from nibabel.openers import Opener
 
 from qa.rules.spec import ReleaseSpec
+from qa.rules.text import safe_text
 from qa.synth.phantom import REGIONS, Frame, Region, render
 
 DEFAULT_SHAPE = (48, 40, 64)
@@ -471,6 +473,16 @@ def stray_copy(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFau
     return [InjectedFault("FILE_UNEXPECTED", case, copy)]
 
 
+BAD_NAME = b"notes_\xe9.txt"
+
+
+def badly_named_file(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    """A file whose name holds the byte 0xE9 (Latin-1 'e' acute), which is not UTF-8."""
+    path = f"{case}/{os.fsdecode(BAD_NAME)}"
+    (sample.root / path).write_bytes(b"checked\n")
+    return [InjectedFault("FILE_UNEXPECTED", case, safe_text(path))]
+
+
 def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
@@ -673,6 +685,7 @@ _FAULTS: dict[str, Fault] = {
     "FILE_UNEXPECTED:os_junk": Fault(macos_junk, "macOS leftovers: an AppleDouble '._liver.nii.gz' and a '.DS_Store'"),
     "FILE_UNEXPECTED:link": Fault(link_in_case, "a symbolic link 'image.nii.gz' to the case's CT"),
     "FILE_UNEXPECTED:unknown": Fault(stray_copy, "a stray copy 'liver (1).nii.gz'"),
+    "FILE_UNEXPECTED:bad_name": Fault(badly_named_file, "a file 'notes_\\xe9.txt' whose name is not UTF-8"),
     "FILE_CORRUPT:size_mismatch": Fault(_on_file("FILE_CORRUPT", "image", _truncate),
                                     "the CT cut in half, as by an interrupted download"),
     "FILE_CORRUPT:empty": Fault(_on_file("FILE_CORRUPT", "mask", lambda path: path.write_bytes(b"")), "a mask of 0 bytes"),

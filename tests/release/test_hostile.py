@@ -1,0 +1,130 @@
+"""Hostile and odd releases checked as a user would, with `tsqa check` in a process of its own: every run ends, in
+time, with a report that reads back as a Report, the right finding on the right path, the expected exit code, no
+traceback and no process left behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from support import Run, run_tsqa
+
+from qa.report.model import Report
+from qa.rules.spec import ReleaseSpec, load_spec
+from qa.synth.sample import Sample, make_sample, read_meta_rows, write_meta_rows
+
+SHAPE = (24, 20, 32)
+SPEC = "totalsegmentator-v2"
+
+
+@pytest.fixture(scope="module")
+def v2() -> ReleaseSpec:
+    return load_spec(SPEC)
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory, v2: ReleaseSpec) -> Sample:
+    return make_sample(tmp_path_factory.mktemp("pristine") / "release", v2, cases=2, shape=SHAPE)
+
+
+@pytest.fixture
+def release(pristine: Sample, tmp_path: Path) -> Path:
+    """A fresh copy of a clean two-case release, to break."""
+    return Path(shutil.copytree(pristine.root, tmp_path / "release", symlinks=True))
+
+
+@dataclass
+class Checked:
+    run: Run
+    report: Report
+
+    def at(self, path: str) -> set[tuple[str, str | None]]:
+        return {(f.code, f.subcode) for f in self.report.findings if f.path == path}
+
+
+def check(root: Path, out: Path, *options: str, spec: str | None = SPEC, fail_on: str = "never",
+          expect: int = 0) -> Checked:
+    """`tsqa check` on a subset, quick unless told; it must exit with `expect` and leave both reports."""
+    chosen = ["--spec", spec] if spec else []
+    run = run_tsqa("check", os.fsencode(root).decode("utf-8", "surrogateescape"), *chosen, "--subset", "--out", out,
+                   "--jobs", "1", "--fail-on", fail_on, *options)
+    assert "Traceback" not in run.stderr, run.stderr
+    assert run.returncode == expect, run.stderr
+    assert (out / "report.html").is_file()
+    return Checked(run, Report.model_validate_json((out / "report.json").read_bytes()))
+
+
+def test_names_that_are_not_utf8_are_bad_name_findings_with_their_bytes_escaped(
+    release: Path, tmp_path: Path
+) -> None:
+    odd = {b"s0001/notes_\xe9.txt": "file", b"s0001/segmentations/liver\xff.nii.gz": "file",
+           b"s0000/\xc3(": "dir", b"caf\xe9": "dir"}
+    for name, kind in odd.items():
+        path = release / os.fsdecode(name)
+        path.mkdir() if kind == "dir" else shutil.copyfile(release / "s0001" / "ct.nii.gz", path)
+    checked = check(release, tmp_path / "out", "--mode", "deep")
+    for path in ("s0001/notes_\\xe9.txt", "s0001/segmentations/liver\\xff.nii.gz", "s0000/\\xc3(", "caf\\xe9"):
+        assert checked.at(path) == {("FILE_UNEXPECTED", "bad_name")}
+    assert len({f.fingerprint for f in checked.report.findings}) == len(checked.report.findings)
+    assert "worst cases: s0001, s0000" in checked.run.stdout  # two findings in s0001, one in s0000
+
+
+def test_a_release_root_whose_name_is_not_utf8_is_reported_with_its_bytes_escaped(
+    pristine: Sample, tmp_path: Path
+) -> None:
+    root = Path(shutil.copytree(pristine.root, tmp_path / os.fsdecode(b"r\xe9lease")))
+    checked = check(root, tmp_path / "out")
+    assert checked.report.release.endswith("/r\\xe9lease")
+    assert checked.report.findings == []
+
+
+def test_control_characters_and_markup_in_case_ids_are_printed_as_text(
+    release: Path, tmp_path: Path, v2: ReleaseSpec
+) -> None:
+    header, rows = read_meta_rows(release, v2)
+    rows[0][0], rows[1][0] = "s0000\x1b[2J", "s0001[/red]"
+    write_meta_rows(release, v2, header, rows)
+    checked = check(release, tmp_path / "out")
+    assert {f.case for f in checked.report.findings if f.code == "CASE_MISSING"} == {"s0000\\x1b[2J", "s0001[/red]"}
+    assert "\x1b" not in checked.run.stdout + checked.run.stderr
+    assert "s0000\\x1b[2J" in checked.run.stdout and "s0001[/red]" in checked.run.stdout
+
+
+def test_folders_named_like_cases_with_other_digits_or_a_newline_are_not_cases(release: Path, tmp_path: Path) -> None:
+    for name in ("s0001\n", "s\u0660\u0660\u0660\u0663", "s\uff10\uff10\uff10\uff16"):
+        shutil.copytree(release / "s0001", release / name)
+    checked = check(release, tmp_path / "out")
+    assert checked.report.summary.cases == 2
+    assert checked.at("s0001\\n") == {("FILE_UNEXPECTED", "bad_name")}
+    assert checked.at("s\u0660\u0660\u0660\u0663") == checked.at("s\uff10\uff10\uff10\uff16") == {
+        ("FILE_UNEXPECTED", "unknown")}
+
+
+def test_spec_detection_opens_no_fifo_and_follows_no_link_out_of_the_release(release: Path, tmp_path: Path) -> None:
+    # the link's target is a FIFO: following it would block the run
+    os.mkfifo(tmp_path / "outside.csv")
+    (release / "meta.csv").unlink()
+    (release / "meta.csv").symlink_to(tmp_path / "outside.csv")
+    os.mkfifo(release / "s0001" / "segmentations" / "extra.nii.gz")
+    checked = check(release, tmp_path / "out", spec=None)
+    assert "detected totalsegmentator-v2: not the 11 meta.csv columns" in checked.report.spec_reason
+    assert checked.at("meta.csv") == {("META_UNREADABLE", "unreadable")}
+
+
+def test_a_fifo_named_meta_csv_does_not_hang_detection(release: Path, tmp_path: Path) -> None:
+    (release / "meta.csv").unlink()
+    os.mkfifo(release / "meta.csv")
+    checked = check(release, tmp_path / "out", spec=None, fail_on="error", expect=1)
+    assert checked.at("meta.csv") == {("META_UNREADABLE", "unreadable")}
+
+
+def test_a_meta_csv_link_loop_is_unreadable(release: Path, tmp_path: Path) -> None:
+    (release / "meta.csv").unlink()
+    (release / "meta.csv").symlink_to("meta.csv")
+    checked = check(release, tmp_path / "out", fail_on="error", expect=1)
+    [finding] = [f for f in checked.report.findings if f.path == "meta.csv"]
+    assert (finding.code, finding.subcode) == ("META_UNREADABLE", "unreadable")
+    assert "loop" in finding.message
