@@ -15,6 +15,10 @@ from qa.rules.spec import ColumnRule, MetaSpec
 
 # The file's first line is the header, so the first data row is line 2.
 FIRST_DATA_LINE = 2
+# A release's metadata table has a dozen columns of short values. A header of 100,000 names would cost pandas and the
+# report minutes and hundreds of MB (every column is judged and listed), so wider tables are refused before parsing.
+MAX_COLUMNS = 1_000
+MAX_CELL_CHARS = 1_000
 _SPACES = re.compile(r"\s+")
 
 
@@ -59,6 +63,7 @@ def read_table(raw: bytes, spec: MetaSpec) -> MetaTable:
         raise MetaUnreadable("no_header", "the file has no header line")
     if spec.separator not in first_line and len(spec.columns) > 1:
         raise MetaUnreadable("separator", f"the header line has no {spec.separator!r} separator: {first_line[:80]!r}")
+    _refuse_wide_lines(text, spec.separator)
     try:
         # index_col=False: rows ending in a separator must not make pandas take the first column for an index
         with warnings.catch_warnings(record=True) as caught:
@@ -70,21 +75,47 @@ def read_table(raw: bytes, spec: MetaSpec) -> MetaTable:
                                       f"{str(exc).strip()}") from exc
     if caught:
         _refuse_cells_past_the_header(text, spec.separator)
+    _refuse_long_cells(frame)
     frame.columns = [str(c).strip() for c in frame.columns]
     frame.index = range(FIRST_DATA_LINE, FIRST_DATA_LINE + len(frame))
     frame = frame.astype(object).where(frame.apply(lambda col: col.str.strip() != ""), None)
     return MetaTable(frame=frame, normalized=_normalize_columns(frame, spec))
 
 
+def _refuse_wide_lines(text: str, separator: str) -> None:
+    """A line with more fields than MAX_COLUMNS, counted as separators, before pandas spends a second per 100,000 of
+    them. A separator inside a quoted cell counts too, but a cell holding that many is longer than MAX_CELL_CHARS."""
+    fields = [line.count(separator) + 1 for line in text.split("\n")]
+    widest = max(range(len(fields)), key=fields.__getitem__)
+    if fields[widest] > MAX_COLUMNS:
+        where = "the header line" if widest == 0 else f"line {widest + 1}"
+        raise MetaUnreadable("too_wide", f"{where} has {fields[widest]} fields, more than a metadata table has "
+                                         f"({MAX_COLUMNS})")
+
+
+def _refuse_long_cells(frame: pd.DataFrame) -> None:
+    names = [str(name) for name in frame.columns]
+    longest_name = max(map(len, names), default=0)
+    lengths = frame.apply(lambda column: column.str.len().max()) if len(frame) else pd.Series(dtype=float)
+    longest_cell = int(lengths.max()) if len(lengths) and pd.notna(lengths.max()) else 0
+    if max(longest_name, longest_cell) > MAX_CELL_CHARS:
+        where = f"column {names[int(lengths.argmax())]!r}" if longest_cell >= longest_name else "the header"
+        raise MetaUnreadable("too_wide", f"a cell of {max(longest_name, longest_cell)} characters in {where}, longer "
+                                         f"than a metadata value is ({MAX_CELL_CHARS})")
+
+
 def _refuse_cells_past_the_header(text: str, separator: str) -> None:
     """Rows longer than the header: empty trailing fields (a separator at the end of a row) are harmless, a value
     past the last column would be lost."""
     rows = csv.reader(io.StringIO(text), delimiter=separator)
-    width = len(next(rows))
-    for line, row in enumerate(rows, start=FIRST_DATA_LINE):
-        if any(cell.strip() for cell in row[width:]):
-            raise MetaUnreadable("parse", f"line {line} has {len(row)} fields but the header names {width}: the "
-                                          "cells past the last column would be lost")
+    try:
+        width = len(next(rows))
+        for line, row in enumerate(rows, start=FIRST_DATA_LINE):
+            if any(cell.strip() for cell in row[width:]):
+                raise MetaUnreadable("parse", f"line {line} has {len(row)} fields but the header names {width}: "
+                                              "the cells past the last column would be lost")
+    except csv.Error as exc:  # e.g. a field past the header longer than the csv module's limit
+        raise MetaUnreadable("parse", f"cannot be parsed as {separator!r}-separated values: {exc}") from exc
 
 
 def _normalize_columns(frame: pd.DataFrame, spec: MetaSpec) -> list[Normalized]:

@@ -47,8 +47,9 @@ _CODES = [
     ),
     Code(
         "META_UNREADABLE", "error", "meta.csv cannot be parsed",
-        "meta.csv does not decode with the spec's encoding, has no header line, or its header does not use the "
-        "spec's separator.",
+        "meta.csv does not decode with the spec's encoding, has no header line, its header does not use the "
+        "spec's separator, its rows cannot be parsed, or it is far wider than a metadata table (more than 1,000 "
+        "columns, or a cell of more than 1,000 characters).",
         "Every reader of the release (pandas, nnU-Net converters) will fail or read one giant column.",
         "Save the file as UTF-8 (with BOM for TotalSegmentator) and separate columns with the spec's separator (';').",
         subcodes=(
@@ -58,6 +59,8 @@ _CODES = [
             Subcode("no_header", "the file has no header line"),
             Subcode("separator", "the header line does not use the spec's separator"),
             Subcode("parse", "the rows cannot be parsed as separated values"),
+            Subcode("too_wide", "more columns (1,000) or a longer cell (1,000 characters) than a metadata table has; "
+                                "refused before parsing it, so that such a file cannot cost minutes and a huge report"),
         ),
     ),
     Code(

@@ -393,6 +393,14 @@ def meta_unclosed_quote(sample: Sample, spec: ReleaseSpec, case: str) -> list[In
     return [InjectedFault("META_UNREADABLE", None, spec.meta.file)]
 
 
+def meta_too_wide(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    path = sample.root / spec.meta.file
+    header, rest = path.read_bytes().split(b"\n", 1)
+    extra = "".join(f"{spec.meta.separator}column_{i}" for i in range(2_000)).encode(spec.meta.encoding)
+    path.write_bytes(header + extra + b"\n" + rest)
+    return [InjectedFault("META_UNREADABLE", None, spec.meta.file)]
+
+
 def meta_dangling_link(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
     _dangling_link(sample.root / spec.meta.file)
     return [InjectedFault("META_UNREADABLE", None, spec.meta.file)]
@@ -666,6 +674,7 @@ _FAULTS: dict[str, Fault] = {
     "META_UNREADABLE:no_header": Fault(meta_empty, "meta.csv emptied to 0 bytes"),
     "META_UNREADABLE:parse": Fault(meta_unclosed_quote, "a last line that opens a quote and never closes it"),
     "META_UNREADABLE:unreadable": Fault(meta_dangling_link, "meta.csv replaced by a dangling symbolic link"),
+    "META_UNREADABLE:too_wide": Fault(meta_too_wide, "2,000 more column names in meta.csv's header line"),
     "META_COLUMNS:missing": Fault(meta_drop_column, "the first column that is neither id nor split dropped"),
     "META_COLUMNS:unknown": Fault(meta_unknown_column, "a column 'comment' the spec does not know added"),
     "META_VALUE:allowed": Fault(_cell("META_VALUE", "gender", "x"), "the case's gender is 'x', not one of m, f"),

@@ -128,3 +128,14 @@ def test_a_meta_csv_link_loop_is_unreadable(release: Path, tmp_path: Path) -> No
     [finding] = [f for f in checked.report.findings if f.path == "meta.csv"]
     assert (finding.code, finding.subcode) == ("META_UNREADABLE", "unreadable")
     assert "loop" in finding.message
+
+
+def test_a_meta_csv_header_of_100000_columns_is_too_wide_and_keeps_the_report_small(
+    release: Path, tmp_path: Path, v2: ReleaseSpec
+) -> None:
+    header, rows = read_meta_rows(release, v2)
+    write_meta_rows(release, v2, [*header, *(f"c{i}" for i in range(100_000))], rows)
+    checked = check(release, tmp_path / "out", fail_on="error", expect=1)
+    assert checked.at("meta.csv") == {("META_UNREADABLE", "too_wide")}
+    assert (tmp_path / "out" / "report.html").stat().st_size < 200_000
+    assert (tmp_path / "out" / "report.json").stat().st_size < 100_000
