@@ -164,9 +164,11 @@ _CODES = [
         "The file is empty, not gzip, truncated, has an unreadable or absurd NIfTI header, is not a regular file, is "
         "a link "
         "leaving the release, or the size its header declares differs from the size in the gzip trailer (ISIZE, "
-        "modulo 2^32). "
-        "The deep pass also decompresses every byte: a CRC32 or length mismatch anywhere in the stream, or data "
-        "shorter than "
+        "modulo 2^32) or is more than the file can hold. ISIZE is the size of the last gzip member only: when it "
+        "disagrees, the quick pass reads the stream through once, so that a valid file of several members (which gzip "
+        "and nibabel read as one stream) is no finding and a truncated or padded one says where it breaks. "
+        "The deep pass also decompresses every byte of every member: a CRC32 or length mismatch anywhere, a broken "
+        "later member, or data shorter than "
         "the header says, is found only there (a header can look perfect over a broken stream). The subcode says "
         "which kind, "
         "details.reason the exact problem.",
@@ -179,11 +181,14 @@ _CODES = [
             Subcode("truncated", "the gzip stream ends before the end of the NIfTI header"),
             Subcode("bad_header", "no usable NIfTI header: the stream breaks in it, or its size, magic, dimensions, "
                                   "data type or vox_offset are wrong"),
-            Subcode("absurd_size", "the header declares more voxels or bytes than geometry.max_voxels or max_bytes"),
-            Subcode("size_mismatch", "the header's size differs from the gzip trailer's: truncated, padded or a wrong "
-                                     "header"),
-            Subcode("stream", "decompressing every byte fails: CRC32, length, broken deflate data or data shorter than "
-                              "declared", "deep"),
+            Subcode("absurd_size", "the header declares more voxels or bytes than geometry.max_voxels or max_bytes, "
+                                   "or a vox_offset past max_bytes"),
+            Subcode("size_mismatch", "the header's size differs from the gzip stream's (its trailer, or its members "
+                                     "read through) or is more than the file can hold: truncated, padded, trailing "
+                                     "garbage or a wrong header"),
+            Subcode("stream", "decompressing every byte of every gzip member fails: CRC32, length, broken deflate data, "
+                              "a broken later member, bytes after the last member, or data shorter than declared",
+                    "deep"),
         ),
     ),
     Code(

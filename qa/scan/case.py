@@ -11,7 +11,8 @@ import numpy as np
 
 from qa.rules.spec import ReleaseSpec
 from qa.scan.facts import CaseFacts, DeepFacts, FileFacts, MaskValues, Problem, StreamFacts
-from qa.scan.nifti import inflate, read_file_facts
+from qa.scan.members import inflate
+from qa.scan.nifti import read_file_facts
 from qa.scan.voxels import OverlapTracker, image_values, mask_values, voxel_array
 from qa.source.base import ReleaseSource, SourceError
 
@@ -50,7 +51,7 @@ def scan_case(source: ReleaseSource, case: str, layout: Layout = Layout(), mode:
             facts.entries.extend(source.entries(entry.path))
     for entry in facts.entries:
         if entry.kind != "dir" and is_nifti_name(entry.path.rsplit("/", 1)[-1]):
-            facts.files[entry.path] = read_file_facts(source, entry.path)
+            facts.files[entry.path] = read_file_facts(source, entry.path, layout.max_bytes)
     if mode == "deep":
         facts.deep = measure_case(source, facts, layout)
     return facts
@@ -80,7 +81,7 @@ def _read_raw(source: ReleaseSource, facts: FileFacts | None, layout: Layout, de
         return None
 
 
-def _inflate_raw(raw: bytes, facts: FileFacts, deep: DeepFacts) -> bytearray | None:
+def _inflate_raw(raw: bytes, facts: FileFacts, deep: DeepFacts) -> np.ndarray | None:
     buffer, deep.streams[facts.path] = inflate(raw, facts.header.stream_bytes)
     return buffer
 

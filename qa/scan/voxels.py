@@ -18,7 +18,7 @@ MAX_REPORTED_VALUES = 20
 PADDING_MIN_SHARE = 0.01
 
 
-def voxel_array(buffer: bytearray, header: HeaderFacts) -> np.ndarray:
+def voxel_array(buffer: bytes | np.ndarray, header: HeaderFacts) -> np.ndarray:
     """The stored voxels as a flat array in file (Fortran) order, without copying the buffer."""
     dtype = np.dtype(header.dtype).newbyteorder(header.byteorder)
     return np.frombuffer(buffer, dtype=dtype, count=math.prod(header.shape), offset=header.data_offset)

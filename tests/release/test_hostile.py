@@ -4,11 +4,15 @@ traceback and no process left behind."""
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pytest
 from support import Run, run_tsqa
 
@@ -49,8 +53,9 @@ def check(root: Path, out: Path, *options: str, spec: str | None = SPEC, fail_on
           expect: int = 0) -> Checked:
     """`tsqa check` on a subset, quick unless told; it must exit with `expect` and leave both reports."""
     chosen = ["--spec", spec] if spec else []
-    run = run_tsqa("check", os.fsencode(root).decode("utf-8", "surrogateescape"), *chosen, "--subset", "--out", out,
-                   "--jobs", "1", "--fail-on", fail_on, *options)
+    mode = [] if "--mode" in options else ["--mode", "quick"]
+    run = run_tsqa("check", root, *chosen, "--subset", "--out", out, "--jobs", "1", "--fail-on", fail_on, *mode,
+                   *options)
     assert "Traceback" not in run.stderr, run.stderr
     assert run.returncode == expect, run.stderr
     assert (out / "report.html").is_file()
@@ -139,3 +144,67 @@ def test_a_meta_csv_header_of_100000_columns_is_too_wide_and_keeps_the_report_sm
     assert checked.at("meta.csv") == {("META_UNREADABLE", "too_wide")}
     assert (tmp_path / "out" / "report.html").stat().st_size < 200_000
     assert (tmp_path / "out" / "report.json").stat().st_size < 100_000
+
+
+LIVER = "s0001/segmentations/liver.nii.gz"
+
+
+def split_in_members(raw: bytes) -> bytes:
+    """The same stream as three gzip members, as gzip and nibabel read it."""
+    nii = gzip.decompress(raw)
+    cuts = [0, 100, len(nii) // 2, len(nii)]
+    return b"".join(gzip.compress(nii[a:b], compresslevel=1) for a, b in zip(cuts, cuts[1:]))
+
+
+def test_a_valid_multi_member_mask_is_no_finding_in_either_pass(release: Path, tmp_path: Path) -> None:
+    mask = release / LIVER
+    voxels = int(np.count_nonzero(np.asarray(nib.load(mask).dataobj)))
+    mask.write_bytes(split_in_members(mask.read_bytes()))
+    assert int(np.count_nonzero(np.asarray(nib.load(mask).dataobj))) == voxels
+    for mode in ("quick", "deep"):
+        checked = check(release, tmp_path / mode, "--mode", mode, fail_on="warning")
+        assert checked.report.findings == []
+    [case] = [c for c in checked.report.cases if c.case == "s0001"]
+    assert case.labels["liver"].voxels == voxels
+
+
+def test_a_corrupt_copy_after_a_valid_member_is_found_by_deep(release: Path, tmp_path: Path) -> None:
+    """Its trailer is the first member's, so only reading every member sees it, as gzip -t does."""
+    mask = release / LIVER
+    member = mask.read_bytes()
+    copy = bytearray(member)
+    copy[len(copy) // 2] ^= 0xFF
+    mask.write_bytes(member + bytes(copy))
+    with pytest.raises((OSError, EOFError, zlib.error)):
+        gzip.decompress(mask.read_bytes())
+    assert check(release, tmp_path / "quick").report.findings == []
+    checked = check(release, tmp_path / "deep", "--mode", "deep", fail_on="error", expect=1)
+    assert checked.at(LIVER) == {("FILE_CORRUPT", "stream")}
+    [finding] = [f for f in checked.report.findings if f.path == LIVER]
+    assert finding.message.startswith(f"{LIVER}: gzip member 2: ")
+
+
+def test_garbage_after_the_last_member_is_found_by_both_passes(release: Path, tmp_path: Path) -> None:
+    """The file no longer ends in the trailer, so the quick pass reads it through and says why."""
+    mask = release / LIVER
+    mask.write_bytes(mask.read_bytes() + b"trailing garbage")
+    with pytest.raises(gzip.BadGzipFile):
+        gzip.decompress(mask.read_bytes())
+    for mode in ("quick", "deep"):
+        checked = check(release, tmp_path / mode, "--mode", mode, fail_on="error", expect=1)
+        assert checked.at(LIVER) == {("FILE_CORRUPT", "size_mismatch")}
+        [finding] = [f for f in checked.report.findings if f.path == LIVER]
+        assert "16 bytes after the last gzip member" in finding.message
+
+
+def test_quick_catches_a_vox_offset_past_4_gib_that_the_trailer_cannot_tell_from_a_sane_one(
+    release: Path, tmp_path: Path
+) -> None:
+    mask = release / LIVER
+    nii = gzip.decompress(mask.read_bytes())
+    header = nib.Nifti1Header(nii[:348], check=False)
+    offset = int(header["vox_offset"])
+    header["vox_offset"] = 2**32 + 512
+    mask.write_bytes(gzip.compress(header.binaryblock + nii[348:offset].ljust(512 - 348, b"\0") + nii[offset:]))
+    checked = check(release, tmp_path / "out", fail_on="error", expect=1)
+    assert checked.at(LIVER) == {("FILE_CORRUPT", "absurd_size")}
