@@ -186,9 +186,9 @@ _CODES = [
             Subcode("size_mismatch", "the header's size differs from the gzip stream's (its trailer, or its members "
                                      "read through) or is more than the file can hold: truncated, padded, trailing "
                                      "garbage or a wrong header"),
-            Subcode("stream", "decompressing every byte of every gzip member fails: CRC32, length, broken deflate data, "
-                              "a broken later member, bytes after the last member, or data shorter than declared",
-                    "deep"),
+            Subcode("stream", "decompressing every byte of every gzip member fails: CRC32, length, broken deflate "
+                              "data, a broken later member, bytes after the last member, or data shorter than "
+                              "declared", "deep"),
         ),
     ),
     Code(
