@@ -57,12 +57,12 @@ def make_evidence(report: Report, source: ReleaseSource, layout: Layout, out_dir
         image_path = f"{f.case}/{layout.image}"
         if image_path not in image_cache:
             image_cache.clear()  # one image in memory at a time
-            image_cache[image_path] = read_volume(source, image_path, layout)
-        mask = read_volume(source, f.path, layout)
+            image_cache[image_path] = _volume(source, image_path, layout)
+        mask = _volume(source, f.path, layout)
         other = f.details.get("path_a") if f.code == "LABEL_OVERLAP" else None
-        other_mask = read_volume(source, other, layout) if isinstance(other, str) and mask is not None else None
+        other_mask = _volume(source, other, layout) if isinstance(other, str) and mask is not None else None
         shown = [m for m in (mask, other_mask) if m is not None]
-        png = slice_picture(image_cache[image_path], shown)
+        png = _picture(image_cache[image_path], shown)
         if png is None:
             continue
         name = f"{EVIDENCE_DIR}/{f.fingerprint}.png"
@@ -70,6 +70,22 @@ def make_evidence(report: Report, source: ReleaseSource, layout: Layout, out_dir
         classes = [f.class_name] + ([str(f.details["class_a"])] if other_mask is not None else [])
         made.append(Evidence(fingerprint=f.fingerprint, file=name, case=f.case, path=f.path, classes=classes))
     return made
+
+
+# The files pictured are the flagged ones, hostile at times: whatever goes wrong with one costs its picture, never the
+# report that is written after the pictures.
+def _volume(source: ReleaseSource, path: str, layout: Layout) -> Volume | None:
+    try:
+        return read_volume(source, path, layout)
+    except Exception:
+        return None
+
+
+def _picture(image: Volume | None, masks: Sequence[Volume]) -> bytes | None:
+    try:
+        return slice_picture(image, masks)
+    except Exception:
+        return None
 
 
 def _axial_axis(affine: np.ndarray) -> int:

@@ -61,6 +61,8 @@ def check_case_files(case: CaseFacts, ctx: Context) -> list[Finding]:
                              missing_files=len(masks), entry=kind))
         masks = []
     for name, path in [(None, image), *masks]:
+        if path in case.failures:  # files.failures reports it
+            continue
         if path not in kinds:
             found.append(finding(spec, "FILE_MISSING", case.case, path, f"{path} is missing", subcode="file",
                                  class_name=name))
@@ -72,3 +74,12 @@ def check_case_files(case: CaseFacts, ctx: Context) -> list[Finding]:
                                  subcode=problem.kind, class_name=name, reason=problem.reason, size=facts.size,
                                  isize=facts.isize))
     return found
+
+
+@check("files.failures", ("QA_INTERNAL",))
+def check_failures(case: CaseFacts, ctx: Context) -> list[Finding]:
+    """A file whose reading or measuring raised: its own finding, while the case's other files are judged as usual."""
+    classes = {path: name for name, path in mask_paths(case, ctx.spec)}
+    return [finding(ctx.spec, "QA_INTERNAL", case.case, path, f"{path} could not be checked: {failure.reason}",
+                    subcode="file", class_name=classes.get(path), error=failure.reason)
+            for path, failure in sorted(case.failures.items())]

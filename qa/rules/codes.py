@@ -338,14 +338,16 @@ _CODES += [
         needs="deep",
     ),
     Code(
-        "QA_INTERNAL", "error", "tsqa could not check a case",
-        "Checking this case raised an unexpected error or killed its worker process. The other cases were checked. "
-        "details.error says what happened.",
-        "Nothing is known about the case, so it must not pass silently.",
-        "Look at the case's files by hand, and report the error to tsqa's developers with the details.",
+        "QA_INTERNAL", "error", "tsqa could not check a case or a file",
+        "Checking this case raised an unexpected error or killed its worker process (the other cases were checked), "
+        "or reading or measuring one file raised an unexpected error (the case's other files were checked; the "
+        "finding is on that file's path). details.error says what happened.",
+        "Nothing is known about the case or the file, so it must not pass silently.",
+        "Look at the file or the case's files by hand, and report the error to tsqa's developers with the details.",
         subcodes=(
             Subcode("crash", "the worker process checking the case died (crash or killed)"),
             Subcode("error", "checking the case raised an unexpected error"),
+            Subcode("file", "reading or measuring one file raised an unexpected error"),
         ),
     ),
 ]

@@ -193,6 +193,8 @@ class CaseFacts:
     files: dict[str, FileFacts] = field(default_factory=dict)
     deep: DeepFacts | None = None
     internal_error: Problem | None = None  # kind "crash" or "error": the case could not be scanned
+    # Files whose reading or measuring raised an unforeseen error (kind "error"); the case's other files were checked.
+    failures: dict[str, Problem] = field(default_factory=dict)
 
 
 @dataclass

@@ -18,6 +18,15 @@ MAX_REPORTED_VALUES = 20
 PADDING_MIN_SHARE = 0.01
 
 
+def measurable(header: HeaderFacts) -> bool:
+    """Whether the voxels are numbers the deep pass measures: not RGB24 or RGBA32 (numpy records), which the data
+    type checks report."""
+    try:
+        return np.dtype(header.dtype).kind in "biuf"
+    except TypeError:  # 'void24' and the like name no numpy type
+        return False
+
+
 def voxel_array(buffer: bytes | np.ndarray, header: HeaderFacts) -> np.ndarray:
     """The stored voxels as a flat array in file (Fortran) order, without copying the buffer."""
     dtype = np.dtype(header.dtype).newbyteorder(header.byteorder)

@@ -208,3 +208,28 @@ def test_quick_catches_a_vox_offset_past_4_gib_that_the_trailer_cannot_tell_from
     mask.write_bytes(gzip.compress(header.binaryblock + nii[348:offset].ljust(512 - 348, b"\0") + nii[offset:]))
     checked = check(release, tmp_path / "out", fail_on="error", expect=1)
     assert checked.at(LIVER) == {("FILE_CORRUPT", "absurd_size")}
+
+
+def _rgb24(mask: Path) -> None:
+    image = nib.load(mask)
+    rgb = np.zeros(image.shape, dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+    rgb["R"] = np.asarray(image.dataobj)
+    nib.save(nib.Nifti1Image(rgb, image.affine), mask)
+
+
+def _link_loop(mask: Path) -> None:
+    mask.unlink()
+    mask.symlink_to(mask.name)
+
+
+@pytest.mark.parametrize(("damage", "found"), [(_rgb24, ("LABEL_DTYPE", "dtype")),
+                                               (_link_loop, ("FILE_CORRUPT", "unreadable"))], ids=["rgb24", "loop"])
+def test_one_bad_mask_is_its_own_finding_and_the_case_is_still_checked(
+    release: Path, tmp_path: Path, damage, found: tuple[str, str]
+) -> None:
+    damage(release / LIVER)
+    checked = check(release, tmp_path / "out", "--mode", "deep", fail_on="error", expect=1)
+    assert checked.at(LIVER) == {found}
+    assert "QA_INTERNAL" not in checked.report.summary.by_code
+    [case] = [c for c in checked.report.cases if c.case == "s0001"]
+    assert case.image_stats is not None and "liver" not in case.labels and len(case.labels) == 116
