@@ -63,14 +63,23 @@ class Run:
 def run_tsqa(*args: str | Path, timeout: float = 120) -> Run:
     """`python -m qa ARGS` in a session of its own: it must finish within `timeout` seconds (a hang fails the test)
     and leave no process of its session behind."""
-    with subprocess.Popen([sys.executable, "-m", "qa", *map(str, args)], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, start_new_session=True) as process:
+    return finish(start_tsqa(*args), timeout)
+
+
+def start_tsqa(*args: str | Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "qa", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+
+
+def finish(process: subprocess.Popen, timeout: float = 120) -> Run:
+    """Wait for a process start_tsqa started, as run_tsqa does."""
+    with process:
         try:
             out, err = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
-            raise AssertionError(f"tsqa {' '.join(map(str, args))} did not finish in {timeout} s") from None
+            raise AssertionError(f"{process.args} did not finish in {timeout} s") from None
     left = session_members(process.pid)
     assert left == [], f"processes left behind: {left}"
     return Run(process.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))

@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--out",
         type=Path,
-        help="report folder (default: reports/<spec id>/ under the current folder, and reports/index.html lists them)",
+        help="report folder (default: reports/<spec id>/ under the current folder, and reports/index.html lists them); "
+        "it must be a writable folder outside the release, checked before the scan, and one run at a time writes it",
     )
     check.add_argument("--subset", action="store_true", help="the folder holds part of a release: skip split counts")
     check.add_argument(
@@ -141,7 +142,7 @@ def _specs() -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from qa.app.pipeline import run_check, write_outputs
+    from qa.app.pipeline import OutputError, open_output, run_check, write_outputs
     from qa.output.console import print_summary
     from qa.output.progress import progress_bar
     from qa.rules.detect import detect_spec
@@ -159,28 +160,33 @@ def _check(args: argparse.Namespace) -> int:
         choice = detect_spec(source)
         spec, reason = choice.spec, choice.reason
     out = args.out if args.out is not None else Path("reports") / spec.id
-    _refuse_inside(out, root)
-    interactive = not args.quiet and sys.stderr.isatty()
-    if not args.quiet:
-        print(f"tsqa: spec {spec.id} ({reason})", file=sys.stderr)
-    with progress_bar(interactive) as advance:
-        report = run_check(
-            source,
-            spec,
-            reason,
-            mode=args.mode,
-            jobs=args.jobs,
-            subset=args.subset,
-            fail_on=args.fail_on,
-            progress=advance,
-        )
-    path = write_outputs(report, source, spec, out, index=args.out is None)
+    try:
+        folder = open_output(out, root)
+    except OutputError as exc:
+        raise UsageError(str(exc)) from None
+    with folder:
+        interactive = not args.quiet and sys.stderr.isatty()
+        if not args.quiet:
+            print(f"tsqa: spec {spec.id} ({reason})", file=sys.stderr)
+        with progress_bar(interactive) as advance:
+            report = run_check(
+                source,
+                spec,
+                reason,
+                mode=args.mode,
+                jobs=args.jobs,
+                subset=args.subset,
+                fail_on=args.fail_on,
+                progress=advance,
+            )
+        path = write_outputs(report, source, spec, folder, index=args.out is None)
     if not args.quiet:
         print_summary(report, path)
     return EXIT_OK if report.summary.passed else EXIT_FINDINGS
 
 
 def _render(args: argparse.Namespace) -> int:
+    from qa.output.files import Folder, FolderBusy
     from qa.output.html.page import write_html
     from qa.output.json import read_report
 
@@ -190,14 +196,17 @@ def _render(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot read {args.report}: {exc.strerror or exc}") from exc
     except ValueError as exc:
         raise UsageError(f"{args.report} is not a tsqa report: {str(exc).splitlines()[0]}") from exc
-    page = write_html(report, args.report.parent, out_dir=args.out)
+    target = args.out or args.report.parent
+    try:
+        with Folder.open(args.report.parent) as evidence, Folder.open(target) as out:
+            out.lock()
+            page = write_html(report, evidence, out)
+    except FolderBusy:
+        raise UsageError(f"{target} is being written by a tsqa run; wait for it") from None
+    except OSError as exc:
+        raise UsageError(f"cannot write into {target}: {exc.strerror or exc}") from None
     print(f"wrote {safe_text(str(page))}")
     return EXIT_OK
-
-
-def _refuse_inside(out: Path, root: Path) -> None:
-    if out.resolve().is_relative_to(root.resolve()):
-        raise UsageError(f"--out {out} is inside the release; tsqa never writes into the data it checks")
 
 
 def _sample(args: argparse.Namespace) -> int:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
-from qa.output.files import write_atomic
+from qa.output.files import Folder
 from qa.report.model import Evidence, Report
 from qa.rules.codes import SEVERITY_RANK
 from qa.rules.finding import Finding
@@ -45,9 +44,9 @@ def picture_candidates(findings: list[Finding]) -> list[Finding]:
     return order
 
 
-def make_evidence(report: Report, source: ReleaseSource, layout: Layout, out_dir: Path,
+def make_evidence(report: Report, source: ReleaseSource, layout: Layout, out: Folder,
                   limit: int = MAX_PICTURES, seconds: float = PICTURE_SECONDS) -> list[Evidence]:
-    """Slice pictures of flagged masks written as PNG files under out_dir/evidence/, and what each shows."""
+    """Slice pictures of flagged masks written as PNG files under evidence/ in `out`, and what each shows."""
     made: list[Evidence] = []
     deadline = time.monotonic() + seconds
     image_cache: dict[str, Volume | None] = {}
@@ -66,7 +65,7 @@ def make_evidence(report: Report, source: ReleaseSource, layout: Layout, out_dir
         if png is None:
             continue
         name = f"{EVIDENCE_DIR}/{f.fingerprint}.png"
-        write_atomic(out_dir / name, png)
+        out.write(name, png)
         classes = [f.class_name] + ([str(f.details["class_a"])] if other_mask is not None else [])
         made.append(Evidence(fingerprint=f.fingerprint, file=name, case=f.case, path=f.path, classes=classes))
     return made

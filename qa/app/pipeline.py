@@ -17,6 +17,7 @@ from qa.checks.table import MetaTable
 from qa.execute.base import Executor
 from qa.execute.pool import PoolExecutor
 from qa.execute.serial import SerialExecutor
+from qa.output.files import Folder, FolderBusy
 from qa.output.html.history import publish_html
 from qa.output.json import write_report
 from qa.output.progress import Progress
@@ -119,9 +120,44 @@ def run_check(root: Path | ReleaseSource, spec: ReleaseSpec, spec_reason: str, m
     return build_report(facts, spec, spec_reason, mode, subset, fail_on, started, time.perf_counter() - clock)
 
 
-def write_outputs(report: Report, source: ReleaseSource, spec: ReleaseSpec, out: Path, index: bool = True) -> Path:
-    """Evidence pictures, report.json and report.html into `out`; with `index`, refresh the reports index of the
-    folder holding `out`. Returns the path of report.json."""
+class OutputError(ValueError):
+    """A report folder that cannot be used; the message is one line for the user."""
+
+
+def open_output(out: Path, release: Path) -> Folder:
+    """The report folder opened, locked and checked before anything is scanned: not inside the release, a folder (made
+    if absent), writable, and not being written by another run. Every output is then written through this handle."""
+    def refuse_inside(where: Path) -> None:
+        if where.is_relative_to(release.resolve()):
+            raise OutputError(f"--out {out} is inside the release; tsqa never writes into the data it checks")
+
+    refuse_inside(out.resolve())
+    try:
+        folder = Folder.open(out)
+    except FileExistsError:
+        raise OutputError(f"--out {out} exists and is not a folder") from None
+    except OSError as exc:
+        raise OutputError(f"cannot create --out {out}: {exc.strerror or exc}") from None
+    try:
+        refuse_inside(folder.path)  # a link swapped in between: the folder as opened is what counts
+        folder.lock()
+        folder.check_writable()
+    except FolderBusy:
+        folder.close()
+        raise OutputError(f"--out {out} is being written by another tsqa run; wait for it or choose another "
+                          "folder") from None
+    except OSError as exc:
+        folder.close()
+        raise OutputError(f"cannot write into --out {out}: {exc.strerror or exc}") from None
+    except OutputError:
+        folder.close()
+        raise
+    return folder
+
+
+def write_outputs(report: Report, source: ReleaseSource, spec: ReleaseSpec, out: Folder, index: bool = True) -> Path:
+    """Evidence pictures, then report.json, then report.html into `out`; with `index`, refresh the reports index of
+    the folder holding `out`. Returns the path of report.json."""
     report.evidence = make_evidence(report, source, Layout.of(spec), out)
     path = write_report(report, out)
     publish_html(report, out, index=index)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qa.output.files import write_atomic
+from qa.output.files import Folder, opened
 from qa.report.model import Report
 
 REPORT_JSON = "report.json"
 
 
-def write_report(report: Report, out_dir: Path) -> Path:
-    path = out_dir / REPORT_JSON
-    write_atomic(path, report.model_dump_json(indent=1))
-    return path
+def write_report(report: Report, out: Folder | Path) -> Path:
+    with opened(out) as folder:
+        return folder.write(REPORT_JSON, report.model_dump_json(indent=1))
 
 
 def read_report(path: Path) -> Report:

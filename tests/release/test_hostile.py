@@ -14,7 +14,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from support import Run, run_tsqa
+from support import Run, finish, run_tsqa, start_tsqa
 
 from qa.report.model import Report
 from qa.rules.spec import ReleaseSpec, load_spec
@@ -233,3 +233,19 @@ def test_one_bad_mask_is_its_own_finding_and_the_case_is_still_checked(
     assert "QA_INTERNAL" not in checked.report.summary.by_code
     [case] = [c for c in checked.report.cases if c.case == "s0001"]
     assert case.image_stats is not None and "liver" not in case.labels and len(case.labels) == 116
+
+
+def test_runs_writing_one_out_at_once_leave_the_json_and_the_page_of_one_run(
+    pristine: Sample, tmp_path: Path
+) -> None:
+    releases = [Path(shutil.copytree(pristine.root, tmp_path / f"release-{i}")) for i in range(3)]
+    out = tmp_path / "out"
+    runs = [finish(process) for process in [
+        start_tsqa("check", root, "--spec", SPEC, "--subset", "--out", out, "--jobs", "1", "--quiet")
+        for root in releases]]
+    assert all(run.returncode in (0, 2) and "Traceback" not in run.stderr for run in runs)
+    assert all("being written by another tsqa run" in run.stderr for run in runs if run.returncode == 2)
+    assert any(run.returncode == 0 for run in runs)
+    release = Report.model_validate_json((out / "report.json").read_bytes()).release
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert [str(root) for root in releases if f"<h1>tsqa report: {root}</h1>" in page] == [release]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from qa.output.files import write_atomic
+from qa.output.files import Folder, opened
 from qa.output.html.page import environment, write_html
 from qa.report.model import Report
 
@@ -62,16 +62,19 @@ def render_index(entries: list[HistoryEntry]) -> str:
     return environment().get_template("index.html.j2").render(entries=entries)
 
 
-def write_index(reports_dir: Path) -> Path:
-    path = reports_dir / "index.html"
-    write_atomic(path, render_index(read_entries(reports_dir)))
-    return path
+def write_index(reports_dir: Folder | Path) -> Path:
+    """index.html of the reports folder; runs writing into its subfolders take turns (they share this file)."""
+    with opened(reports_dir) as folder:
+        folder.lock(wait=True)
+        return folder.write("index.html", render_index(read_entries(folder.path)))
 
 
-def publish_html(report: Report, out_dir: Path, index: bool = True) -> Path:
+def publish_html(report: Report, out_dir: Folder | Path, index: bool = True) -> Path:
     """Write report.html next to report.json and, when asked, refresh the index of the folder holding the report folder
     (the reports/ history; a report written elsewhere with --out leaves its parent folder alone)."""
-    page = write_html(report, out_dir)
-    if index:
-        write_index(out_dir.resolve().parent)
+    with opened(out_dir) as folder:
+        page = write_html(report, folder)
+        if index:
+            with folder.parent() as parent:
+                write_index(parent)
     return page
