@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from pydantic import ValidationError
 
 from qa.output.files import Folder, opened
 from qa.output.html.page import environment, write_html
 from qa.report.model import Report
+from qa.rules.text import safe_text
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,10 @@ def read_entry(report_json: Path) -> HistoryEntry | None:
     folder = report_json.parent
     page = folder / "report.html"
     s = report.summary
+    # A folder's name is any bytes: shown as safe text, linked percent-encoded.
     return HistoryEntry(
-        folder=folder.name, link=f"{folder.name}/{page.name if page.is_file() else report_json.name}",
+        folder=safe_text(folder.name),
+        link=f"{quote(os.fsencode(folder.name))}/{page.name if page.is_file() else report_json.name}",
         release=report.release, spec_id=report.spec_id, mode=report.mode, subset=report.subset, started=report.started,
         passed=s.passed, cases=s.cases, errors=s.by_severity.get("error", 0), warnings=s.by_severity.get("warning", 0),
         infos=s.by_severity.get("info", 0), version=report.version)
