@@ -175,22 +175,22 @@ def _inflate_header(reader: MemberReader, first: bytes) -> tuple[bytes, tuple[Co
         while len(out) < NIFTI2_SIZE:
             out += inflater.decompress(pending, NIFTI2_SIZE - len(out))
             pending = inflater.unconsumed_tail
-            if inflater.eof:
-                pending = inflater.unused_data
-                if len(pending) < 2:
-                    pending += reader.read_at(read, READ_CHUNK)
-                    read += READ_CHUNK
-                if pending[:2] != GZIP_MAGIC:  # no member follows: the stream ends here
-                    break
-                inflater = zlib.decompressobj(wbits=31)
-            elif not pending and len(out) < NIFTI2_SIZE:
+            boundary = inflater.eof
+            if boundary:
+                pending, inflater = inflater.unused_data, zlib.decompressobj(wbits=31)
+            if len(out) >= NIFTI2_SIZE:
+                break
+            if len(pending) < 2:
                 if read > MAX_HEADER_INPUT:
                     return bytes(out), ("bad_header",
                                         f"no NIfTI header in the first {MAX_HEADER_INPUT} compressed bytes")
-                pending = reader.read_at(read, READ_CHUNK)
+                more = reader.read_at(read, READ_CHUNK)
                 read += READ_CHUNK
-                if not pending:
+                if not more and not pending:
                     break
+                pending += more
+            if boundary and pending[:2] != GZIP_MAGIC:  # no member follows: the stream ends here
+                break
     except zlib.error as exc:
         return bytes(out), ("bad_header", f"gzip stream broken at its start: {exc}")
     if len(out) < NIFTI1_SIZE:

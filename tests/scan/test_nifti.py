@@ -322,3 +322,19 @@ def test_a_vox_offset_past_max_bytes_is_absurd_though_the_trailer_agrees(tmp_pat
     assert facts.isize == facts.header.stream_bytes % (1 << 32)
     problem = facts.problem(1 << 30, 4 << 30)
     assert problem.kind == "absurd_size" and "vox_offset 4294967808" in problem.reason
+
+
+def test_a_header_split_over_gzip_members_is_read_across_them(tmp_path: Path) -> None:
+    path = tmp_path / "split.nii.gz"
+    nii = _nifti_stream(path)
+    path.write_bytes(b"".join(gzip.compress(nii[i : i + 50]) for i in range(0, len(nii), 50)))
+    assert _facts(path).header.shape == (7, 6, 5)
+
+
+def test_empty_gzip_members_before_the_header_are_read_only_so_far(tmp_path: Path) -> None:
+    path = tmp_path / "empty-members.nii.gz"
+    nii = _nifti_stream(path)
+    path.write_bytes(gzip.compress(b"") * 100_000 + gzip.compress(nii))
+    facts = _facts(path)
+    assert (facts.corrupt.kind, facts.corrupt.reason) == ("bad_header",
+                                                          "no NIfTI header in the first 1048576 compressed bytes")
