@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
+import dataclasses
+import functools
 import json
 import multiprocessing
 import os
@@ -17,9 +17,14 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
+
+if TYPE_CHECKING:
+    from qa.rules.spec import ReleaseSpec
+    from qa.synth.sample import CasePlan, Grid
 
 SPEC_NAME = "totalsegmentator-v2"
 FULL_CASES = 1228
@@ -27,17 +32,12 @@ FULL_CASES = 1228
 ID_SPAN = 1430
 KEPT_IDS = ("s1419", "s1429")
 FULL_SPLITS = {"train": 1082, "val": 57, "test": 89}
-COLUMNS = ["image_id", "age", "gender", "institute", "study_type", "split", "manufacturer", "scanner_model", "kvp",
-           "pathology", "pathology_location"]
-STUDY_TYPES = ["ct thorax-abdomen-pelvis", "ct neck-thorax-abdomen-pelvis", "ct polytrauma", "ct angiography pelvis-leg",
-               "ct hip right", "ct abdomen", "ct thorax"]
-SCANNERS = [("siemens", "somatom definition as+"), ("siemens", "somatom force"), ("philips", "iqon"), ("ge", "revolution")]
 # Tiny grids keep the build fast; only headers and trailers are read, so the volume size does not change what is timed.
 GRIDS = [(9, 8, 6), (7, 10, 5), (12, 9, 8)]
-SPACING_MM = 1.5
-MASK_VOXELS = 4
 TARGET_RATIO = 5.0
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4
+# Cases per task of the build's process pool: few enough tasks to spread evenly, big enough to keep dispatch cheap.
+BUILD_CHUNK = 16
 
 
 @dataclass(frozen=True)
@@ -85,78 +85,24 @@ def split_counts(cases: int) -> dict[str, int]:
     return {"train": cases - val - test, "val": val, "test": test}
 
 
-def meta_csv(ids: list[str], seed: int = 0) -> bytes:
-    """meta.csv as the release writes it: UTF-8 with BOM, ';'-separated, the 11 v2 columns."""
+def plan_release(spec: ReleaseSpec, cases: int, seed: int = 0) -> list[tuple[CasePlan, Grid]]:
+    """The synthetic cases under release-like ids with the release's split sizes, each on one of the tiny grids."""
+    from qa.synth.sample import default_grid, plan_case
+
     rng = random.Random(seed)
-    splits = [name for name, n in split_counts(len(ids)).items() for _ in range(n)]
+    splits = [name for name, n in split_counts(cases).items() for _ in range(n)]
     rng.shuffle(splits)
-    text = io.StringIO()
-    writer = csv.writer(text, delimiter=";", lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for case, split in zip(ids, splits, strict=True):
-        manufacturer, model = rng.choice(SCANNERS)
-        pathology = rng.choice(["no_pathology", "trauma", "tumor"])
-        writer.writerow([case, rng.randint(21, 94), rng.choice("mf"), rng.choice("ABCDEFGH"), rng.choice(STUDY_TYPES),
-                         split, manufacturer, model, rng.choice([80, 100, 120, 140]), pathology,
-                         "" if pathology == "no_pathology" else rng.choice(["liver", "lung", "pelvis"])])
-    return ("\ufeff" + text.getvalue()).encode("utf-8")
+    planned = []
+    for index, (case, split) in enumerate(zip(case_ids(cases, seed), splits, strict=True)):
+        plan = dataclasses.replace(plan_case(spec, seed, index), case=case, split=split)
+        planned.append((plan, default_grid(spec, plan, GRIDS[index % len(GRIDS)])))
+    return planned
 
 
-@dataclass(frozen=True)
-class Grid:
-    """The voxels of one tiny CT; each case writes it, and its masks, with its own affine."""
-
-    ct: np.ndarray
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.ct.shape
-
-
-def make_grids(seed: int = 0) -> list[Grid]:
-    rng = np.random.default_rng(seed)
-    return [Grid(rng.integers(-1000, 1500, size=shape, dtype=np.int16)) for shape in GRIDS]
-
-
-def mask_voxels(shape: tuple[int, ...], labelled: int) -> np.ndarray:
-    """The `labelled`-th non-empty mask of a case: its own block of voxels, so that no two masks overlap."""
-    data = np.zeros(shape, np.uint8)
-    data.flat[labelled * MASK_VOXELS : (labelled + 1) * MASK_VOXELS] = 1
-    return data
-
-
-def write_case(folder: Path, number: int, grid: Grid, classes: list[str]) -> None:
-    """A case as TotalSegmentator writes it: CT int16 at 1.5 mm RAS, every mask uint8 on the CT's grid (own origin per
-    case); one class in three is labelled, on voxels of its own, and the rest are empty."""
-    affine = np.diag([SPACING_MM, SPACING_MM, SPACING_MM, 1.0])
-    affine[:3, 3] = [-180.0 + 0.25 * (number % 200), -60.0 - 0.5 * (number % 37), 40.0 + 1.5 * number]
-    ct = nib.Nifti1Image(grid.ct, affine)
-    ct.set_data_dtype(np.int16)
-    seg = folder / "segmentations"
-    seg.mkdir(parents=True)
-    nib.save(ct, folder / "ct.nii.gz")
-    empty = None
-    for c, name in enumerate(classes):
-        path = seg / f"{name}.nii.gz"
-        if c % 3 == 0:
-            nib.save(_mask(mask_voxels(grid.shape, c // 3), affine, ct.header), path)
-        elif empty is None:
-            nib.save(_mask(np.zeros(grid.shape, np.uint8), affine, ct.header), path)
-            empty = path.read_bytes()
-        else:
-            # most masks of a real case are empty and byte-identical (77 of 117 in the example case)
-            path.write_bytes(empty)
-
-
-def _mask(data: np.ndarray, affine: np.ndarray, header: nib.Nifti1Header) -> nib.Nifti1Image:
-    mask = nib.Nifti1Image(data, affine, header)
-    mask.set_data_dtype(np.uint8)
-    return mask
-
-
-def build_layout(workdir: Path, cases: int) -> BuiltRelease:
-    """The benchmark release under workdir, built once and reused while its marker says it is complete."""
+def build_layout(workdir: Path, cases: int, processes: int) -> BuiltRelease:
+    """The benchmark release under workdir, built once with qa.synth and reused while its marker says it is complete."""
     from qa.rules.spec import load_spec
+    from qa.synth.sample import write_cases, write_meta
 
     spec = load_spec(SPEC_NAME)
     root = workdir / f"v2-{cases}-cases"
@@ -168,13 +114,12 @@ def build_layout(workdir: Path, cases: int) -> BuiltRelease:
         shutil.rmtree(root)
     marker.unlink(missing_ok=True)
     root.mkdir(parents=True)
-    ids = case_ids(cases)
-    (root / "meta.csv").write_bytes(meta_csv(ids))
-    grids = make_grids()
-    work = [(root / case, number, grids[number % len(grids)], spec.classes) for number, case in enumerate(ids)]
-    # creating 145k files is most of the build; two processes keep it to a minute or two
-    with multiprocessing.Pool(2) as pool:
-        pool.starmap(write_case, work, chunksize=16)
+    planned = plan_release(spec, cases)
+    write_meta(root, spec, [plan for plan, _ in planned])
+    parts = [planned[i : i + BUILD_CHUNK] for i in range(0, len(planned), BUILD_CHUNK)]
+    # creating 145k files is most of the build; a process pool keeps it to a minute or two
+    with multiprocessing.Pool(processes) as pool:
+        pool.map(functools.partial(write_cases, root, spec), parts)
     marker.write_text(json.dumps(expected))
     return BuiltRelease(root, cases, expected["files"])
 
@@ -202,16 +147,18 @@ def _peak_rss_mb() -> float:
 
 
 def measure_quick(root: Path, jobs: int, subset: bool) -> Timing:
-    """tsqa's quick pass through the engine, in this (fresh) process, so that its peak RSS is its own."""
+    """tsqa's quick pass through the pipeline, in this (fresh) process, so that its peak RSS is its own; clean means
+    no finding at warning or above, as `tsqa check --fail-on warning` exits 0."""
     from qa.app.pipeline import run_check
     from qa.rules.spec import load_spec
 
     spec = load_spec(SPEC_NAME)
     cpu, clock = cpu_seconds(), time.perf_counter()
-    report = run_check(root, spec, "benchmark", mode="quick", jobs=jobs, subset=subset)
+    report = run_check(root, spec, "benchmark", mode="quick", jobs=jobs, subset=subset, fail_on="warning")
     wall, cpu = time.perf_counter() - clock, cpu_seconds() - cpu
     return Timing(f"tsqa quick (jobs={jobs})", jobs, wall, cpu, report.summary.files, report.summary.passed,
-                  note=f"{len(report.findings)} findings {json.dumps(report.summary.by_code)}", peak_rss_mb=_peak_rss_mb())
+                  note=f"{len(report.findings)} findings {json.dumps(report.summary.by_code)}",
+                  peak_rss_mb=_peak_rss_mb())
 
 
 def naive_case(case: str) -> tuple[int, int]:
@@ -265,7 +212,8 @@ def run_measurement(kind: str, root: Path, jobs: int, subset: bool) -> Timing:
 
 def print_table(rows: list[Timing], quick: Timing) -> None:
     """Wall time decides the target; CPU time is shown too because other work on a shared machine inflates wall time."""
-    print(f"{'method':<34} {'wall s':>8} {'files/s':>9} {'x quick':>8} {'CPU s':>8} {'x quick':>8} {'peak RSS MB':>12}  ok  note")
+    print(f"{'method':<34} {'wall s':>8} {'files/s':>9} {'x quick':>8} {'CPU s':>8} {'x quick':>8} "
+          f"{'peak RSS MB':>12}  ok  note")
     for row in rows:
         rss = f"{row.peak_rss_mb:.0f}" if row.peak_rss_mb is not None else "-"
         print(f"{row.name:<34} {row.wall_s:>8.2f} {row.files_per_s:>9.0f} {row.wall_s / quick.wall_s:>8.2f} "
@@ -276,7 +224,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "tsqa-bench",
                         help="where the benchmark release is built and kept for reuse (outside the repo)")
-    parser.add_argument("--cases", type=int, default=FULL_CASES, help=f"number of cases (default {FULL_CASES}, the v2 release)")
+    parser.add_argument("--cases", type=int, default=FULL_CASES,
+                        help=f"number of cases (default {FULL_CASES}, the v2 release)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes for the parallel runs (default 2)")
     parser.add_argument("--measure", choices=["quick", "naive"], help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
@@ -285,7 +234,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _measure_only(args: argparse.Namespace) -> int:
-    timing = measure_quick(args.root, args.jobs, args.subset) if args.measure == "quick" else measure_naive(args.root, args.jobs)
+    if args.measure == "quick":
+        timing = measure_quick(args.root, args.jobs, args.subset)
+    else:
+        timing = measure_naive(args.root, args.jobs)
     print(json.dumps(asdict(timing)))
     return 0
 
@@ -298,8 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--cases must be between 1 and 9999")
     subset = args.cases != FULL_CASES
     clock = time.perf_counter()
-    layout = build_layout(args.workdir.resolve(), args.cases)
-    print(f"layout: {layout.root} ({layout.cases} cases, {layout.files} NIfTI files), ready in {time.perf_counter() - clock:.1f} s")
+    layout = build_layout(args.workdir.resolve(), args.cases, args.jobs)
+    print(f"layout: {layout.root} ({layout.cases} cases, {layout.files} NIfTI files), "
+          f"ready in {time.perf_counter() - clock:.1f} s")
     files = nifti_files(layout.root)
     print(f"warm-up: read {warm_up(files) / 1e6:.0f} MB from {len(files)} files (untimed)")
     quick = run_measurement("quick", layout.root, args.jobs, subset)
@@ -319,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine load average (1, 5, 15 min) after the runs: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"peak RSS of the quick pass (jobs={args.jobs}, main + largest worker): {quick.peak_rss_mb:.0f} MB")
     failures = [f"{row.name} did not come out clean ({row.note})" for row in rows if not row.ok]
-    failures += [f"{row.name} read {row.files} files, the layout has {layout.files}" for row in rows if row.files != layout.files]
+    failures += [f"{row.name} read {row.files} files, the layout has {layout.files}"
+                 for row in rows if row.files != layout.files]
     if ratio < TARGET_RATIO:
         failures.append(f"quick pass misses the target: naive/quick = {ratio:.2f} < {TARGET_RATIO:g}")
     for failure in failures:

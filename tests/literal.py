@@ -26,6 +26,7 @@ from qa.scan.facts import (
     ReleaseFacts,
     StreamFacts,
 )
+from qa.scan.itk import Placement
 from qa.source.base import Entry, EntryKind
 
 V2 = load_spec("totalsegmentator-v2")
@@ -56,17 +57,20 @@ def shifted(affine: Matrix, mm: float, axis: int = 0) -> Matrix:
 def header(shape: tuple[int, ...] = SHAPE, affine: Matrix | None = None, dtype: str = "int16",
            zooms: tuple[float, ...] | None = None, sform_code: int = 1, qform_code: int = 1,
            sform: Matrix | None | EllipsisType = ..., qform: Matrix | None | EllipsisType = ...,
-           slope: float | None = None, inter: float | None = None, qform_error: str | None = None) -> HeaderFacts:
-    """A NIfTI-1 header as the scan reads it; sform and qform default to the affine where their code is set."""
+           slope: float | None = None, inter: float | None = None, qform_error: str | None = None,
+           itk: Placement | None | EllipsisType = ..., version: int = 1) -> HeaderFacts:
+    """A NIfTI-1 header as the scan reads it; sform and qform default to the affine where their code is set, and
+    ITK places the grid where nibabel does unless `itk` says otherwise."""
     zooms = SPACING if zooms is None else zooms
     affine = ras(zooms[:3]) if affine is None else affine
     return HeaderFacts(
-        version=1, shape=shape, dtype=dtype, byteorder="<", zooms=zooms, affine=affine,
+        version=version, shape=shape, dtype=dtype, byteorder="<", zooms=zooms, affine=affine,
         sform_code=sform_code, qform_code=qform_code,
         sform=(affine if sform_code > 0 else None) if sform is ... else sform,
         qform=(affine if qform_code > 0 and qform_error is None else None) if qform is ... else qform,
         slope=slope, inter=inter, data_offset=NIFTI1_DATA_OFFSET,
         data_bytes=math.prod(shape) * np.dtype(dtype).itemsize, qform_error=qform_error,
+        itk=Placement(affine=affine, transform="sform") if itk is ... else itk,
     )
 
 
@@ -75,8 +79,8 @@ def mask_header(image: HeaderFacts | None = None, **changes) -> HeaderFacts:
     image = image or header()
     grid = {"shape": image.shape, "affine": image.affine, "zooms": image.zooms, "sform_code": image.sform_code,
             "qform_code": image.qform_code}
-    if "affine" not in changes:  # a new affine brings its own sform and qform
-        grid |= {"sform": image.sform, "qform": image.qform}
+    if "affine" not in changes:  # a new affine brings its own sform, qform and ITK placement
+        grid |= {"sform": image.sform, "qform": image.qform, "itk": image.itk}
     return header(**{"dtype": "uint8", **grid, **changes})
 
 

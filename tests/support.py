@@ -1,5 +1,6 @@
 """Test support shared by test modules: where the repository and its test data are, copies of the real example, a
-source that kills the worker reading one case, and `tsqa` run as a process of its own."""
+source that kills the worker reading one case, what GitHub and the SARIF schema would refuse in a SARIF log, and
+`tsqa` run as a process of its own."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import jsonschema
+
 from qa.source.base import MemberReader
 from qa.source.fs import FolderSource
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"  # see tests/data/README.md for where each file came from
 CLASS_MAPS = json.loads((DATA / "class-maps.json").read_text())
+SARIF_SCHEMA = json.loads((DATA / "sarif-schema-2.1.0.json").read_text())  # the OASIS standard's, see data/README
 
 
 def class_list(key: str) -> list[str]:
@@ -49,6 +53,26 @@ class KillingSource(FolderSource):
         if path.startswith(f"{self.case}/") and multiprocessing.parent_process() is not None:
             os.kill(os.getpid(), signal.SIGKILL)
         return super().open(path)
+
+
+def sarif_problems(log: dict) -> list[str]:
+    """Where a SARIF log breaks the 2.1.0 schema or GitHub's rules for code scanning."""
+    validator = jsonschema.Draft4Validator(SARIF_SCHEMA, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
+    problems = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(log)]
+    for run in log["runs"]:
+        rules = {r["id"] for r in run["tool"]["driver"]["rules"]}
+        for k, result in enumerate(run["results"]):
+            if not result.get("locations"):
+                problems.append(f"result {k} has no location")
+            for loc in result.get("locations", []):
+                physical = loc["physicalLocation"]
+                if physical.get("region", {}).get("startLine", 1) < 1:
+                    problems.append(f"result {k} has a line below 1")
+                if physical["artifactLocation"]["uri"].startswith("/"):
+                    problems.append(f"result {k} has an absolute path, not a URI")
+            if result["ruleId"] not in rules or not result.get("partialFingerprints"):
+                problems.append(f"result {k} has no rule or no fingerprint")
+    return problems
 
 
 @dataclass(frozen=True)

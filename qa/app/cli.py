@@ -1,4 +1,4 @@
-"""The `tsqa` command line: check, render, explain, specs, schema, sample and demo."""
+"""The `tsqa` command line: check, baseline, diff, render, explain, specs, schema, sample and demo."""
 
 from __future__ import annotations
 
@@ -8,12 +8,21 @@ import sys
 import tempfile
 import textwrap
 from collections.abc import Sequence
+from contextlib import ExitStack
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qa import __version__
+from qa.rules.baseline import BaselineError, load_baseline
 from qa.rules.codes import CODES
 from qa.rules.spec import SpecError, builtin_spec_names, load_spec
 from qa.rules.text import safe_text
+from qa.rules.waivers import WAIVER_CODES, WaiverError, load_waivers
+
+if TYPE_CHECKING:
+    from qa.report.gate import Gate
+    from qa.report.model import Report
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -37,6 +46,27 @@ def _positive(text: str) -> int:
     return value
 
 
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2027-06-30") from None
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 10:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share between 0 and 10 (0.1 is 10%)")
+    return value
+
+
+FAIL_ON_HELP = ("lowest severity that makes the exit code 1 (default: error; never: always 0); with --baseline only "
+                "findings new against the baseline count, and waived findings never do")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tsqa", description="Release QA for TotalSegmentator-style segmentation datasets.")
     parser.add_argument("--version", action="version", version=f"tsqa {__version__}")
@@ -46,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         help="check a release folder and write report.json and report.html",
         description="Check a release folder; exit 0 when no finding reaches --fail-on, 1 when one does, 2 on usage "
-        "errors.",
+        "errors. With --baseline, --fail-on counts only findings new against the baseline; findings a waiver "
+        "accepts (--waivers) never count.",
     )
     check.add_argument("path", type=Path, help="the release root (the folder holding meta.csv and the case folders)")
     check.add_argument(
@@ -61,20 +92,64 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--out",
         type=Path,
-        help="report folder (default: reports/<spec id>/ under the current folder, and reports/index.html lists them); "
-        "it must be a writable folder outside the release, checked before the scan, and one run at a time writes it",
+        help="report folder, written exactly there (default: a new folder per run, reports/<spec id>/<release>/"
+        "<UTC time>/, with latest.json beside it pointing at the newest; reports/index.html lists every run); it must "
+        "be a writable folder outside the release, checked before the scan, and one run at a time writes it",
     )
     check.add_argument("--subset", action="store_true", help="the folder holds part of a release: skip split counts")
     check.add_argument(
         "--jobs", type=_positive, default=os.cpu_count() or 1, help="parallel worker processes (default: all cores)"
     )
-    check.add_argument(
-        "--fail-on",
-        choices=["error", "warning", "never"],
-        default="error",
-        help="lowest severity that makes the exit code 1 (default: error)",
+    check.add_argument("--fail-on", choices=["error", "warning", "never"], default="error", help=FAIL_ON_HELP)
+    check.add_argument("--baseline", type=Path, metavar="FILE",
+                       help="mark findings new, unchanged or worse against this baseline (from 'tsqa baseline' "
+                            "or --write-baseline); --fail-on then counts only new (and worse) findings; a baseline of "
+                            "another spec is refused")
+    check.add_argument("--write-baseline", type=Path, metavar="FILE",
+                       help="record this run's findings as a baseline for later checks")
+    check.add_argument("--waivers", type=Path, metavar="FILE",
+                       help="YAML of accepted problems (code, optional subcode, case, path and class globs, reason, "
+                            "expires): waived findings stay in the report but never count for --fail-on")
+    check.add_argument("--today", type=_day, metavar="DATE",
+                       help="judge waiver expiry as of this day (YYYY-MM-DD; default: today in UTC)")
+    check.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML (a test per case and check "
+                                                                  "family) for CI test views")
+    check.add_argument("--sarif", type=Path, metavar="FILE", help="also write SARIF 2.1.0 for code scanning")
+    check.add_argument("--quiet", action="store_true", help="no progress bar and no summary (GitHub annotations, "
+                                                           "written when GITHUB_ACTIONS=true, stay)")
+
+    baseline = sub.add_parser(
+        "baseline",
+        help="record the findings of a report.json as a baseline",
+        description="Record the findings of a report by fingerprint (with counts where one repeats) for "
+        "'tsqa check --baseline', which then fails only on findings not in it.",
     )
-    check.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    baseline.add_argument("report", type=Path, help="a report.json written by 'tsqa check'")
+    baseline.add_argument("-o", "--out", type=Path, default=Path("tsqa-baseline.json"),
+                          help="baseline file to write (default: tsqa-baseline.json)")
+
+    diff = sub.add_parser(
+        "diff",
+        help="what changed between two reports: findings, cases, splits, classes",
+        description="Compare two reports (or, with --previous, a release's latest run with the one before it): "
+        "findings new, fixed and unchanged by fingerprint, cases added and removed, split moves, classes whose "
+        "presence or median volume changed. Exit 1 when new findings reach --fail-on.",
+    )
+    diff.add_argument("reports", nargs="*", type=Path, metavar="REPORT",
+                      help="OLD and NEW: two report.json files, or the folders holding them")
+    diff.add_argument("--previous", nargs="?", const="", metavar="RELEASE",
+                      help="compare the latest run of a release in the history with the run before it; RELEASE is "
+                           "its history folder (reports/<spec id>/<release>) or its name (default: the release "
+                           "checked last)")
+    diff.add_argument("--reports", type=Path, default=Path("reports"), dest="history",
+                      help="the history folder --previous looks in (default: reports)")
+    diff.add_argument("--out", type=Path, help="write diff.json, diff.md and diff.html here (default: print the "
+                                               "Markdown)")
+    diff.add_argument("--fail-on", choices=["error", "warning", "never"], default="error",
+                      help="lowest severity of a new finding that makes the exit code 1 (default: error); waived "
+                           "findings never count")
+    diff.add_argument("--volume-change", type=_share, default=0.10, metavar="SHARE",
+                      help="report a class whose median volume moved by more than this share (default: 0.10)")
 
     render = sub.add_parser(
         "render",
@@ -120,7 +195,8 @@ def _explain(code: str | None) -> int:
         return textwrap.fill(text, width=88, initial_indent="  ", subsequent_indent="  " + hanging)
 
     seen_by = "the quick and the deep pass" if c.needs == "quick" else "the deep pass only"
-    parts = [f"{c.code} ({c.severity} by default, seen by {seen_by}): {c.title}", f"What\n{wrap(c.what)}"]
+    origin = "made by --waivers" if c.code in WAIVER_CODES else f"seen by {seen_by}"
+    parts = [f"{c.code} ({c.severity} by default, {origin}): {c.title}", f"What\n{wrap(c.what)}"]
     if c.subcodes:
         lines = [wrap(f"{s.name}: {s.meaning}" + (" (deep pass only)" if s.needs == "deep" else ""), hanging="  ")
                  for s in c.subcodes]
@@ -141,10 +217,28 @@ def _specs() -> int:
     return EXIT_OK
 
 
+def _gate(args: argparse.Namespace, spec_id: str) -> Gate | None:
+    """The baseline and waivers of a check, read and matched to its spec before anything is scanned."""
+    from qa.report.gate import Gate
+
+    if args.baseline is None and args.waivers is None:
+        return None
+    baseline = load_baseline(args.baseline) if args.baseline else None
+    waivers = load_waivers(args.waivers) if args.waivers else None
+    if baseline is not None and baseline.spec_id != spec_id:
+        raise UsageError(f"baseline {args.baseline} records a check with spec {baseline.spec_id}, this check uses "
+                         f"{spec_id}; make a baseline of this spec with --write-baseline")
+    if waivers is not None and waivers.spec is not None and waivers.spec != spec_id:
+        raise UsageError(f"waivers {args.waivers} are for spec {waivers.spec}, this check uses {spec_id}")
+    return Gate(fail_on=args.fail_on, today=args.today or datetime.now(UTC).date(), baseline=baseline,
+                baseline_file=None if args.baseline is None else str(args.baseline), waivers=waivers)
+
+
 def _check(args: argparse.Namespace) -> int:
-    from qa.app.pipeline import OutputError, open_output, run_check, write_outputs
+    from qa.app.pipeline import OutputError, keep_run, open_history, open_output, run_check, write_outputs
     from qa.output.console import print_summary
     from qa.output.progress import progress_bar
+    from qa.report.gate import apply_gate
     from qa.rules.detect import detect_spec
     from qa.source.fs import FolderSource
 
@@ -159,54 +253,185 @@ def _check(args: argparse.Namespace) -> int:
     else:
         choice = detect_spec(source)
         spec, reason = choice.spec, choice.reason
-    out = args.out if args.out is not None else Path("reports") / spec.id
-    try:
-        folder = open_output(out, root)
-    except OutputError as exc:
-        raise UsageError(str(exc)) from None
-    with folder:
-        interactive = not args.quiet and sys.stderr.isatty()
+    gate = _gate(args, spec.id)
+    for option, path in (("--junit", args.junit), ("--sarif", args.sarif), ("--write-baseline", args.write_baseline)):
+        if path is not None:
+            _refuse_inside(path, root, option)
+    with ExitStack() as opened:
+        # the report folders are opened, checked and (--out) locked before the scan, and written through those handles
+        try:
+            if args.out is not None:
+                out = opened.enter_context(open_output(args.out, root))
+            else:
+                reports, history = open_history(Path("reports"), spec, source, root)
+                opened.enter_context(reports)
+                opened.enter_context(history)
+        except OutputError as exc:
+            raise UsageError(str(exc)) from None
         if not args.quiet:
             print(f"tsqa: spec {spec.id} ({reason})", file=sys.stderr)
-        with progress_bar(interactive) as advance:
-            report = run_check(
-                source,
-                spec,
-                reason,
-                mode=args.mode,
-                jobs=args.jobs,
-                subset=args.subset,
-                fail_on=args.fail_on,
-                progress=advance,
-            )
-        path = write_outputs(report, source, spec, folder, index=args.out is None)
+        with progress_bar(not args.quiet and sys.stderr.isatty()) as advance:
+            report = run_check(source, spec, reason, mode=args.mode, jobs=args.jobs, subset=args.subset,
+                               fail_on=args.fail_on, progress=advance)
+        if gate is not None:
+            report = apply_gate(report, gate, spec)
+        if args.out is not None:
+            path = write_outputs(report, source, spec, out)
+        else:
+            path = keep_run(report, source, spec, reports, history)
+    _write_ci_files(args, report, root)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        _github(report, root, path)
     if not args.quiet:
         print_summary(report, path)
     return EXIT_OK if report.summary.passed else EXIT_FINDINGS
 
 
-def _render(args: argparse.Namespace) -> int:
-    from qa.output.files import Folder, FolderBusy
-    from qa.output.html.page import write_html
+def _workspace() -> Path:
+    """The folder CI paths are relative to: the GitHub checkout when there is one, else the current folder."""
+    return Path(os.environ.get("GITHUB_WORKSPACE") or ".").resolve()
+
+
+def _prefix(root: Path, workspace: Path) -> str | None:
+    """The release root relative to the workspace ('' when it is the workspace), or None when it lies outside."""
+    real = root.resolve()
+    if not real.is_relative_to(workspace):
+        return None
+    inside = real.relative_to(workspace).as_posix()
+    return "" if inside == "." else inside
+
+
+def _write_ci_files(args: argparse.Namespace, report: Report, root: Path) -> None:
+    from qa.output.json import write_baseline
+    from qa.output.junit import write_junit
+    from qa.output.sarif import SourceRoot, write_sarif
+    from qa.rules.baseline import baseline_of
+
+    if args.junit is not None:
+        write_junit(report, args.junit)
+    if args.sarif is not None:
+        workspace = _workspace()
+        write_sarif(report, args.sarif, SourceRoot(_prefix(root, workspace), workspace.as_uri() + "/"))
+    if args.write_baseline is not None:
+        write_baseline(baseline_of(report.findings, report.spec_id, report.release, report.mode, report.started,
+                                   report.version), args.write_baseline)
+
+
+def _github(report: Report, root: Path, path: Path) -> None:
+    """Annotations on stdout, where the runner reads workflow commands, and the job summary."""
+    from qa.output.github import annotations, append_summary, job_summary
+
+    for line in annotations(report, _prefix(root, _workspace())):
+        print(line, flush=True)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        append_summary(Path(summary), job_summary(report, str(path)))
+
+
+def _baseline(args: argparse.Namespace) -> int:
+    from qa.output.json import write_baseline
+    from qa.rules.baseline import baseline_of
+
+    report = _read_report(args.report)
+    made = baseline_of(report.findings, report.spec_id, report.release, report.mode, report.started, report.version)
+    write_baseline(made, args.out)
+    total = sum(e.count for e in made.entries)
+    print(f"wrote {args.out}: {total} findings ({len(made.entries)} fingerprints) of {report.spec_id}, "
+          f"from the run of {report.started:%Y-%m-%d %H:%M} UTC")
+    return EXIT_OK
+
+
+def _read_report(path: Path) -> Report:
     from qa.output.json import read_report
 
+    if path.is_dir():
+        path = path / "report.json"
     try:
-        report = read_report(args.report)
+        return read_report(path)
     except OSError as exc:
-        raise UsageError(f"cannot read {args.report}: {exc.strerror or exc}") from exc
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
     except ValueError as exc:
-        raise UsageError(f"{args.report} is not a tsqa report: {str(exc).splitlines()[0]}") from exc
+        raise UsageError(f"{path} is not a tsqa report: {str(exc).splitlines()[0]}") from exc
+
+
+def _previous_runs(reports: Path, target: str) -> tuple[Path, Path]:
+    """The report.json of the run before the latest and of the latest run of a release in the history: a history
+    folder, a release name, or (target '') the release checked last."""
+    from qa.output.runs import LATEST, REPORT, latest_run, read_record, release_dirs, release_name, runs
+
+    folders = release_dirs(reports)
+    if target and Path(target).is_dir() and runs(Path(target)):
+        folder = Path(target)
+    elif target:
+        matching = [f for f in folders if f.name in (target, release_name(target))]
+        if not matching:
+            raise UsageError(f"no runs of a release {target!r} in {reports}/")
+        if len(matching) > 1:
+            raise UsageError(f"release {target} has runs under several specs ({', '.join(map(str, matching))}); "
+                             "name one of these folders")
+        folder = matching[0]
+    elif folders:
+        never = datetime.min.replace(tzinfo=UTC)
+        folder = max(folders, key=lambda f: getattr(read_record(f / LATEST), "started", never))
+    else:
+        raise UsageError(f"no runs in {reports}/ to compare; 'tsqa check' keeps them there")
+    found, latest = runs(folder), latest_run(folder)
+    before = found[:found.index(latest)] if latest in found else []
+    if latest is None or not before:
+        raise UsageError(f"{folder} has no run before its latest; nothing to compare")
+    return before[-1] / REPORT, latest / REPORT
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from qa.output.html.diff import write_diff_html
+    from qa.output.json import write_diff
+    from qa.output.markdown import diff_markdown, write_diff_markdown
+    from qa.report.diff import diff_reports
+
+    if args.previous is not None:
+        if args.reports:
+            raise UsageError("give either two reports or --previous, not both")
+        old_path, new_path = _previous_runs(args.history, args.previous)
+    elif len(args.reports) == 2:
+        old_path, new_path = args.reports
+    else:
+        raise UsageError("give two reports (OLD NEW) or --previous")
+    old, new = _read_report(old_path), _read_report(new_path)
+    diff = diff_reports(old, new, str(old_path), str(new_path), fail_on=args.fail_on, volume_change=args.volume_change)
+    if args.out is not None:
+        write_diff(diff, args.out)
+        write_diff_markdown(diff, args.out / "diff.md")
+        page = write_diff_html(diff, args.out)
+        s = diff.summary
+        print(f"{'PASS' if s.passed else 'FAIL'} {s.new} new, {s.fixed} fixed, {s.unchanged} unchanged findings; "
+              f"wrote diff.json, diff.md and {page}")
+    else:
+        sys.stdout.write(diff_markdown(diff))
+    return EXIT_OK if diff.summary.passed else EXIT_FINDINGS
+
+
+def _render(args: argparse.Namespace) -> int:
+    from qa.output.files import Folder, FolderBusy
+    from qa.output.html.history import find_index, index_href
+    from qa.output.html.page import write_html
+
+    report = _read_report(args.report)
     target = args.out or args.report.parent
     try:
         with Folder.open(args.report.parent) as evidence, Folder.open(target) as out:
             out.lock()
-            page = write_html(report, evidence, out)
+            page = write_html(report, evidence, out, index_href=index_href(out.path, find_index(out.path)))
     except FolderBusy:
         raise UsageError(f"{target} is being written by a tsqa run; wait for it") from None
     except OSError as exc:
         raise UsageError(f"cannot write into {target}: {exc.strerror or exc}") from None
     print(f"wrote {safe_text(str(page))}")
     return EXIT_OK
+
+
+def _refuse_inside(out: Path, root: Path, option: str = "--out") -> None:
+    if out.resolve().is_relative_to(root.resolve()):
+        raise UsageError(f"{option} {out} is inside the release; tsqa never writes into the data it checks")
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -253,8 +478,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args)
         if args.command == "render":
             return _render(args)
+        if args.command == "baseline":
+            return _baseline(args)
+        if args.command == "diff":
+            return _diff(args)
         return _check(args)
-    except (UsageError, SpecError) as exc:
+    except (UsageError, SpecError, BaselineError, WaiverError) as exc:
         print(f"tsqa: error: {safe_text(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -46,7 +46,8 @@ def _demo(release: Path, out: Folder) -> int:
     source = FolderSource(release)
     # A 4-case sample cannot have the release's split sizes, so it is checked as a subset.
     report = run_check(source, spec, f"demo: a synthetic sample of {spec.id}", jobs=1, subset=True)
-    path = write_outputs(report, source, spec, out)
+    with out.parent() as index:
+        path = write_outputs(report, source, spec, out, index_dir=index)
     print_summary(report, path)
     missed = missed_faults(sample.faults, report)
     for fault in missed:

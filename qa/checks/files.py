@@ -44,7 +44,7 @@ def unexpected(spec: ReleaseSpec, case: str | None, path: str, kind: str) -> Fin
     return finding(spec, "FILE_UNEXPECTED", case, path, f"{path}: {why}", subcode=subcode, entry=kind)
 
 
-@check("files.case", ("FILE_UNEXPECTED", "FILE_MISSING", "FILE_CORRUPT"))
+@check("files.case", ("FILE_UNEXPECTED", "FILE_MISSING", "FILE_CORRUPT", "FILE_VERSION"))
 def check_case_files(case: CaseFacts, ctx: Context) -> list[Finding]:
     spec = ctx.spec
     kinds = {e.path: e.kind for e in case.entries}
@@ -73,6 +73,11 @@ def check_case_files(case: CaseFacts, ctx: Context) -> list[Finding]:
             found.append(finding(spec, "FILE_CORRUPT", case.case, path, f"{path}: {problem.reason}",
                                  subcode=problem.kind, class_name=name, reason=problem.reason, size=facts.size,
                                  isize=facts.isize))
+        elif facts.header.version not in spec.nifti_versions:
+            allowed = " or ".join(f"NIfTI-{v}" for v in spec.nifti_versions)
+            found.append(finding(spec, "FILE_VERSION", case.case, path,
+                                 f"{path}: NIfTI-{facts.header.version}, the release's readers open {allowed}",
+                                 class_name=name, version=facts.header.version, allowed=list(spec.nifti_versions)))
     return found
 
 

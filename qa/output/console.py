@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from qa.report.gate import describe
 from qa.report.model import Report
 from qa.rules.codes import CODES, SEVERITY_RANK
 from qa.rules.text import safe_text
@@ -25,9 +26,12 @@ def print_summary(report: Report, path: Path, console: Console | None = None) ->
     console = console or Console()
     s = report.summary
     verdict = "[bold green]PASS[/]" if s.passed else "[bold red]FAIL[/]"
+    counted = ", counting only new findings" if s.counted == "new" else ""
     console.print(f"{verdict} {report.spec_id}, {s.cases} cases, {s.files} files, {report.duration_s:.1f} s: "
                   f"{s.by_severity['error']} errors, {s.by_severity['warning']} warnings, {s.by_severity['info']} info "
-                  f"(fail on {s.fail_on})", soft_wrap=True)
+                  f"(fail on {s.fail_on}{counted})", soft_wrap=True)
+    for line in describe(report):
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
     if s.by_code:
         severities: dict[str, Counter] = {}
         for f in report.findings:

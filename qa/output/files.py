@@ -54,6 +54,9 @@ class Folder:
         except OSError:
             return
 
+    def unlock(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+
     def check_writable(self) -> None:
         """OSError (with its strerror) unless a file can be created in the folder."""
         name = f".tsqa-probe-{secrets.token_hex(4)}"
@@ -103,6 +106,15 @@ class Folder:
             data = fh.read(limit + 1)
         return data if len(data) <= limit else None
 
+    def mkdir(self, name: str) -> None:
+        """Make the subfolder `name`; FileExistsError when there is one."""
+        os.mkdir(name, dir_fd=self.fd)
+
+    def child(self, name: str) -> Folder:
+        """The subfolder `name`, opened through this folder's handle, never through a link."""
+        fd = os.open(name, OPEN_FOLDER, dir_fd=self.fd)
+        return Folder(self.path / name, fd)
+
     def parent(self) -> Folder:
         """The folder holding this one, as it is now."""
         fd = os.open("..", OPEN_FOLDER, dir_fd=self.fd)
@@ -140,6 +152,13 @@ def opened(out: Folder | Path) -> Iterator[Folder]:
         return
     with Folder.open(out) as folder:
         yield folder
+
+
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Write one file atomically into the folder holding it (made if absent): for a file named on its own (--junit,
+    a baseline), not a report folder."""
+    with Folder.open(path.parent) as folder:
+        folder.write(path.name, content)
 
 
 def _where(fd: int, fallback: Path) -> Path:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from qa.rules.baseline import BaselineEntry
 from qa.rules.codes import Severity
-from qa.rules.finding import Finding, reaches
+from qa.rules.finding import Finding, fails
 from qa.rules.spec import ReleaseSpec
+from qa.rules.waivers import Waiver
 
 # Raised whenever report.json changes in a way a reader must know: fields removed, renamed or retyped.
 SCHEMA_VERSION = 2
@@ -124,14 +126,58 @@ class OverlapStats(BaseModel):
     max_share: float = Field(description="Largest share of the smaller mask covered by the overlap, over the cases.")
 
 
+class BaselineCounts(BaseModel):
+    """The findings against the baseline, and the baseline's findings that did not come back."""
+
+    new: int
+    unchanged: int
+    worse: int = Field(description="In the baseline at a lower severity; counted with the new ones.")
+    fixed: int = Field(description="Findings of the baseline that this run no longer has.")
+
+
 class Summary(BaseModel):
     cases: int
     files: int
-    by_severity: dict[Severity, int]
+    by_severity: dict[Severity, int] = Field(description="Every finding, waived or not.")
     by_code: dict[str, int]
     worst_cases: list[str] = Field(description="Cases with the most errors, then warnings; at most ten.")
     fail_on: FailOn
+    counted: Literal["all", "new"] = Field("all", description="Which findings --fail-on counted: all, or, with a "
+                                                              "baseline, only those new (or worse) against it. "
+                                                              "Waived findings never count.")
+    failing: int = Field(0, description="How many findings made the run fail.")
+    waived: int = Field(0, description="How many findings a waiver accepted.")
+    baseline: BaselineCounts | None = Field(None, description="Against the baseline, when one was given.")
     passed: bool
+
+
+class BaselineRef(BaseModel):
+    """The baseline a check was compared with (--baseline)."""
+
+    file: str = Field(description="The baseline file as given on the command line.")
+    release: str = Field(description="The release of the run it records.")
+    started: datetime = Field(description="When that run started.")
+    findings: int = Field(description="How many findings it records.")
+
+
+class WaiverUse(BaseModel):
+    """One entry of the waivers file and what it did in this run."""
+
+    entry: int = Field(description="Its number in the file, from 1.")
+    line: int | None = Field(description="Its line in the file.")
+    waiver: Waiver
+    state: Literal["active", "expired", "unused"] = Field(description="active: in force and waived findings; "
+                                                                      "expired: past its date, waived nothing; "
+                                                                      "unused: in force but matched nothing.")
+    matched: int = Field(description="Findings it waived (active) or would have waived (expired).")
+
+
+class WaiversRef(BaseModel):
+    """The waivers a check applied (--waivers), judged on one day."""
+
+    file: str = Field(description="The waivers file as given on the command line.")
+    today: date = Field(description="The day expiry dates were judged on (--today, or the check's UTC date).")
+    entries: list[WaiverUse]
 
 
 class Report(BaseModel):
@@ -157,9 +203,16 @@ class Report(BaseModel):
     overlaps: list[OverlapStats] = Field(default_factory=list,
                                          description="Overlapping class pairs, largest first (deep mode).")
     evidence: list[Evidence] = Field(default_factory=list, description="Slice pictures of findings, beside the report.")
+    baseline: BaselineRef | None = Field(None, description="The baseline findings were marked against (--baseline).")
+    fixed: list[BaselineEntry] = Field(default_factory=list,
+                                       description="Baseline entries no finding of this run matched: fixed since.")
+    waivers: WaiversRef | None = Field(None, description="The waivers applied (--waivers) and what each did.")
 
 
-def summarize(findings: list[Finding], cases: int, files: int, fail_on: FailOn) -> Summary:
+def summarize(findings: list[Finding], cases: int, files: int, fail_on: FailOn, only_new: bool = False,
+              fixed: int = 0) -> Summary:
+    """The counts and the verdict. With `only_new` (a baseline was given) only new or worse findings fail the run;
+    waived findings never do; `fixed` is how many baseline findings this run no longer has."""
     by_severity = Counter(f.severity for f in findings)
     per_case: dict[str, list[int]] = {}
     for f in findings:
@@ -174,7 +227,13 @@ def summarize(findings: list[Finding], cases: int, files: int, fail_on: FailOn) 
         by_code=dict(sorted(Counter(f.code for f in findings).items())),
         worst_cases=worst,
         fail_on=fail_on,
-        passed=not any(reaches(f.severity, fail_on) for f in findings),
+        counted="new" if only_new else "all",
+        failing=sum(fails(f, fail_on, only_new) for f in findings),
+        waived=sum(f.waived is not None for f in findings),
+        baseline=BaselineCounts(new=sum(f.baseline == "new" for f in findings),
+                                unchanged=sum(f.baseline == "unchanged" for f in findings),
+                                worse=sum(f.baseline == "worse" for f in findings), fixed=fixed) if only_new else None,
+        passed=not any(fails(f, fail_on, only_new) for f in findings),
     )
 
 

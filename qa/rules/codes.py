@@ -192,6 +192,14 @@ _CODES = [
         ),
     ),
     Code(
+        "FILE_VERSION", "error", "a file's NIfTI version is not one the release's readers open",
+        "The file is NIfTI-2 (or NIfTI-1) where the spec's nifti_versions does not allow it. ITK 5.4 (SimpleITK 2.5, "
+        "hence TotalSegmentator, nnU-Net and 3D Slicer) opens NIfTI-1 only: 'Unable to determine ImageIO reader'. "
+        "details give the version and the versions allowed.",
+        "nibabel reads the file, so it passes every nibabel-based check and breaks the first ITK-based pipeline.",
+        "Save the file as NIfTI-1 (nibabel: nib.Nifti1Image(data, affine, header) from the NIfTI-2 image).",
+    ),
+    Code(
         "GEOM_SHAPE_MISMATCH", "error", "a mask's grid shape differs from its image's",
         "The mask's voxel dimensions are not those of the case's image. details give both shapes.",
         "Voxel-wise training pairs image and mask arrays directly; a different shape crashes or misaligns every "
@@ -200,12 +208,21 @@ _CODES = [
     ),
     Code(
         "GEOM_AFFINE_MISMATCH", "error", "a mask's affine differs from its image's",
-        "The mask's voxel-to-world affine deviates from the image's by more than geometry.affine_tolerance_mm. "
-        "details.max_deviation_mm is the largest displacement of a corner of the grid between the two affines.",
-        "Tools that respect world coordinates (ITK, 3D Slicer, MONAI with resampling) shift the mask against the "
-        "image, "
-        "or refuse to combine them.",
-        "Copy the image's sform/qform into the mask header (the voxel data need not change if the shapes agree).",
+        "A reader places the mask's grid more than geometry.affine_tolerance_mm away from where it places the image's. "
+        "Each of the spec's readers is asked: nibabel (its affine: the sform, else the qform) and ITK (ITK 5.4's "
+        "rules: voxel sizes from pixdim, the qform when a sform_code other than 1 comes with a differing qform). The "
+        "subcode names who misplaces the mask; details give each reader's largest corner displacement "
+        "(nibabel_deviation_mm, itk_deviation_mm) and the affines.",
+        "Tools that respect world coordinates shift the mask against the image, or refuse to combine them. A mask only "
+        "ITK misplaces looks aligned in nibabel-based tools and is silently off in TotalSegmentator, nnU-Net and 3D "
+        "Slicer.",
+        "Copy the image's header (sform, qform with its code, pixdim) into the mask's; the voxel data need not change "
+        "if the shapes agree.",
+        subcodes=(
+            Subcode("both", "nibabel and ITK alike put the mask away from its image"),
+            Subcode("itk", "only ITK does: its qform, or pixdim against the sform's columns, differs from the image's"),
+            Subcode("nibabel", "only nibabel does: the sform it uses differs, while ITK reads a matching qform"),
+        ),
     ),
     Code(
         "GEOM_SPACING", "error", "the image's voxel spacing is not the release's",
@@ -228,13 +245,16 @@ _CODES = [
     Code(
         "GEOM_AFFINE_INVALID", "error", "the affine cannot be trusted",
         "Non-finite or singular affine, neither sform nor qform set, a transform code outside NIfTI's 0 to 5, a qform "
-        "whose quaternion is not a rotation, sform and qform that disagree beyond the affine tolerance, or direction "
-        "cosines that are not orthonormal within geometry.orthonormal_tolerance. The subcode says which, details give "
-        "the number. Checked on the image, and on a mask only where its affine differs from the image's.",
-        "ITK, SimpleITK and 3D Slicer refuse non-orthonormal direction cosines ('ITK only supports orthonormal "
-        "direction "
-        "cosines'); tools disagree about which of two disagreeing transforms to use.",
-        "Rewrite the header with an orthonormalised rotation (e.g. from the qform) and matching sform and qform.",
+        "whose quaternion is not a rotation, sform and qform that disagree beyond the affine tolerance, direction "
+        "cosines that are not orthonormal within geometry.orthonormal_tolerance (1e-4, where ITK 5.4 starts refusing: "
+        "it tests max |R R^T - I| elementwise in float32 and, failing it, reads the qform or, without one, refuses the "
+        "file with 'ITK only supports orthonormal direction cosines'), or an image that nibabel and ITK place apart by "
+        "more than the affine tolerance. The subcode says which, details give the number. Checked on the image, and on "
+        "a mask only where its placement differs from the image's.",
+        "ITK, SimpleITK and 3D Slicer refuse non-orthonormal direction cosines; tools disagree about which of two "
+        "disagreeing transforms to use, so one release looks aligned in one tool and is misplaced in another.",
+        "Rewrite the header with an orthonormalised rotation (e.g. from the qform), matching sform and qform, and "
+        "pixdim equal to the lengths of the sform's columns.",
         subcodes=(
             Subcode("non_finite", "the affine has NaN or infinite entries"),
             Subcode("singular", "the affine's rotation and scaling part is singular"),
@@ -242,7 +262,10 @@ _CODES = [
             Subcode("bad_quaternion", "the only transform is a qform whose quaternion is not a rotation"),
             Subcode("no_transform", "neither sform nor qform is set"),
             Subcode("sform_qform", "sform and qform disagree beyond geometry.affine_tolerance_mm"),
-            Subcode("not_orthonormal", "direction cosines off orthonormal beyond geometry.orthonormal_tolerance"),
+            Subcode("not_orthonormal", "direction cosines off orthonormal beyond geometry.orthonormal_tolerance: ITK "
+                                       "refuses the file, or reads the qform instead when there is one"),
+            Subcode("readers_disagree", "nibabel and ITK place the image's grid apart: ITK reads the qform, or takes "
+                                        "voxel sizes from pixdim where nibabel takes the sform's columns"),
         ),
     ),
     Code(
@@ -349,6 +372,27 @@ _CODES += [
             Subcode("error", "checking the case raised an unexpected error"),
             Subcode("file", "reading or measuring one file raised an unexpected error"),
         ),
+    ),
+    Code(
+        "QA_WAIVER_EXPIRED", "warning", "a waiver has expired",
+        "An entry of the --waivers file has an `expires` date before the day of the check (--today, by default "
+        "today in UTC), so it no longer applies: the findings it matched count for --fail-on again. details give the "
+        "waivers file, the entry's number and line, what it matched on, its reason and expiry, and how many findings "
+        "it would have waived. Made by --waivers, not by a check of the release.",
+        "A waiver accepts a known problem until a date; past it the problem must be fixed or accepted again on "
+        "purpose, not forgotten.",
+        "Fix what the waiver covered, or, if the problem is still accepted, give the entry a new `expires` date (and "
+        "say why in its reason).",
+    ),
+    Code(
+        "QA_WAIVER_UNUSED", "info", "a waiver matched no finding",
+        "An entry of the --waivers file that is in force matched no finding of this run: the problem it accepted is "
+        "gone, or the entry names a code, subcode, case, path or class that never occurs. details give the waivers "
+        "file, the entry's number and line and what it matches on. Made by --waivers, not by a check of the release.",
+        "A stale waiver silently accepts the problem if it comes back; a mistyped one never accepted what it was "
+        "meant to.",
+        "Delete the entry if its problem is fixed; otherwise correct what it matches on (`tsqa explain CODE` lists "
+        "subcodes; case, path and class are globs).",
     ),
 ]
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import date
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -13,6 +15,8 @@ from qa.rules.text import safe_text
 Scalar = str | int | float | bool | None
 Detail = Scalar | list[Scalar] | list[list[Scalar]] | dict[str, Scalar]
 FINGERPRINT_HEX = 16
+# A finding against a baseline: not in it, in it, or in it at a lower severity than now (a problem that got worse).
+BaselineState = Literal["new", "unchanged", "worse"]
 
 
 def fingerprint(code: str, subcode: str | None, case: str | None, path: str | None, class_name: str | None,
@@ -22,6 +26,16 @@ def fingerprint(code: str, subcode: str | None, case: str | None, path: str | No
     other class of an overlap or a position rule, the column of a meta.csv cell)."""
     identity = json.dumps([code, subcode, case, path, class_name, key], ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()[:FINGERPRINT_HEX]
+
+
+class Waived(BaseModel):
+    """The waiver that accepted a finding: the finding stays in the report but does not count for --fail-on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str
+    expires: date | None = Field(None, description="The last day the waiver applies; null: no end date.")
+    entry: int = Field(description="The waiver's number in the waivers file, from 1.")
 
 
 class Finding(BaseModel):
@@ -40,6 +54,10 @@ class Finding(BaseModel):
     fingerprint: str = Field(description="Stable identity: a hash of code, subcode, case, path and class (and, where "
                                          "one file or row has several findings of a code, what tells them apart); "
                                          "never of measured numbers.")
+    baseline: BaselineState | None = Field(None, description="Against the baseline given with --baseline: new, "
+                                                             "unchanged, or worse (in it at a lower severity); null "
+                                                             "without a baseline.")
+    waived: Waived | None = Field(None, description="The waiver (--waivers) that accepted it; null when none did.")
 
     # Names and cells come from the release: a file name that is not UTF-8 or holds an escape sequence must still
     # make a report that serialises and prints as text. The fingerprint was taken from the real name.
@@ -71,3 +89,9 @@ def finding_sort_key(f: Finding) -> tuple:
 def reaches(severity: str, fail_on: str) -> bool:
     """Whether a finding of this severity fails a run with this --fail-on."""
     return fail_on != "never" and SEVERITY_RANK[severity] >= SEVERITY_RANK[fail_on]
+
+
+def fails(f: Finding, fail_on: str, only_new: bool = False) -> bool:
+    """Whether a finding fails the run: it reaches --fail-on, no waiver accepted it, and, when only new findings
+    count (a baseline was given), it is not in the baseline at its severity."""
+    return reaches(f.severity, fail_on) and f.waived is None and not (only_new and f.baseline == "unchanged")

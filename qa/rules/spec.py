@@ -142,6 +142,12 @@ class ReleaseSpec(_Strict):
     splits: dict[str, int] | None = None
     image_dtypes: list[str] = Field(min_length=1)
     mask_dtypes: list[str] = Field(min_length=1)
+    readers: list[Literal["nibabel", "itk"]] = Field(
+        ["nibabel", "itk"], min_length=1,
+        description="The readers the release's users open it with: each must place every file where the others do "
+                    "(itk: ITK 5.4, SimpleITK 2.5, hence TotalSegmentator, nnU-Net, 3D Slicer).")
+    nifti_versions: list[Literal[1, 2]] = Field(
+        [1], min_length=1, description="The NIfTI versions those readers open (ITK 5.4 opens NIfTI-1 only).")
     geometry: GeometrySpec = GeometrySpec()
     values: ValueSpec = ValueSpec()
     anatomy: AnatomySpec = AnatomySpec()

@@ -12,9 +12,10 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import ConfigDict, TypeAdapter
 
+from qa.scan.itk import Placement
 from qa.source.base import Entry
 
-FACTS_VERSION = 2
+FACTS_VERSION = 3
 # gzip's trailer keeps the uncompressed size modulo 2^32.
 ISIZE_MODULUS = 1 << 32
 # Deflate turns at most 1032 bytes into one (a 258-byte match in two bits): a gzip file cannot hold more than this.
@@ -57,6 +58,7 @@ class HeaderFacts:
     data_offset: int
     data_bytes: int
     qform_error: str | None = None
+    itk: Placement | None = None  # where ITK 5.4 puts the grid (None: not known); `affine` is where nibabel does
 
     def loaded(self, stored: float) -> float:
         """The value a reader gets for a stored value once scl_slope and scl_inter are applied (none: 1 and 0)."""

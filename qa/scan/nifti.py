@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
+import logging
 import struct
 import zlib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 from nibabel.nifti1 import Nifti1Header
@@ -13,6 +14,7 @@ from nibabel.nifti2 import Nifti2Header
 
 from qa.rules.spec import GeometrySpec
 from qa.scan.facts import ISIZE_MODULUS, MAX_DEFLATE_RATIO, CorruptKind, FileFacts, HeaderFacts, Problem
+from qa.scan.itk import NiftiFields, Placement, itk_placement
 from qa.scan.members import GZIP_MAGIC, TRAILER_BYTES, walk
 from qa.source.base import MemberReader, ReleaseSource, SourceError
 
@@ -68,10 +70,7 @@ def _parse_exact(block: bytes) -> HeaderFacts:
         raise NotNifti(f"datatype code {int(header['datatype'])} is not a NIfTI type ({exc})") from exc
     slope, inter = header.get_slope_inter()
     sform_code, qform_code = int(header["sform_code"]), int(header["qform_code"])
-    with np.errstate(all="ignore"):
-        sform = header.get_sform() if sform_code > 0 else None
-        qform, qform_error = _qform(header) if qform_code > 0 else (None, None)
-        affine = sform if sform is not None else qform if qform is not None else header.get_base_affine()
+    placed = _placed(header)
     single_file = magic in (b"n+1", b"n+2")
     min_offset = size + 4 if single_file else 0
     vox_offset = float(header["vox_offset"])
@@ -87,17 +86,69 @@ def _parse_exact(block: bytes) -> HeaderFacts:
         dtype=dtype.name if dtype.isnative else dtype.newbyteorder("=").name,
         byteorder=dtype.byteorder if dtype.byteorder in "<>" else "=",
         zooms=tuple(float(z) for z in header["pixdim"][1 : ndim + 1]),
-        affine=_as_list(affine),
+        affine=placed.affine,
         sform_code=sform_code,
         qform_code=qform_code,
-        sform=_as_list(sform) if sform is not None else None,
-        qform=_as_list(qform) if qform is not None else None,
+        sform=placed.sform,
+        qform=placed.qform,
         slope=None if slope is None else float(slope),
         inter=None if inter is None else float(inter),
         data_offset=data_offset,
         data_bytes=voxels * dtype.itemsize,
-        qform_error=qform_error,
+        qform_error=placed.qform_error,
+        itk=placed.itk,
     )
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """What a header's geometry fields say: its transforms, and where nibabel and ITK put the grid."""
+
+    affine: list[list[float]]
+    sform: list[list[float]] | None
+    qform: list[list[float]] | None
+    qform_error: str | None
+    itk: Placement
+
+
+_PLACED: dict[NiftiFields, _Placed] = {}
+PLACED_CACHE = 256
+
+
+def _placed(header: Nifti1Header) -> _Placed:
+    """The header's placements, computed once per distinct geometry: a case's CT and its masks share theirs."""
+    fields = NiftiFields.of(header)
+    if fields not in _PLACED:
+        with np.errstate(all="ignore"):
+            sform = header.get_sform() if fields.sform_code > 0 else None
+            qform, qform_error = _qform(header) if fields.qform_code > 0 else (None, None)
+            placed = _Placed(affine=_as_list(nibabel_affine(header)), sform=None if sform is None else _as_list(sform),
+                             qform=None if qform is None else _as_list(qform), qform_error=qform_error,
+                             itk=itk_placement(fields))
+        if len(_PLACED) >= PLACED_CACHE:
+            _PLACED.clear()
+        _PLACED[fields] = placed
+    return _PLACED[fields]
+
+
+_QUIET = logging.getLogger("tsqa.nibabel_fixes")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
+
+
+def nibabel_affine(header: Nifti1Header) -> np.ndarray:
+    """The affine nib.load gives: nibabel first 'fixes' the header (codes outside 0-5 become 0, negative pixdim its
+    absolute value, a qfac other than 1 or -1 becomes 1), then takes the sform, else the qform, else a base affine.
+    A qform whose quaternion is not a rotation, which nibabel refuses, falls back to the base affine here."""
+    fixed = header.copy()
+    fixed.check_fix(logger=_QUIET, error_level=100)
+    if int(fixed["sform_code"]) > 0:
+        return fixed.get_sform()
+    if int(fixed["qform_code"]) > 0:
+        qform, _ = _qform(fixed)
+        if qform is not None:
+            return qform
+    return fixed.get_base_affine()
 
 
 def _qform(header: Nifti1Header) -> tuple[np.ndarray | None, str | None]:

@@ -121,20 +121,34 @@ def mask_values(mask: np.ndarray, shape: tuple[int, ...], image: np.ndarray | No
 
 
 class OverlapTracker:
-    """Which earlier mask owns each voxel of a case, to count the voxels every later mask shares with it."""
+    """Every pair of a case's masks that share voxels, with the exact count, in one pass over the masks.
+
+    `owner` holds the latest mask on each voxel. A voxel that a later mask takes over keeps its earlier owners in
+    `beneath` (voxel, owner pairs: only voxels that are shared, which are few), so a third mask on a voxel meets the
+    first as well as the second."""
 
     def __init__(self, voxels: int, masks: int) -> None:
         self.owner = np.zeros(voxels, dtype=np.uint8 if masks < 255 else np.uint16)
+        self.beneath_voxels = np.empty(0, dtype=np.intp)
+        self.beneath_owners = np.empty(0, dtype=self.owner.dtype)
         self.names: list[str] = []
 
     def add(self, name: str, index: np.ndarray) -> list[Overlap]:
         self.names.append(name)
         if index.size == 0:
             return []
+        current = len(self.names)
         previous = self.owner[index]
-        shared = previous[previous > 0]
-        self.owner[index] = len(self.names)
+        taken = previous > 0
+        shared, on_top = index[taken], previous[taken]
+        self.owner[index] = current
         if shared.size == 0:
             return []
-        counts = np.bincount(shared)
+        met = [on_top]
+        if self.beneath_voxels.size:
+            below = np.isin(self.beneath_voxels, shared, assume_unique=False)
+            met.append(self.beneath_owners[below])
+        self.beneath_voxels = np.concatenate([self.beneath_voxels, shared])
+        self.beneath_owners = np.concatenate([self.beneath_owners, on_top])
+        counts = np.bincount(np.concatenate(met), minlength=current)
         return [Overlap(self.names[k - 1], name, int(counts[k])) for k in np.flatnonzero(counts)]

@@ -27,7 +27,8 @@ class Part:
     center: tuple[float, float, float]
     radii: tuple[float, float, float]
     hu: int
-    ring: tuple[float, float, float] | None = None  # (thickness, from angle, to angle); angle 0 = posterior, pi = anterior
+    # (thickness, from angle, to angle); angle 0 = posterior, pi = anterior
+    ring: tuple[float, float, float] | None = None
     side: int = 0  # a ring keeps only its patient-right (+1) or patient-left (-1) half
     sex: str | None = None
 
@@ -53,7 +54,8 @@ REGIONS = (
 def _pair(template: str, center: tuple[float, float, float], radii: tuple[float, float, float], hu: int) -> list[Part]:
     """The right and left copy of a structure, mirrored across the midline."""
     u, v, w = center
-    return [Part(template.format(side="right"), (u, v, w), radii, hu), Part(template.format(side="left"), (-u, v, w), radii, hu)]
+    return [Part(template.format(side="right"), (u, v, w), radii, hu),
+            Part(template.format(side="left"), (-u, v, w), radii, hu)]
 
 
 def _ribs() -> list[Part]:
@@ -73,7 +75,7 @@ def _vertebrae() -> list[Part]:
 
 
 def _parts() -> list[Part]:
-    """Every placeable structure, in claiming order: a structure lying inside another comes first and keeps its voxels."""
+    """Every placeable structure, in claiming order: one lying inside another comes first and keeps its voxels."""
     return [
         *_pair("kidney_cyst_{side}", (0.45, -0.30, 0.525), (0.04, 0.05, 0.006), 10),
         Part("spinal_cord", (0.0, -0.62, 0.665), (0.05, 0.05, 0.215), 35),
@@ -173,7 +175,7 @@ def _outline(w: float) -> list[tuple[float, float, float, float]]:
 
 
 def body_radius(frame: Frame) -> np.ndarray:
-    """Per voxel, the normalised distance from the body's axis: below 1 inside the body, below FAT_LAYER under the fat."""
+    """Per voxel, the normalised distance from the body's axis: below 1 inside the body, below FAT_LAYER under fat."""
     u, v, w = frame.axes()
     radius = np.full(frame.shape, np.inf)
     for k, height in enumerate(w):

@@ -10,7 +10,7 @@ import fnmatch
 import io
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,7 +96,8 @@ class CasePlan:
     scale: float
 
 
-SCANNERS = {"siemens": "somatom definition as", "ge": "revolution ct", "philips": "ingenuity ct", "toshiba": "aquilion one"}
+SCANNERS = {"siemens": "somatom definition as", "ge": "revolution ct", "philips": "ingenuity ct",
+            "toshiba": "aquilion one"}
 
 
 def _rng(seed: int, index: int, purpose: int) -> np.random.Generator:
@@ -137,7 +138,8 @@ def default_grid(spec: ReleaseSpec, plan: CasePlan, shape: tuple[int, int, int])
 
 
 def save_nifti(path: Path, data: np.ndarray, affine: np.ndarray) -> None:
-    """Write as the release's files are written: nibabel's NIfTI-1, sform_code 2, qform_code 0, gzip level 1, mtime 0."""
+    """Write as the release's files are written: nibabel's NIfTI-1, sform_code 2, qform_code 0, gzip level 1,
+    mtime 0."""
     nib.save(nib.Nifti1Image(data, affine), path)
 
 
@@ -176,6 +178,15 @@ def write_case(root: Path, spec: ReleaseSpec, plan: CasePlan, grid: Grid) -> Non
             shutil.copyfile(empty, path)
 
 
+def write_cases(root: Path, spec: ReleaseSpec, cases: Iterable[tuple[CasePlan, Grid]]) -> list[str]:
+    """Write planned cases, each on its grid, and name them; a process pool can write a release's cases in parts."""
+    written = []
+    for plan, grid in cases:
+        write_case(root, spec, plan, grid)
+        written.append(plan.case)
+    return written
+
+
 def _meta_value(spec: ReleaseSpec, column: str, plan: CasePlan) -> str:
     known = {
         spec.meta.id_column: plan.case, spec.meta.split_column: plan.split, "age": str(plan.age), "gender": plan.sex,
@@ -204,6 +215,12 @@ def write_meta_rows(root: Path, spec: ReleaseSpec, header: list[str], rows: list
     (root / spec.meta.file).write_bytes(text.getvalue().encode(spec.meta.encoding))
 
 
+def write_meta(root: Path, spec: ReleaseSpec, plans: Sequence[CasePlan]) -> None:
+    """meta.csv with the spec's columns and one row per planned case, in the order given."""
+    columns = list(spec.meta.columns)
+    write_meta_rows(root, spec, columns, [[_meta_value(spec, column, plan) for column in columns] for plan in plans])
+
+
 def read_meta_rows(root: Path, spec: ReleaseSpec) -> tuple[list[str], list[list[str]]]:
     text = (root / spec.meta.file).read_bytes().decode(spec.meta.encoding)
     header, *rows = csv.reader(io.StringIO(text), delimiter=spec.meta.separator)
@@ -220,10 +237,10 @@ def make_sample(out: Path, spec: ReleaseSpec, cases: int, faults: Sequence[str] 
     if any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty; a sample is only written into a new or empty folder")
     plans = [plan_case(spec, seed, index) for index in range(cases)]
-    for plan in plans:
-        write_case(out, spec, plan, default_grid(spec, plan, shape))
-    write_meta_rows(out, spec, list(spec.meta.columns), [[_meta_value(spec, c, p) for c in spec.meta.columns] for p in plans])
-    sample = Sample(root=out, cases=[p.case for p in plans], seed=seed, shape=shape, splits={p.case: p.split for p in plans})
+    write_cases(out, spec, [(plan, default_grid(spec, plan, shape)) for plan in plans])
+    write_meta(out, spec, plans)
+    sample = Sample(root=out, cases=[p.case for p in plans], seed=seed, shape=shape,
+                    splits={p.case: p.split for p in plans})
     inject_faults(sample, spec, faults)
     return sample
 
@@ -280,7 +297,7 @@ def _read_stream(path: Path) -> bytes:
         return fh.read()
 
 
-def _rewrite_header(path: Path, change: HeaderChange) -> None:
+def rewrite_header(path: Path, change: HeaderChange) -> None:
     """Change header fields of a .nii.gz in place, keeping the voxel bytes as they are."""
     raw = _read_stream(path)
     header = Nifti1Header.from_fileobj(io.BytesIO(raw[:HEADER_BYTES]), check=False)
@@ -290,7 +307,7 @@ def _rewrite_header(path: Path, change: HeaderChange) -> None:
 
 
 def _edit_header(change: HeaderChange) -> Damage:
-    return lambda path: _rewrite_header(path, change)
+    return lambda path: rewrite_header(path, change)
 
 
 def _edit_voxels(change: Callable[[np.ndarray], np.ndarray]) -> Damage:
@@ -316,7 +333,7 @@ def _on_case_headers(code: str, change: HeaderChange, whole_case: bool) -> Injec
     def inject(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
         masks = [sample.root / case / spec.mask_file(name) for name in spec.classes] if whole_case else []
         for path in [sample.root / case / spec.image, *masks]:
-            _rewrite_header(path, change)
+            rewrite_header(path, change)
         return [InjectedFault(code, case, f"{case}/{spec.image}")]
 
     return inject
@@ -435,7 +452,8 @@ def meta_move_split(sample: Sample, spec: ReleaseSpec, case: str) -> list[Inject
     column = spec.meta.split_column
     if column is None:
         raise ValueError(f"spec {spec.id} has no split column")
-    other = next(s for s in [*split_values(spec), *(spec.meta.columns[column].allowed or [])] if s != sample.splits[case])
+    candidates = [*split_values(spec), *(spec.meta.columns[column].allowed or [])]
+    other = next(s for s in candidates if s != sample.splits[case])
     _set_cell(sample, spec, case, column, other)
     sample.splits[case] = other
     return [InjectedFault("META_SPLIT_COUNTS", None, spec.meta.file)]
@@ -553,6 +571,32 @@ def _qform_off_by_2mm(header: Nifti1Header) -> None:
     header.set_qform(affine, code=1)
 
 
+def _qform_40mm_away(header: Nifti1Header) -> None:
+    """The sform stays the image's; a qform (code 1) 40 mm away is what ITK reads."""
+    affine = header.get_sform()
+    affine[2, 3] += 40.0
+    header.set_qform(affine, code=1)
+
+
+def _sform_off_qform_at_image(header: Nifti1Header) -> None:
+    """The sform 0.5 mm off, as nibabel reads it; a qform (code 1) where the image is, as ITK reads it."""
+    header.set_qform(header.get_sform(), code=1)
+    _shift_sform(header)
+
+
+def _columns_longer_than_pixdim(header: Nifti1Header) -> None:
+    """pixdim keeps 1.5 mm (ITK's spacing), the sform's columns grow to 1.6 mm (nibabel's)."""
+    affine = header.get_sform()
+    affine[:3, :3] *= 1.6 / 1.5
+    header.set_sform(affine)
+
+
+def _as_nifti2(path: Path) -> None:
+    image = nib.load(path)
+    data, header = np.asarray(image.dataobj), image.header
+    nib.save(nib.Nifti2Image(data, header.get_best_affine(), dtype=header.get_data_dtype()), path)
+
+
 def _coarse(grid: Grid) -> Grid:
     return Grid(shape=tuple(max(1, n // 2) for n in grid.shape), spacing=(3.0, 3.0, 3.0), origin=grid.origin)
 
@@ -618,7 +662,8 @@ def swapped_ends(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedF
     for sequence in spec.anatomy.head_to_feet:
         present = [name for name in sequence if _load(sample.root / _mask_path(spec, case, name))[0].any()]
         if len(present) >= 2:
-            return [InjectedFault("LABEL_POSITION", case, _swap_first(sample, spec, case, [(present[0], present[-1])], 1))]
+            lower = _swap_first(sample, spec, case, [(present[0], present[-1])], 1)
+            return [InjectedFault("LABEL_POSITION", case, lower)]
     raise ValueError(f"{case} has no head-to-feet sequence with two non-empty masks")
 
 
@@ -652,7 +697,8 @@ def mask_in_padding(sample: Sample, spec: ReleaseSpec, case: str) -> list[Inject
 
 
 def all_masks_empty(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
-    """Every mask of the case emptied, as the byte-identical empty file the release ships; the fault names the folder."""
+    """Every mask of the case emptied, as the byte-identical empty file the release ships; the fault names the
+    folder."""
     paths = [sample.root / case / spec.mask_file(name) for name in spec.classes]
     data, affine = _load(paths[0])
     MaskWriter(data.shape, affine).write(paths[0], np.zeros(data.shape, dtype=np.uint8))
@@ -670,7 +716,8 @@ def _hole_of_minus_9758(data: np.ndarray) -> np.ndarray:
 _FAULTS: dict[str, Fault] = {
     "META_MISSING": Fault(meta_missing, "meta.csv deleted"),
     "META_UNREADABLE:encoding": Fault(meta_bad_encoding, "one cell saved as Latin-1 ('ä' as byte 0xE4), not UTF-8"),
-    "META_UNREADABLE:separator": Fault(meta_no_separator, "meta.csv re-saved by a spreadsheet with ',' between columns"),
+    "META_UNREADABLE:separator": Fault(meta_no_separator,
+                                       "meta.csv re-saved by a spreadsheet with ',' between columns"),
     "META_UNREADABLE:no_header": Fault(meta_empty, "meta.csv emptied to 0 bytes"),
     "META_UNREADABLE:parse": Fault(meta_unclosed_quote, "a last line that opens a quote and never closes it"),
     "META_UNREADABLE:unreadable": Fault(meta_dangling_link, "meta.csv replaced by a dangling symbolic link"),
@@ -697,7 +744,8 @@ _FAULTS: dict[str, Fault] = {
     "FILE_UNEXPECTED:bad_name": Fault(badly_named_file, "a file 'notes_\\xe9.txt' whose name is not UTF-8"),
     "FILE_CORRUPT:size_mismatch": Fault(_on_file("FILE_CORRUPT", "image", _truncate),
                                     "the CT cut in half, as by an interrupted download"),
-    "FILE_CORRUPT:empty": Fault(_on_file("FILE_CORRUPT", "mask", lambda path: path.write_bytes(b"")), "a mask of 0 bytes"),
+    "FILE_CORRUPT:empty": Fault(_on_file("FILE_CORRUPT", "mask", lambda path: path.write_bytes(b"")),
+                                "a mask of 0 bytes"),
     "FILE_CORRUPT:not_gzip": Fault(_on_file("FILE_CORRUPT", "mask", lambda path: path.write_bytes(_read_stream(path))),
                                    "a mask stored uncompressed under its .nii.gz name"),
     "FILE_CORRUPT:bad_header": Fault(_on_file("FILE_CORRUPT", "mask", _edit_header(_set_fields(sizeof_hdr=0))),
@@ -712,19 +760,34 @@ _FAULTS: dict[str, Fault] = {
                               "the CT's gzip CRC32 is wrong, as in v1's s0864: only a full decompression sees it"),
     "GEOM_SHAPE_MISMATCH": Fault(_on_file("GEOM_SHAPE_MISMATCH", "mask", _edit_voxels(lambda data: data[:, :, :-1])),
                                  "a mask one slice shorter than its CT, same affine"),
-    "GEOM_AFFINE_MISMATCH": Fault(_on_file("GEOM_AFFINE_MISMATCH", "mask", _edit_header(_shift_sform)),
-                                  "a mask's sform 0.5 mm off the CT's, as in v1"),
-    "GEOM_SPACING:mismatch": Fault(_rewrite_case("GEOM_SPACING", _coarse), "the case stored at 3 mm, CT and masks alike"),
+    "GEOM_AFFINE_MISMATCH:both": Fault(_on_file("GEOM_AFFINE_MISMATCH", "mask", _edit_header(_shift_sform)),
+                                       "a mask's sform 0.5 mm off the CT's, as in v1"),
+    "GEOM_AFFINE_MISMATCH:itk": Fault(_on_file("GEOM_AFFINE_MISMATCH", "mask", _edit_header(_qform_40mm_away)),
+                                      "a mask whose sform is the CT's but whose qform (code 1), which ITK reads, is "
+                                      "40 mm away", frozenset({"GEOM_AFFINE_INVALID"})),
+    "GEOM_AFFINE_MISMATCH:nibabel": Fault(_on_file("GEOM_AFFINE_MISMATCH", "mask",
+                                                   _edit_header(_sform_off_qform_at_image)),
+                                          "a mask whose sform is 0.5 mm off but whose qform (code 1), which ITK reads, "
+                                          "is the CT's", frozenset({"GEOM_AFFINE_INVALID"})),
+    "FILE_VERSION": Fault(_on_file("FILE_VERSION", "mask", _as_nifti2),
+                          "a mask saved as NIfTI-2, which ITK cannot open"),
+    "GEOM_SPACING:mismatch": Fault(_rewrite_case("GEOM_SPACING", _coarse),
+                                   "the case stored at 3 mm, CT and masks alike"),
+    # ITK takes a NaN pixdim as 1 mm, nibabel the sform's 1.5: the readers also place the CT apart
     "GEOM_SPACING:not_finite": Fault(_on_file("GEOM_SPACING", "image", _edit_header(_nan_spacing)),
-                              "the CT's pixdim[1] is NaN, its sform valid"),
+                                     "the CT's pixdim[1] is NaN, its sform valid", frozenset({"GEOM_AFFINE_INVALID"})),
     "GEOM_ORIENTATION": Fault(_rewrite_case("GEOM_ORIENTATION", _lps), "the case stored LPS, CT and masks alike"),
     "GEOM_AFFINE_INVALID:non_finite": Fault(_on_case_headers("GEOM_AFFINE_INVALID", _nan_sform, whole_case=True),
                                             "a NaN translation in the sform of the CT and every mask"),
     "GEOM_AFFINE_INVALID:singular": Fault(_on_case_headers("GEOM_AFFINE_INVALID", _flat_sform, whole_case=True),
                                           "an sform whose third column is zero, in the CT and every mask"),
+    "GEOM_AFFINE_INVALID:readers_disagree": Fault(
+        _on_case_headers("GEOM_AFFINE_INVALID", _columns_longer_than_pixdim, whole_case=True),
+        "pixdim 1.5 mm but sform columns 1.6 mm long in the CT and every mask: ITK and nibabel size the voxels apart"),
     "GEOM_AFFINE_INVALID:not_orthonormal": Fault(_on_case_headers("GEOM_AFFINE_INVALID", _shear, whole_case=True),
                                                  "a small shear in the sform of the CT and every mask"),
-    "GEOM_AFFINE_INVALID:sform_qform": Fault(_on_case_headers("GEOM_AFFINE_INVALID", _qform_off_by_2mm, whole_case=False),
+    "GEOM_AFFINE_INVALID:sform_qform": Fault(_on_case_headers("GEOM_AFFINE_INVALID", _qform_off_by_2mm,
+                                                              whole_case=False),
                                              "the CT's qform (code 1) 2 mm off its sform"),
     # Without either transform readers fall back to a guessed LAS affine, so orientation and mask affines go unjudged.
     "GEOM_AFFINE_INVALID:no_transform": Fault(
@@ -741,7 +804,8 @@ _FAULTS: dict[str, Fault] = {
                          "the CT stored as float32"),
     "LABEL_DTYPE:dtype": Fault(_on_file("LABEL_DTYPE", "mask", _edit_voxels(lambda data: data.astype(np.float32))),
                                "a mask stored as float32"),
-    "LABEL_DTYPE:scaling": Fault(_on_file("LABEL_DTYPE", "mask", _edit_header(_set_fields(scl_slope=0.5, scl_inter=0.0))),
+    "LABEL_DTYPE:scaling": Fault(_on_file("LABEL_DTYPE", "mask",
+                                          _edit_header(_set_fields(scl_slope=0.5, scl_inter=0.0))),
                                  "a mask with scl_slope 0.5: a stored 1 loads as 0.5"),
     "LABEL_VALUES": Fault(label_values, "the case's largest mask holds 0, 1 and 2"),
     "LABEL_OVERLAP": Fault(label_overlap, "the second largest mask also covers half of the largest one"),
@@ -756,8 +820,9 @@ _FAULTS: dict[str, Fault] = {
 # A bare code names its most common subcode.
 DEFAULT_SUBCODES = {"META_UNREADABLE": "encoding", "META_COLUMNS": "missing", "META_VALUE": "allowed",
                     "META_SPLIT_COUNTS": "splits", "FILE_MISSING": "file", "FILE_UNEXPECTED": "os_junk",
-                    "FILE_CORRUPT": "size_mismatch", "GEOM_SPACING": "mismatch", "GEOM_AFFINE_INVALID": "not_orthonormal",
-                    "LABEL_DTYPE": "dtype", "LABEL_POSITION": "side"}
+                    "FILE_CORRUPT": "size_mismatch", "GEOM_SPACING": "mismatch",
+                    "GEOM_AFFINE_INVALID": "not_orthonormal",
+                    "LABEL_DTYPE": "dtype", "LABEL_POSITION": "side", "GEOM_AFFINE_MISMATCH": "both"}
 FAULT_NAMES = tuple(_FAULTS)  # one name per fault; FAULTS adds the bare codes
 FAULTS: dict[str, Fault] = {**_FAULTS, **{code: _FAULTS[f"{code}:{sub}"] for code, sub in DEFAULT_SUBCODES.items()}}
 

@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from qa.app.cli import main
-from qa.app.pipeline import open_output, run_check, write_outputs
+from qa.app.pipeline import keep_run, open_history, open_output, run_check, write_outputs
 from qa.output.files import Folder
 from qa.report.model import Report
 from qa.rules.codes import CODES
@@ -21,6 +22,7 @@ from qa.synth.sample import Sample, make_sample
 
 SHAPE = (24, 20, 32)
 SPEC = "totalsegmentator-v2"
+STARTED_AT = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
 
 
 def sample_with(tmp_path_factory: pytest.TempPathFactory, *faults: str) -> Sample:
@@ -210,7 +212,7 @@ def test_an_out_swapped_for_a_link_into_the_release_during_the_run_is_not_follow
         report = run_check(clean.root, spec, "test", mode="quick", subset=True)
         (tmp_path / "out").rename(tmp_path / "moved")
         (tmp_path / "out").symlink_to(clean.root)
-        write_outputs(report, FolderSource(clean.root), spec, folder, index=False)
+        write_outputs(report, FolderSource(clean.root), spec, folder)
     assert sorted(p.name for p in clean.root.iterdir()) == before
     assert {"report.json", "report.html"} <= {p.name for p in (tmp_path / "moved").iterdir()}
 
@@ -222,3 +224,154 @@ def test_an_out_reached_through_a_link_into_the_release_is_refused(
     assert main(["check", str(clean.root), "--subset", "--out", str(tmp_path / "alias" / "reports")]) == 2
     assert "inside the release" in capsys.readouterr().err
     assert not (clean.root / "reports").exists()
+
+
+def write_waivers(path: Path, body: str) -> Path:
+    path.write_text(body)
+    return path
+
+
+@pytest.fixture
+def no_scan(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records every release scan, to show that a usage error stops tsqa before it reads the release."""
+    from qa.app import pipeline
+
+    scanned: list[str] = []
+    real = pipeline.scan_release
+    monkeypatch.setattr(pipeline, "scan_release", lambda source, *a, **k: scanned.append(source.location) or real(
+        source, *a, **k))
+    return scanned
+
+
+@pytest.mark.parametrize(("setup", "message"), [
+    ("other spec", "records a check with spec totalsegmentator-v3, this check uses totalsegmentator-v2"),
+    ("unreadable baseline", "cannot read baseline"),
+    ("not a baseline", "is not a tsqa baseline"),
+    ("bad waivers", "waivers.yaml:3: waiver 1: expires: Input should be a valid date"),
+    ("waivers of another spec", "are for spec totalsegmentator-v1, this check uses totalsegmentator-v2"),
+    ("junit inside the release", "--junit"),
+], ids=["baseline of another spec", "unreadable baseline", "not a baseline", "bad waivers", "waivers of another spec",
+         "junit inside the release"])
+def test_a_bad_baseline_waivers_or_output_is_a_usage_error_before_any_scanning(
+    clean: Sample, tmp_path: Path, capsys: pytest.CaptureFixture[str], no_scan: list[str], setup: str, message: str
+) -> None:
+    from qa.rules.baseline import baseline_of
+
+    options: list[str] = []
+    if setup == "other spec":
+        other = baseline_of([], "totalsegmentator-v3", "/r", "quick", STARTED_AT, "0.2")
+        (tmp_path / "b.json").write_text(other.model_dump_json())
+        options = ["--baseline", str(tmp_path / "b.json")]
+    elif setup == "unreadable baseline":
+        options = ["--baseline", str(tmp_path / "missing.json")]
+    elif setup == "not a baseline":
+        options = ["--baseline", str(write_waivers(tmp_path / "b.json", "[]"))]
+    elif setup == "bad waivers":
+        body = "waivers:\n  - code: FILE_CORRUPT\n    expires: 2027-13-01\n    reason: x\n"
+        options = ["--waivers", str(write_waivers(tmp_path / "waivers.yaml", body))]
+    elif setup == "waivers of another spec":
+        body = "spec: totalsegmentator-v1\nwaivers: []\n"
+        options = ["--waivers", str(write_waivers(tmp_path / "waivers.yaml", body))]
+    else:
+        options = ["--junit", str(clean.root / "junit.xml")]
+    assert tsqa_check(clean, tmp_path, "--subset", *options) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err
+    assert no_scan == [] and not (tmp_path / "out").exists()
+
+
+def test_check_help_says_a_baseline_makes_fail_on_count_only_new_findings(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["check", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "with --baseline only findings new against the baseline count" in text
+    assert "--waivers" in text and "--junit" in text and "--sarif" in text and "--write-baseline" in text
+
+
+def test_baseline_command_records_a_reports_findings_by_fingerprint(broken: Sample, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from qa.rules.baseline import load_baseline
+
+    tsqa_check(broken, tmp_path, "--subset")
+    assert main(["baseline", str(tmp_path / "out" / "report.json"), "-o", str(tmp_path / "b.json")]) == 0
+    made = load_baseline(tmp_path / "b.json")
+    report = Report.model_validate_json((tmp_path / "out" / "report.json").read_text())
+    assert made.spec_id == SPEC and [e.fingerprint for e in made.entries] == [f.fingerprint for f in report.findings]
+    assert "1 findings (1 fingerprints)" in capsys.readouterr().out
+
+
+def test_baseline_of_something_that_is_not_a_report_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "x.json").write_text('{"tool": "other"}')
+    assert main(["baseline", str(tmp_path / "x.json"), "-o", str(tmp_path / "b.json")]) == 2
+    assert "is not a tsqa report" in capsys.readouterr().err and not (tmp_path / "b.json").exists()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["diff", "{tmp}/a.json"], "give two reports (OLD NEW) or --previous"),
+    (["diff", "{tmp}/a.json", "{tmp}/b.json", "--previous"], "not both"),
+    (["diff", "--previous", "--reports", "{tmp}/none"], "no runs in"),
+    (["diff", "{tmp}/a.json", "{tmp}/b.json"], "cannot read"),
+])
+def test_diff_usage_errors_exit_2_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
+                                              message: str) -> None:
+    assert main([a.format(tmp=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and message in err
+
+
+def test_diff_previous_of_a_release_with_one_run_exits_2(clean: Sample, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    main(["check", str(clean.root), "--spec", SPEC, "--subset", "--quiet", "--jobs", "1", "--mode", "quick"])
+    assert main(["diff", "--previous", clean.root.name]) == 2
+    assert "has no run before its latest" in capsys.readouterr().err
+
+
+def test_out_writes_exactly_there_and_no_history_files(clean: Sample, tmp_path: Path) -> None:
+    assert tsqa_check(clean, tmp_path, "--subset") == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.html", "report.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_explain_says_the_waiver_codes_come_from_waivers(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "QA_WAIVER_EXPIRED"]) == 0
+    assert capsys.readouterr().out.startswith("QA_WAIVER_EXPIRED (warning by default, made by --waivers)")
+
+
+def test_render_of_a_run_in_the_history_keeps_its_link_to_the_index(clean: Sample, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    main(["check", str(clean.root), "--spec", SPEC, "--subset", "--quiet", "--jobs", "1", "--mode", "quick"])
+    (run,) = (tmp_path / "reports" / SPEC / clean.root.name).glob("*T*Z")
+    (run / "report.html").unlink()
+    assert main(["render", str(run / "report.json")]) == 0
+    assert 'href="../../../index.html"' in (run / "report.html").read_text()
+
+
+def test_a_reports_folder_that_cannot_be_one_exits_2_before_the_scan(
+    clean: Sample, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("reports").write_text("")
+    assert main(["check", str(clean.root), "--spec", SPEC, "--subset"]) == 2
+    err = capsys.readouterr().err
+    assert err == "tsqa: error: the reports folder reports exists and is not a folder\n"
+
+
+def test_a_history_folder_swapped_for_a_link_into_the_release_during_the_run_is_not_followed(
+    clean: Sample, tmp_path: Path
+) -> None:
+    before = sorted(p.name for p in clean.root.iterdir())
+    spec = load_spec(SPEC)
+    source = FolderSource(clean.root)
+    reports, history = open_history(tmp_path / "reports", spec, source, clean.root)
+    with reports, history:
+        report = run_check(source, spec, "test", mode="quick", subset=True)
+        history.path.rename(tmp_path / "moved")
+        history.path.symlink_to(clean.root)
+        path = keep_run(report, source, spec, reports, history)
+    assert sorted(p.name for p in clean.root.iterdir()) == before
+    [run] = [p for p in (tmp_path / "moved").iterdir() if p.is_dir()]
+    assert {"report.json", "report.html", "run.json"} <= {p.name for p in run.iterdir()}
+    assert (tmp_path / "moved" / "latest.json").is_file() and path.name == "report.json"

@@ -138,3 +138,10 @@ def test_root_name_matching_root_extra_allowed_is_expected() -> None:
 def test_without_a_readable_meta_csv_folders_are_not_compared_with_it() -> None:
     facts = release_facts(["s0001"], meta_csv_text=None, root_extra={"junk": "file"})
     assert essentials(root_findings(facts)) == [("FILE_UNEXPECTED", "unknown", None, "junk", None, "warning")]
+
+
+def test_a_nifti2_mask_in_a_nifti1_release_is_file_version_on_that_mask() -> None:
+    [found] = case_findings(masks={"liver": mask_header(version=2)})
+    assert essentials([found]) == [("FILE_VERSION", None, "s0001", "s0001/segmentations/liver.nii.gz", "liver",
+                                    "error")]
+    assert found.details == {"version": 2, "allowed": [1]}

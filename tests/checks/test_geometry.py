@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from literal import case_facts, context, essentials, header, mask_header, ras, shifted
+from literal import V2, case_facts, context, essentials, header, mask_header, ras, shifted
 
 from qa.checks.geometry import check_case_geometry
 from qa.scan.facts import Problem
+from qa.scan.itk import Placement
 
 CT = "s0001/ct.nii.gz"
 LIVER = "s0001/segmentations/liver.nii.gz"
@@ -81,7 +82,7 @@ def test_mask_shifted_half_a_millimetre_is_affine_mismatch_on_that_mask() -> Non
     # the spleen's half a micrometre is within v2's tolerance of 1 micrometre
     found = geometry(masks={"liver": mask_header(affine=shifted(ras(), 0.5)),
                             "spleen": mask_header(affine=shifted(ras(), 0.0005))})
-    assert essentials(found) == [("GEOM_AFFINE_MISMATCH", None, "s0001", LIVER, "liver", "error")]
+    assert essentials(found) == [("GEOM_AFFINE_MISMATCH", "both", "s0001", LIVER, "liver", "error")]
     assert (found[0].details["max_deviation_mm"], found[0].details["tolerance_mm"]) == (0.5, 0.001)
 
 
@@ -106,7 +107,7 @@ def test_mask_with_a_fourth_axis_is_on_its_images_grid_only_if_that_axis_is_one(
 
 def test_mask_whose_own_affine_differs_is_also_judged_for_validity() -> None:
     found = geometry(masks={"liver": mask_header(affine=shifted(ras(), 0.5), sform_code=7)})
-    assert essentials(found) == [("GEOM_AFFINE_MISMATCH", None, "s0001", LIVER, "liver", "error"),
+    assert essentials(found) == [("GEOM_AFFINE_MISMATCH", "both", "s0001", LIVER, "liver", "error"),
                                  ("GEOM_AFFINE_INVALID", "bad_code", "s0001", LIVER, "liver", "error")]
 
 
@@ -123,3 +124,49 @@ def test_corrupt_image_gives_no_geometry_finding() -> None:
 
 def test_corrupt_mask_is_not_compared_with_its_image() -> None:
     assert geometry(masks={"liver": Problem("empty", "empty file")}) == []
+
+
+def itk(affine, transform="sform") -> Placement:
+    return Placement(affine=affine, transform=transform)
+
+
+def test_an_image_itk_places_apart_from_nibabel_is_readers_disagree() -> None:
+    image = header(sform_code=2, qform_code=1, qform=ras(), itk=itk(shifted(ras(), 3.0), "qform"))
+    found = [f for f in geometry(image=image) if f.subcode == "readers_disagree"]
+    assert essentials(found) == [("GEOM_AFFINE_INVALID", "readers_disagree", "s0001", CT, None, "error")]
+    assert "ITK reads the qform, nibabel the sform" in found[0].message
+    assert (found[0].details["itk_affine"], found[0].details["nibabel_affine"]) == (shifted(ras(), 3.0), ras())
+
+
+def test_readers_within_the_tolerance_agree() -> None:
+    assert geometry(image=header(itk=itk(shifted(ras(), 0.0005)))) == []
+
+
+def test_an_image_itk_refuses_for_its_version_is_not_readers_disagree() -> None:
+    image = header(version=2, itk=Placement(affine=None, transform=None, refusal="no_reader"))
+    assert geometry(image=image) == []  # FILE_VERSION's finding, not geometry's
+
+
+def test_a_mask_only_itk_misplaces_is_an_itk_mismatch_naming_itk() -> None:
+    [found] = geometry(masks={"liver": mask_header(itk=itk(shifted(ras(), 40.0), "qform"))})
+    assert essentials([found]) == [("GEOM_AFFINE_MISMATCH", "itk", "s0001", LIVER, "liver", "error")]
+    assert found.message == f"{LIVER}: ITK places it up to 40 mm from its image (nibabel 0 mm: aligned)"
+    assert (found.details["itk_deviation_mm"], found.details["nibabel_deviation_mm"]) == (40.0, 0.0)
+
+
+def test_a_mask_only_nibabel_misplaces_is_a_nibabel_mismatch() -> None:
+    [found] = geometry(masks={"liver": mask_header(affine=shifted(ras(), 0.5), itk=itk(ras(), "qform"))})
+    assert essentials([found]) == [("GEOM_AFFINE_MISMATCH", "nibabel", "s0001", LIVER, "liver", "error")]
+
+
+def test_a_release_read_by_nibabel_alone_does_not_ask_itk() -> None:
+    nibabel_only = context(spec=V2.model_copy(update={"readers": ["nibabel"]}))
+    case = case_facts(masks={"liver": mask_header(itk=itk(shifted(ras(), 40.0), "qform"))})
+    assert check_case_geometry(case, nibabel_only) == []
+
+
+def test_masks_of_an_image_its_readers_place_apart_are_compared_under_nibabel_only() -> None:
+    # ITK reads the image's qform 3 mm away; the masks, written with the sform alone, follow nibabel
+    image = header(sform_code=2, qform_code=1, qform=ras(), itk=itk(shifted(ras(), 3.0), "qform"))
+    found = geometry(image=image, masks={name: mask_header(itk=itk(ras())) for name in ("liver", "spleen")})
+    assert [(f.code, f.path) for f in found] == [("GEOM_AFFINE_INVALID", CT)]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from qa.app.cli import main
+from qa.output.runs import latest_run
 from qa.report.model import Report
 from qa.rules.spec import load_spec
 from qa.synth.sample import make_sample
@@ -48,13 +49,14 @@ class Opened:
 
 @pytest.fixture(scope="module")
 def checked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
-    """A 3-case sample with six kinds of fault, checked by `tsqa check` into the default reports/<spec id>/."""
+    """A 3-case sample with six kinds of fault, checked by `tsqa check` into the default history,
+    reports/<spec id>/<release>/<run>/."""
     root = tmp_path_factory.mktemp("browser")
     sample = make_sample(root / "release", load_spec(SPEC), cases=3, faults=FAULTS)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
         assert main(["check", str(sample.root), "--spec", SPEC, "--subset", "--quiet", "--jobs", "1"]) == 1
-    out = root / "reports" / SPEC
+    out = latest_run(root / "reports" / SPEC / "release")
     return out, Report.model_validate_json((out / "report.json").read_text())
 
 
@@ -155,9 +157,11 @@ def test_screenshot_for_a_person_to_look_at(opened: Opened, tmp_path_factory: py
 
 def test_index_page_links_the_report_and_opens_cleanly(browser, checked) -> None:
     out, report = checked
-    index = open_page(browser, out.parent / "index.html", report)
+    index = open_page(browser, out.parents[2] / "index.html", report)
     assert index.console_errors == [] and index.requests == [index.url]
-    assert index.page.get_attribute("#reports a", "href") == f"{SPEC}/report.html"
+    assert index.page.get_attribute("table.runs a", "href") == f"{SPEC}/release/{out.name}/report.html"
+    page = open_page(browser, out / "report.html", report)
+    assert page.page.eval_on_selector("header a", "a => a.href") == index.url, "the report links back to the index"
 
 
 def test_page_of_a_clean_release_opens_without_errors(browser, tmp_path: Path) -> None:

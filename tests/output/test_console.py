@@ -45,3 +45,22 @@ def test_case_ids_are_printed_as_text_not_as_markup_or_escape_sequences(tmp_path
     printed = stream.getvalue()
     assert "s0000\\x1b[2J" in printed and "s0001[/red]" in printed
     assert "\x1b[2J" not in printed
+
+
+def test_summary_says_when_fail_on_counted_only_new_findings(tmp_path: Path) -> None:
+    from datetime import date
+
+    from report_builders import finding, report
+
+    from qa.report.gate import Gate, apply_gate
+    from qa.rules.baseline import baseline_of
+
+    known, new = finding("FILE_CORRUPT", "s0002/ct.nii.gz"), finding("CASE_UNLISTED", "s0003")
+    base = baseline_of([known], "totalsegmentator-v2", "/r", "quick", report([]).started, "0.2")
+    r = apply_gate(report([known, new]), Gate(fail_on="error", today=date(2027, 1, 1), baseline=base,
+                                              baseline_file="b.json"))
+    console = Console(record=True, width=200)
+    print_summary(r, tmp_path / "report.json", console)
+    text = console.export_text()
+    assert "(fail on error, counting only new findings)" in text
+    assert "Baseline b.json (the run of 2026-11-01 09:30 UTC): 1 new, 0 worse, 1 unchanged, 0 fixed since" in text

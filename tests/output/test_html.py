@@ -134,7 +134,7 @@ def test_findings_are_grouped_by_code_with_the_explain_text(faulty: Report) -> N
         assert (group.title, group.what, group.why, group.fix) == (CODES[code].title, CODES[code].what, CODES[code].why,
                                                                    CODES[code].fix)
     html = render_page(page)
-    assert "Copy the image&#39;s sform/qform into the mask header" in html
+    assert "Copy the image&#39;s header (sform, qform with its code, pixdim) into the mask&#39;s" in html
 
 
 def test_class_filter_offers_the_classes_findings_name(faulty: Report) -> None:
@@ -277,11 +277,12 @@ def test_check_writes_the_page_next_to_the_json_and_refreshes_the_index(example_
     (release / "s0001" / "segmentations" / "liver.nii.gz").unlink()
     monkeypatch.chdir(tmp_path)
     assert main(["check", str(release), "--spec", SPEC, "--subset", "--quiet", "--jobs", "1", "--mode", "quick"]) == 1
-    out = tmp_path / "reports" / SPEC
-    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json"]
+    (out,) = (tmp_path / "reports" / SPEC / "release").glob("*T*Z")
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json", "run.json"]
     html = (out / "report.html").read_text()
     assert "FILE_MISSING" in html and "s0001/segmentations/liver.nii.gz" in html
-    assert f'href="{SPEC}/report.html"' in (tmp_path / "reports" / "index.html").read_text()
+    assert 'href="../../../index.html"' in html
+    assert f'href="{SPEC}/release/{out.name}/report.html"' in (tmp_path / "reports" / "index.html").read_text()
 
 
 def test_findings_past_the_row_cap_stay_in_the_json_report_only(
@@ -299,3 +300,43 @@ def test_the_index_shows_any_folder_name_as_text_and_links_it_percent_encoded(tm
     write_report(faulty, tmp_path / odd)
     index = write_index(tmp_path).read_text(encoding="utf-8")
     assert 'href="run%20%E9%231/report.json"' in index and "run \\xe9#1" in index
+
+
+def test_the_diff_page_lists_the_changes_escapes_names_and_loads_nothing() -> None:
+    from report_builders import report
+
+    from qa.output.html.diff import render_diff
+    from qa.report.diff import diff_reports
+
+    hostile = warning("FILE_UNEXPECTED", "s0001", "s0001/<img src=https://x.test/a.png>.nii.gz", "junk")
+    old = report([error("FILE_MISSING", "s0002", mask("s0002", "liver"))], {"s0001": "val", "s0002": "test"})
+    new = report([hostile], {"s0001": "test", "s0003": "train"})
+    html = render_diff(diff_reports(old, new, "old/report.json", "new/report.json"))
+    assert "<img src=https" not in html and "&lt;img src=https://x.test/a.png&gt;" in html
+    assert all(u.startswith(("#", "data:")) for u in Links(html).urls)
+    assert 'id="count-new">1<' in html and 'id="count-fixed">1<' in html
+    for section in ('id="new-list"', 'id="fixed-list"', 'id="split-moves"', 'id="cases-added"', 'id="cases-removed"'):
+        assert section in html
+
+
+def test_the_report_page_says_what_the_baseline_and_waivers_did() -> None:
+    from datetime import date
+
+    from report_builders import finding, report
+
+    from qa.report.gate import Gate, apply_gate
+    from qa.rules.baseline import baseline_of
+    from qa.rules.waivers import Waiver, Waivers
+
+    known, new = finding("FILE_CORRUPT", "s0002/ct.nii.gz"), finding("FILE_MISSING", mask("s0001", "liver"))
+    base = baseline_of([known], SPEC, "/r", "quick", STARTED, "0.2")
+    waivers = Waivers(file="w.yaml", spec=None, entries=[Waiver(code="FILE_MISSING", reason="re-export")], lines=[2])
+    r = apply_gate(report([known, new]), Gate(fail_on="error", today=date(2027, 1, 1), baseline=base,
+                                              baseline_file="ci/b.json", waivers=waivers))
+    page = build_page(r, drawings=False)
+    html = render_page(page)
+    assert "no new finding reaches the fail-on level (error)" in html
+    assert "Baseline ci/b.json (the run of 2026-11-01 09:30 UTC): 1 new, 0 worse, 1 unchanged" in html
+    assert "1 finding waived" in html
+    rows = json.loads(page.findings_json)["rows"]
+    assert sorted(row[FINDING_COLUMNS.index("gate")] or "" for row in rows) == ["", "waived: re-export"]

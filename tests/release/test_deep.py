@@ -93,6 +93,25 @@ def test_two_masks_sharing_voxels_is_label_overlap_with_share(example_copy) -> N
     assert [(o.class_a, o.class_b, o.cases) for o in report.overlaps] == [("liver", "stomach", 1)]
 
 
+def test_three_masks_on_the_same_voxels_are_three_pairs_with_their_true_counts(example_copy) -> None:
+    # in file-name order gallbladder, liver, spleen: the first and the third meet although the liver lies between
+    root = example_copy("s0000")
+    block = np.zeros((122, 101, 30), dtype=bool)
+    block[40:50, 40:50, 10:14] = True  # 400 voxels in all three
+    extra = np.zeros_like(block)
+    extra[60:65, 40:50, 10:14] = True  # 200 more in gallbladder and spleen only
+    for name, voxels in {"gallbladder": block | extra, "liver": block, "spleen": block | extra}.items():
+        rewrite_mask(root, f"s0000/segmentations/{name}.nii.gz", lambda d, v=voxels: d.__setitem__(v, 1))
+    masks = {name: np.asarray(nib.load(root / f"s0000/segmentations/{name}.nii.gz").dataobj).astype(bool)
+             for name in V2.classes}
+    present = sorted(name for name, mask in masks.items() if mask.any())
+    truth = {(a, b): int((masks[a] & masks[b]).sum()) for k, a in enumerate(present) for b in present[k + 1:]}
+    pairs = {(f.details["class_a"], f.details["class_b"]): f.details["voxels"]
+             for f in findings(check(root), "LABEL_OVERLAP")}
+    assert pairs == {pair: count for pair, count in truth.items() if count}
+    assert pairs[("gallbladder", "spleen")] >= 600 and ("gallbladder", "liver") in pairs
+
+
 def test_small_overlap_is_info_below_the_warning_share(example_copy) -> None:
     root = example_copy("s0000")
     liver = np.asarray(nib.load(root / LIVER).dataobj)

@@ -16,6 +16,7 @@ from jinja2 import Environment, PackageLoader
 
 from qa.output.files import Folder, opened
 from qa.output.html.figures import geometry_figure, image_values_figure, numbers_figure
+from qa.report.gate import describe
 from qa.report.model import CaseReport, ClassStats, Evidence, ImageStats, OverlapStats, Report
 from qa.rules.codes import CODES, SEVERITY_RANK
 from qa.rules.finding import Finding
@@ -23,7 +24,7 @@ from qa.rules.finding import Finding
 SEVERITIES = ("error", "warning", "info")
 # The layout of each row of the findings blob that the page's script renders; a row is a list, not an object, to keep
 # a 10,000-finding page small.
-FINDING_COLUMNS = ("code", "severity", "case", "class", "path", "message", "details", "picture")
+FINDING_COLUMNS = ("code", "severity", "case", "class", "path", "message", "details", "picture", "gate")
 EXAMPLES_PER_CODE = 3
 DETAILS_CHARS = 160
 MAX_FINDING_ROWS = 50_000
@@ -193,6 +194,8 @@ class Page:
     columns: list[ColumnSummary]
     figures: list[FigureView]
     pictures: list[Picture]
+    gate: list[str]
+    index_href: str | None = None
 
 
 def script_json(value: object) -> str:
@@ -267,6 +270,14 @@ def message_text(f: Finding) -> str:
     return f.message
 
 
+def gate_text(f: Finding) -> str | None:
+    """What the gate made of a finding, in a few words: waived (and why), new or worse against the baseline."""
+    if f.waived is not None:
+        until = f" until {f.waived.expires}" if f.waived.expires else ""
+        return f"waived{until}: {f.waived.reason}"
+    return {"new": "new", "worse": "worse than in the baseline"}.get(f.baseline or "")
+
+
 def findings_json(findings: list[Finding], pictures: dict[str, str]) -> str:
     """The findings as rows of FINDING_COLUMNS (code and severity as indices into their lists), most severe first.
 
@@ -276,7 +287,7 @@ def findings_json(findings: list[Finding], pictures: dict[str, str]) -> str:
     code_index = {c: i for i, c in enumerate(codes)}
     ordered = sorted(findings, key=lambda f: (-SEVERITY_RANK[f.severity], f.code, f.case or "", f.path or ""))
     rows = [[code_index[f.code], SEVERITIES.index(f.severity), f.case, f.class_name, f.path, message_text(f),
-             details_text(f.details), pictures.get(f.path or "")] for f in ordered[:MAX_FINDING_ROWS]]
+             details_text(f.details), pictures.get(f.path or ""), gate_text(f)] for f in ordered[:MAX_FINDING_ROWS]]
     return script_json({"columns": FINDING_COLUMNS, "codes": codes, "severities": SEVERITIES, "rows": rows})
 
 
@@ -450,7 +461,8 @@ def _evidence_bytes(report_dir: Folder, evidence: Evidence) -> bytes | None:
     return report_dir.read(evidence.file, MAX_PICTURE_BYTES)
 
 
-def build_page(report: Report, report_dir: Folder | None = None, drawings: bool = True) -> Page:
+def build_page(report: Report, report_dir: Folder | None = None, drawings: bool = True,
+               index_href: str | None = None) -> Page:
     """What report.html shows, computed from the report and the evidence files in report_dir beside it.
 
     Without drawings the page has the same tables but no matplotlib figures and no slice pictures.
@@ -471,7 +483,7 @@ def build_page(report: Report, report_dir: Folder | None = None, drawings: bool 
         volume_decades=volume_scale(report.classes), class_findings=class_findings,
         overlaps=report.overlaps[:TOP_OVERLAPS], geometry=geometry(cases), splits=split_rows(cases, spec.splits),
         expected_splits=spec.splits is not None, columns=columns, figures=figures(cases, numbers) if drawings else [],
-        pictures=shown)
+        pictures=shown, gate=describe(report), index_href=index_href)
 
 
 @cache
@@ -488,11 +500,13 @@ def render_page(page: Page) -> str:
                                                                max_rows=MAX_FINDING_ROWS)
 
 
-def render_html(report: Report, report_dir: Folder | None = None) -> str:
-    return render_page(build_page(report, report_dir))
+def render_html(report: Report, report_dir: Folder | None = None, index_href: str | None = None) -> str:
+    return render_page(build_page(report, report_dir, index_href=index_href))
 
 
-def write_html(report: Report, report_dir: Folder | Path, out_dir: Folder | Path | None = None) -> Path:
-    """report.html in out_dir (default: report_dir), with the evidence pictures found in report_dir."""
+def write_html(report: Report, report_dir: Folder | Path, out_dir: Folder | Path | None = None,
+               index_href: str | None = None) -> Path:
+    """report.html in out_dir (default: report_dir), with the evidence pictures found in report_dir and, when given,
+    a link to the index of the history it is kept in."""
     with opened(report_dir) as evidence, opened(out_dir or evidence) as out:
-        return out.write(REPORT_HTML, render_html(report, evidence))
+        return out.write(REPORT_HTML, render_html(report, evidence, index_href))
