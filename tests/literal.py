@@ -13,6 +13,7 @@ from qa.rules.finding import Finding
 from qa.rules.spec import ReleaseSpec, load_spec
 from qa.scan.facts import (
     ISIZE_MODULUS,
+    MAX_DEFLATE_RATIO,
     CaseFacts,
     DeepFacts,
     FileFacts,
@@ -84,10 +85,13 @@ def mask_header(image: HeaderFacts | None = None, **changes) -> HeaderFacts:
 
 
 def file_facts(path: str, header: HeaderFacts | None = None, isize: int | None | EllipsisType = ...,
-               corrupt: Problem | None = None, size: int = 4096) -> FileFacts:
-    """A file's facts; its gzip trailer agrees with its header unless `isize` says otherwise."""
+               corrupt: Problem | None = None, size: int | None = None) -> FileFacts:
+    """A file's facts; its gzip trailer agrees with its header unless `isize` says otherwise, and it is large enough
+    to hold the stream its header declares unless `size` says otherwise."""
     if isize is ...:
         isize = None if header is None else header.stream_bytes % ISIZE_MODULUS
+    if size is None:
+        size = 4096 if header is None else max(4096, -(-header.stream_bytes // MAX_DEFLATE_RATIO))
     return FileFacts(path=path, size=size, header=header, isize=isize, corrupt=corrupt)
 
 

@@ -1,5 +1,6 @@
 """Test support shared by test modules: where the repository and its test data are, copies of the real example, a
-source that kills the worker reading one case, and what GitHub and the SARIF schema would refuse in a SARIF log."""
+source that kills the worker reading one case, what GitHub and the SARIF schema would refuse in a SARIF log, and
+`tsqa` run as a process of its own."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import multiprocessing
 import os
 import shutil
 import signal
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema
@@ -69,3 +73,50 @@ def sarif_problems(log: dict) -> list[str]:
             if result["ruleId"] not in rules or not result.get("partialFingerprints"):
                 problems.append(f"result {k} has no rule or no fingerprint")
     return problems
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished `tsqa` process: its exit code and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_tsqa(*args: str | Path, timeout: float = 120) -> Run:
+    """`python -m qa ARGS` in a session of its own: it must finish within `timeout` seconds (a hang fails the test)
+    and leave no process of its session behind."""
+    return finish(start_tsqa(*args), timeout)
+
+
+def start_tsqa(*args: str | Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "qa", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+
+
+def finish(process: subprocess.Popen, timeout: float = 120) -> Run:
+    """Wait for a process start_tsqa started, as run_tsqa does."""
+    with process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise AssertionError(f"{process.args} did not finish in {timeout} s") from None
+    left = session_members(process.pid)
+    assert left == [], f"processes left behind: {left}"
+    return Run(process.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+
+
+def session_members(session: int) -> list[int]:
+    """The live processes of a session (the session id is its leader's pid); zombies are dead and not counted."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while it was listed
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members

@@ -8,6 +8,7 @@ import sys
 import tempfile
 import textwrap
 from collections.abc import Sequence
+from contextlib import ExitStack
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from qa import __version__
 from qa.rules.baseline import BaselineError, load_baseline
 from qa.rules.codes import CODES
 from qa.rules.spec import SpecError, builtin_spec_names, load_spec
+from qa.rules.text import safe_text
 from qa.rules.waivers import WAIVER_CODES, WaiverError, load_waivers
 
 if TYPE_CHECKING:
@@ -101,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         help="report folder, written exactly there (default: a new folder per run, reports/<spec id>/<release>/"
-        "<UTC time>/, with latest.json beside it pointing at the newest; reports/index.html lists every run)",
+        "<UTC time>/, with latest.json beside it pointing at the newest; reports/index.html lists every run); it must "
+        "be a writable folder outside the release, checked before the scan, and one run at a time writes it",
     )
     check.add_argument("--subset", action="store_true", help="the folder holds part of a release: skip split counts")
     check.add_argument(
@@ -263,10 +266,9 @@ def _gate(args: argparse.Namespace, spec_id: str) -> Gate | None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from qa.app.pipeline import keep_run, run_check, write_outputs
+    from qa.app.pipeline import OutputError, keep_run, open_history, open_output, run_check, write_outputs
     from qa.output.console import print_summary
     from qa.output.progress import progress_bar
-    from qa.output.runs import release_dir
     from qa.report.gate import apply_gate
     from qa.rules.detect import detect_spec
 
@@ -279,20 +281,32 @@ def _check(args: argparse.Namespace) -> int:
         choice = detect_spec(source)
         spec, reason = choice.spec, choice.reason
     gate = _gate(args, spec.id)
-    reports = Path("reports")
-    _refuse_inside(args.out if args.out is not None else release_dir(reports, spec.id, source.location), root)
     for option, path in (("--junit", args.junit), ("--sarif", args.sarif), ("--write-baseline", args.write_baseline)):
         if path is not None:
             _refuse_inside(path, root, option)
-    if not args.quiet:
-        print(f"tsqa: spec {spec.id} ({reason})", file=sys.stderr)
-    with progress_bar(not args.quiet and sys.stderr.isatty()) as advance:
-        report = run_check(source, spec, reason, mode=args.mode, jobs=args.jobs, subset=args.subset,
-                           fail_on=args.fail_on, progress=advance, checksum=not args.no_checksum,
-                           checksum_progress=None if advance is None else advance.checksum)
-    if gate is not None:
-        report = apply_gate(report, gate, spec)
-    path = write_outputs(report, source, spec, args.out) if args.out else keep_run(report, source, spec, reports)
+    with ExitStack() as opened:
+        # the report folders are opened, checked and (--out) locked before the scan, and written through those handles
+        try:
+            if args.out is not None:
+                out = opened.enter_context(open_output(args.out, root))
+            else:
+                reports, history = open_history(Path("reports"), spec, source, root)
+                opened.enter_context(reports)
+                opened.enter_context(history)
+        except OutputError as exc:
+            raise UsageError(str(exc)) from None
+        if not args.quiet:
+            print(f"tsqa: spec {spec.id} ({reason})", file=sys.stderr)
+        with progress_bar(not args.quiet and sys.stderr.isatty()) as advance:
+            report = run_check(source, spec, reason, mode=args.mode, jobs=args.jobs, subset=args.subset,
+                               fail_on=args.fail_on, progress=advance, checksum=not args.no_checksum,
+                               checksum_progress=None if advance is None else advance.checksum)
+        if gate is not None:
+            report = apply_gate(report, gate, spec)
+        if args.out is not None:
+            path = write_outputs(report, source, spec, out)
+        else:
+            path = keep_run(report, source, spec, reports, history)
     _write_ci_files(args, report, root)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         _github(report, root, path)
@@ -425,13 +439,21 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
+    from qa.output.files import Folder, FolderBusy
     from qa.output.html.history import find_index, index_href
     from qa.output.html.page import write_html
 
     report = _read_report(args.report)
-    out = args.out or args.report.parent
-    page = write_html(report, args.report.parent, out_dir=args.out, index_href=index_href(out, find_index(out)))
-    print(f"wrote {page}")
+    target = args.out or args.report.parent
+    try:
+        with Folder.open(args.report.parent) as evidence, Folder.open(target) as out:
+            out.lock()
+            page = write_html(report, evidence, out, index_href=index_href(out.path, find_index(out.path)))
+    except FolderBusy:
+        raise UsageError(f"{target} is being written by a tsqa run; wait for it") from None
+    except OSError as exc:
+        raise UsageError(f"cannot write into {target}: {exc.strerror or exc}") from None
+    print(f"wrote {safe_text(str(page))}")
     return EXIT_OK
 
 
@@ -464,7 +486,7 @@ def _sample(args: argparse.Namespace) -> int:
     if args.dir.exists() and (not args.dir.is_dir() or any(args.dir.iterdir())):
         raise UsageError(f"{args.dir} exists and is not an empty folder")
     made = make_sample(args.dir, load_spec(args.spec), cases=args.cases, faults=args.fault, seed=args.seed)
-    print(f"wrote {args.cases} cases of {args.spec} to {args.dir}")
+    print(f"wrote {args.cases} cases of {args.spec} to {safe_text(str(args.dir))}")
     for fault in made.faults:
         print(f"  fault {fault.code}: {fault.path}")
     return EXIT_OK
@@ -546,7 +568,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _diff(args)
         return _check(args)
     except (UsageError, SpecError, BaselineError, WaiverError) as exc:
-        print(f"tsqa: error: {exc}", file=sys.stderr)
+        print(f"tsqa: error: {safe_text(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("tsqa: interrupted", file=sys.stderr)

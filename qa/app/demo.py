@@ -5,10 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from qa.app.pipeline import run_check, write_outputs
+from qa.app.pipeline import OutputError, open_output, run_check, write_outputs
 from qa.output.console import print_summary
+from qa.output.files import Folder
 from qa.report.model import Report
 from qa.rules.spec import load_spec
+from qa.rules.text import safe_text
 from qa.source.fs import FolderSource
 from qa.synth.sample import FAULTS, InjectedFault, make_sample
 
@@ -26,10 +28,16 @@ def missed_faults(faults: list[InjectedFault], report: Report) -> list[InjectedF
 
 def run_demo(release: Path, out: Path) -> int:
     """Write the demo release at `release`, check it, write the reports into `out`; 0 when every fault was found."""
-    if out.resolve().is_relative_to(release.resolve()):
-        print(f"tsqa: error: --out {out} is inside the demo release; tsqa never writes into the data it checks",
-              file=sys.stderr)
+    try:
+        folder = open_output(out, release)
+    except OutputError as exc:
+        print(f"tsqa: error: {safe_text(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
+    with folder:
+        return _demo(release, folder)
+
+
+def _demo(release: Path, out: Folder) -> int:
     spec = load_spec(DEMO_SPEC)
     sample = make_sample(release, spec, cases=DEMO_CASES, faults=DEMO_FAULTS)
     print(f"tsqa demo: wrote {DEMO_CASES} synthetic cases of {spec.id} to {release}, with these faults injected:")
@@ -38,7 +46,8 @@ def run_demo(release: Path, out: Path) -> int:
     source = FolderSource(release)
     # A 4-case sample cannot have the release's split sizes, so it is checked as a subset.
     report = run_check(source, spec, f"demo: a synthetic sample of {spec.id}", jobs=1, subset=True)
-    path = write_outputs(report, source, spec, out, index_dir=out.parent)
+    with out.parent() as index:
+        path = write_outputs(report, source, spec, out, index_dir=index)
     print_summary(report, path)
     missed = missed_faults(sample.faults, report)
     for fault in missed:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
-from qa.output.files import write_atomic
+from qa.output.files import Folder
 from qa.report.model import Evidence, Report
 from qa.rules.codes import SEVERITY_RANK
 from qa.rules.finding import Finding
@@ -45,9 +44,9 @@ def picture_candidates(findings: list[Finding]) -> list[Finding]:
     return order
 
 
-def make_evidence(report: Report, source: ReleaseSource, layout: Layout, out_dir: Path,
+def make_evidence(report: Report, source: ReleaseSource, layout: Layout, out: Folder,
                   limit: int = MAX_PICTURES, seconds: float = PICTURE_SECONDS) -> list[Evidence]:
-    """Slice pictures of flagged masks written as PNG files under out_dir/evidence/, and what each shows."""
+    """Slice pictures of flagged masks written as PNG files under evidence/ in `out`, and what each shows."""
     made: list[Evidence] = []
     deadline = time.monotonic() + seconds
     image_cache: dict[str, Volume | None] = {}
@@ -57,19 +56,35 @@ def make_evidence(report: Report, source: ReleaseSource, layout: Layout, out_dir
         image_path = f"{f.case}/{layout.image}"
         if image_path not in image_cache:
             image_cache.clear()  # one image in memory at a time
-            image_cache[image_path] = read_volume(source, image_path, layout)
-        mask = read_volume(source, f.path, layout)
+            image_cache[image_path] = _volume(source, image_path, layout)
+        mask = _volume(source, f.path, layout)
         other = f.details.get("path_a") if f.code == "LABEL_OVERLAP" else None
-        other_mask = read_volume(source, other, layout) if isinstance(other, str) and mask is not None else None
+        other_mask = _volume(source, other, layout) if isinstance(other, str) and mask is not None else None
         shown = [m for m in (mask, other_mask) if m is not None]
-        png = slice_picture(image_cache[image_path], shown)
+        png = _picture(image_cache[image_path], shown)
         if png is None:
             continue
         name = f"{EVIDENCE_DIR}/{f.fingerprint}.png"
-        write_atomic(out_dir / name, png)
+        out.write(name, png)
         classes = [f.class_name] + ([str(f.details["class_a"])] if other_mask is not None else [])
         made.append(Evidence(fingerprint=f.fingerprint, file=name, case=f.case, path=f.path, classes=classes))
     return made
+
+
+# The files pictured are the flagged ones, hostile at times: whatever goes wrong with one costs its picture, never the
+# report that is written after the pictures.
+def _volume(source: ReleaseSource, path: str, layout: Layout) -> Volume | None:
+    try:
+        return read_volume(source, path, layout)
+    except Exception:
+        return None
+
+
+def _picture(image: Volume | None, masks: Sequence[Volume]) -> bytes | None:
+    try:
+        return slice_picture(image, masks)
+    except Exception:
+        return None
 
 
 def _axial_axis(affine: np.ndarray) -> int:

@@ -18,6 +18,7 @@ from qa.checks.table import MetaTable
 from qa.execute.base import Executor
 from qa.execute.pool import PoolExecutor
 from qa.execute.serial import SerialExecutor
+from qa.output.files import Folder, FolderBusy
 from qa.output.json import write_report
 from qa.output.progress import ChecksumProgress, Progress
 from qa.output.runs import new_run_dir, record_run, release_dir
@@ -25,6 +26,7 @@ from qa.report.aggregate import case_labels, class_stats, image_stats, overlap_s
 from qa.report.model import ArchiveReport, CaseReport, FailOn, ImageSummary, Mode, Report, SpecSnapshot, summarize
 from qa.rules.finding import Finding
 from qa.rules.spec import ReleaseSpec, all_builtin_specs, case_folders
+from qa.rules.text import safe_text
 from qa.scan.case import Layout, ScanMode, scan_case_guarded
 from qa.scan.facts import ArchiveFacts, CaseFacts, Problem, ReleaseFacts
 from qa.scan.meta import read_meta
@@ -86,9 +88,9 @@ def case_reports(facts: ReleaseFacts, spec: ReleaseSpec, findings: list[Finding]
             shape=list(header.shape), spacing=list(header.zooms[:3]), axcodes=axcodes(header),
             dtype=header.dtype, affine=header.affine)
         row = rows.get(case.case, {})
-        reports.append(CaseReport(case=case.case, split=row.get(split_column) if split_column else None, meta=row,
-                                  image=image, image_stats=image_stats(case), labels=case_labels(case, spec),
-                                  findings=per_case.get(case.case, 0)))
+        reports.append(CaseReport(case=safe_text(case.case), split=row.get(split_column) if split_column else None,
+                                  meta=row, image=image, image_stats=image_stats(case),
+                                  labels=case_labels(case, spec), findings=per_case.get(safe_text(case.case), 0)))
     return reports
 
 
@@ -100,8 +102,8 @@ def build_report(facts: ReleaseFacts, spec: ReleaseSpec, spec_reason: str, mode:
     files = sum(len(c.files) for c in facts.cases)
     cases = case_reports(facts, spec, findings, judgement.table)
     return Report(
-        version=__version__, spec_id=spec.id, spec=SpecSnapshot.of(spec), spec_reason=spec_reason, release=facts.root,
-        archive=None if facts.archive is None else ArchiveReport.of(facts.archive, spec),
+        version=__version__, spec_id=spec.id, spec=SpecSnapshot.of(spec), spec_reason=spec_reason,
+        release=safe_text(facts.root), archive=None if facts.archive is None else ArchiveReport.of(facts.archive, spec),
         mode=mode, subset=subset, started=started, duration_s=round(duration_s, 3),
         summary=summarize(findings, len(facts.cases), files, fail_on),
         findings=findings, cases=cases,
@@ -165,18 +167,55 @@ def _archive_facts(source: ZipSource, hashing: Checksum | None,
     return ArchiveFacts(layout=source.layout, checksum="unreadable", checksum_error=value)
 
 
-def write_outputs(report: Report, source: ReleaseSource, spec: ReleaseSpec, out: Path, index_dir: Path | None = None,
-                  record: bool = False) -> Path:
+class OutputError(ValueError):
+    """A report folder that cannot be used; the message is one line for the user."""
+
+
+def open_output(out: Path, release: Path, lock: bool = True, what: str = "--out") -> Folder:
+    """The report folder opened, locked and checked before anything is scanned: not inside the release, a folder (made
+    if absent), writable, and (with `lock`) not being written by another run. Every output is then written through
+    this handle. `what` names the folder in messages."""
+    def refuse_inside(where: Path) -> None:
+        if where.is_relative_to(release.resolve()):
+            raise OutputError(f"{what} {out} is inside the release; tsqa never writes into the data it checks")
+
+    refuse_inside(out.resolve())
+    try:
+        folder = Folder.open(out)
+    except FileExistsError:
+        raise OutputError(f"{what} {out} exists and is not a folder") from None
+    except OSError as exc:
+        raise OutputError(f"cannot create {what} {out}: {exc.strerror or exc}") from None
+    try:
+        refuse_inside(folder.path)  # a link swapped in between: the folder as opened is what counts
+        if lock:
+            folder.lock()
+        folder.check_writable()
+    except FolderBusy:
+        folder.close()
+        raise OutputError(f"{what} {out} is being written by another tsqa run; wait for it or choose another "
+                          "folder") from None
+    except OSError as exc:
+        folder.close()
+        raise OutputError(f"cannot write into {what} {out}: {exc.strerror or exc}") from None
+    except OutputError:
+        folder.close()
+        raise
+    return folder
+
+
+def write_outputs(report: Report, source: ReleaseSource, spec: ReleaseSpec, out: Folder,
+                  index_dir: Folder | None = None, record: bool = False) -> Path:
     """Evidence pictures, report.json and report.html into `out`; with `record`, run.json and the latest.json beside
     `out` (a run of the history); with `index_dir`, the page links that folder's index, which is refreshed last.
-    Returns the path of report.json."""
+    Every file is written through the folders' handles. Returns the path of report.json."""
     # matplotlib and Jinja2: only a run that writes pages loads them
     from qa.output.html.history import index_href, write_index
     from qa.output.html.page import write_html
 
     report.evidence = make_evidence(report, source, Layout.of(spec), out)
     path = write_report(report, out)
-    write_html(report, out, index_href=index_href(out, index_dir))
+    write_html(report, out, index_href=index_href(out.path, None if index_dir is None else index_dir.path))
     if record:
         record_run(report, out)
     if index_dir is not None:
@@ -184,8 +223,21 @@ def write_outputs(report: Report, source: ReleaseSource, spec: ReleaseSpec, out:
     return path
 
 
-def keep_run(report: Report, source: ReleaseSource, spec: ReleaseSpec, reports: Path) -> Path:
-    """Write a run into the history under `reports`: <spec id>/<release>/<UTC start>/, its latest.json pointer and
-    the refreshed index.html. Returns the path of report.json."""
-    run = new_run_dir(release_dir(reports, spec.id, report.release), report.started)
-    return write_outputs(report, source, spec, run, index_dir=reports, record=True)
+def open_history(reports: Path, spec: ReleaseSpec, source: ReleaseSource, release: Path) -> tuple[Folder, Folder]:
+    """The reports folder and the release's folder in it (<spec id>/<release>/), opened and checked before the scan
+    as open_output does, but not locked: every run of a release gets a folder of its own."""
+    index = open_output(reports, release, lock=False, what="the reports folder")
+    try:
+        return index, open_output(release_dir(reports, spec.id, source.location), release, lock=False,
+                                  what="the reports folder")
+    except OutputError:
+        index.close()
+        raise
+
+
+def keep_run(report: Report, source: ReleaseSource, spec: ReleaseSpec, reports: Folder, history: Folder) -> Path:
+    """Write a run into the history: a new <UTC start>/ folder in the release's, its latest.json pointer and the
+    refreshed index.html of `reports`. Returns the path of report.json."""
+    run = new_run_dir(history, report.started)
+    with history.child(run.name) as folder:
+        return write_outputs(report, source, spec, folder, index_dir=reports, record=True)

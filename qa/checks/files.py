@@ -7,6 +7,7 @@ import fnmatch
 from qa.checks.base import Context, check, finding, header_problem, mask_paths
 from qa.rules.finding import Finding
 from qa.rules.spec import ReleaseSpec, case_folders
+from qa.rules.text import is_safe
 from qa.scan.facts import CaseFacts, FileFacts, Problem
 
 OS_JUNK = (".DS_Store", "__MACOSX", "Thumbs.db", "desktop.ini")
@@ -31,7 +32,10 @@ def check_root(ctx: Context) -> list[Finding]:
 
 def unexpected(spec: ReleaseSpec, case: str | None, path: str, kind: str) -> Finding:
     name = path.rsplit("/", 1)[-1]
-    if name.startswith("._") or name in OS_JUNK:
+    if not is_safe(name):
+        subcode, why = "bad_name", ("a name that is not valid UTF-8 or holds control characters (shown with them "
+                                    "escaped): tools that read the release as text fail on it or print it wrongly")
+    elif name.startswith("._") or name in OS_JUNK:
         subcode, why = "os_junk", "operating-system junk (macOS resource fork or folder metadata)"
     elif kind == "symlink":
         subcode, why = "link", "a symbolic link"
@@ -57,6 +61,8 @@ def check_case_files(case: CaseFacts, ctx: Context) -> list[Finding]:
                              missing_files=len(masks), entry=kind))
         masks = []
     for name, path in [(None, image), *masks]:
+        if path in case.failures:  # files.failures reports it
+            continue
         if path not in kinds:
             found.append(finding(spec, "FILE_MISSING", case.case, path, f"{path} is missing", subcode="file",
                                  class_name=name))
@@ -73,3 +79,12 @@ def check_case_files(case: CaseFacts, ctx: Context) -> list[Finding]:
                                  f"{path}: NIfTI-{facts.header.version}, the release's readers open {allowed}",
                                  class_name=name, version=facts.header.version, allowed=list(spec.nifti_versions)))
     return found
+
+
+@check("files.failures", ("QA_INTERNAL",))
+def check_failures(case: CaseFacts, ctx: Context) -> list[Finding]:
+    """A file whose reading or measuring raised: its own finding, while the case's other files are judged as usual."""
+    classes = {path: name for name, path in mask_paths(case, ctx.spec)}
+    return [finding(ctx.spec, "QA_INTERNAL", case.case, path, f"{path} could not be checked: {failure.reason}",
+                    subcode="file", class_name=classes.get(path), error=failure.reason)
+            for path, failure in sorted(case.failures.items())]

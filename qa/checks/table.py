@@ -15,6 +15,10 @@ from qa.rules.spec import ColumnRule, MetaSpec
 
 # The file's first line is the header, so the first data row is line 2.
 FIRST_DATA_LINE = 2
+# A release's metadata table has a dozen columns of short values. A header of 100,000 names would cost pandas and the
+# report minutes and hundreds of MB (every column is judged and listed), so wider tables are refused before parsing.
+MAX_COLUMNS = 1_000
+MAX_CELL_CHARS = 1_000
 _SPACES = re.compile(r"\s+")
 
 
@@ -59,6 +63,7 @@ def read_table(raw: bytes, spec: MetaSpec) -> MetaTable:
         raise MetaUnreadable("no_header", "the file has no header line")
     if spec.separator not in first_line and len(spec.columns) > 1:
         raise MetaUnreadable("separator", f"the header line has no {spec.separator!r} separator: {first_line[:80]!r}")
+    _refuse_wide_lines(text, spec.separator)
     try:
         # index_col=False: rows ending in a separator must not make pandas take the first column for an index
         with warnings.catch_warnings(record=True) as caught:
@@ -70,21 +75,47 @@ def read_table(raw: bytes, spec: MetaSpec) -> MetaTable:
                                       f"{str(exc).strip()}") from exc
     if caught:
         _refuse_cells_past_the_header(text, spec.separator)
+    _refuse_long_cells(frame)
     frame.columns = [str(c).strip() for c in frame.columns]
     frame.index = range(FIRST_DATA_LINE, FIRST_DATA_LINE + len(frame))
     frame = frame.astype(object).where(frame.apply(lambda col: col.str.strip() != ""), None)
     return MetaTable(frame=frame, normalized=_normalize_columns(frame, spec))
 
 
+def _refuse_wide_lines(text: str, separator: str) -> None:
+    """A line with more fields than MAX_COLUMNS, counted as separators, before pandas spends a second per 100,000 of
+    them. A separator inside a quoted cell counts too, but a cell holding that many is longer than MAX_CELL_CHARS."""
+    fields = [line.count(separator) + 1 for line in text.split("\n")]
+    widest = max(range(len(fields)), key=fields.__getitem__)
+    if fields[widest] > MAX_COLUMNS:
+        where = "the header line" if widest == 0 else f"line {widest + 1}"
+        raise MetaUnreadable("too_wide", f"{where} has {fields[widest]} fields, more than a metadata table has "
+                                         f"({MAX_COLUMNS})")
+
+
+def _refuse_long_cells(frame: pd.DataFrame) -> None:
+    names = [str(name) for name in frame.columns]
+    longest_name = max(map(len, names), default=0)
+    lengths = frame.apply(lambda column: column.str.len().max()) if len(frame) else pd.Series(dtype=float)
+    longest_cell = int(lengths.max()) if len(lengths) and pd.notna(lengths.max()) else 0
+    if max(longest_name, longest_cell) > MAX_CELL_CHARS:
+        where = f"column {names[int(lengths.argmax())]!r}" if longest_cell >= longest_name else "the header"
+        raise MetaUnreadable("too_wide", f"a cell of {max(longest_name, longest_cell)} characters in {where}, longer "
+                                         f"than a metadata value is ({MAX_CELL_CHARS})")
+
+
 def _refuse_cells_past_the_header(text: str, separator: str) -> None:
     """Rows longer than the header: empty trailing fields (a separator at the end of a row) are harmless, a value
     past the last column would be lost."""
     rows = csv.reader(io.StringIO(text), delimiter=separator)
-    width = len(next(rows))
-    for line, row in enumerate(rows, start=FIRST_DATA_LINE):
-        if any(cell.strip() for cell in row[width:]):
-            raise MetaUnreadable("parse", f"line {line} has {len(row)} fields but the header names {width}: the "
-                                          "cells past the last column would be lost")
+    try:
+        width = len(next(rows))
+        for line, row in enumerate(rows, start=FIRST_DATA_LINE):
+            if any(cell.strip() for cell in row[width:]):
+                raise MetaUnreadable("parse", f"line {line} has {len(row)} fields but the header names {width}: "
+                                              "the cells past the last column would be lost")
+    except csv.Error as exc:  # e.g. a field past the header longer than the csv module's limit
+        raise MetaUnreadable("parse", f"cannot be parsed as {separator!r}-separated values: {exc}") from exc
 
 
 def _normalize_columns(frame: pd.DataFrame, spec: MetaSpec) -> list[Normalized]:
@@ -107,8 +138,9 @@ def _numeric(series: pd.Series) -> pd.Series:
 NOT_EMPTY = "not empty"
 
 
-def _checks(rule: ColumnRule, subcodes: dict[str, str]) -> list[pa.Check]:
-    """The column's pandera checks; each check's name is recorded in `subcodes` with the subcode its failures get."""
+def _checks(rule: ColumnRule, subcodes: dict[str, str], whole: bool = False) -> list[pa.Check]:
+    """The column's pandera checks; each check's name is recorded in `subcodes` with the subcode its failures get.
+    With `whole`, the pattern must match the whole value rather than be found in it."""
     checks: list[tuple[str, pa.Check]] = []
     if rule.type == "int":
         checks.append(("type", pa.Check(lambda s: s.str.fullmatch(r"[+-]?\d+"), name="integer")))
@@ -127,8 +159,14 @@ def _checks(rule: ColumnRule, subcodes: dict[str, str]) -> list[pa.Check]:
         allowed = set(rule.allowed)
         checks.append(("allowed", pa.Check(lambda s: s.isin(allowed), name=f"one of {', '.join(rule.allowed)}")))
     if rule.pattern is not None:
-        pattern = rule.pattern
-        checks.append(("pattern", pa.Check(lambda s: s.str.contains(pattern, regex=True), name=f"matches {pattern}")))
+        # \d is 0-9 (re.ASCII); the id column's values are case ids, matched whole as case folder names are.
+        pattern = re.compile(rule.pattern, re.ASCII)
+        if whole:
+            checks.append(("pattern", pa.Check(lambda s: s.map(lambda v: pattern.fullmatch(v) is not None),
+                                               name=f"matches {rule.pattern} as a whole")))
+        else:
+            checks.append(("pattern", pa.Check(lambda s: s.str.contains(pattern, regex=True),
+                                               name=f"matches {rule.pattern}")))
     subcodes.update({c.name: subcode for subcode, c in checks})
     return [c for _, c in checks]
 
@@ -136,7 +174,8 @@ def _checks(rule: ColumnRule, subcodes: dict[str, str]) -> list[pa.Check]:
 def column_schema(spec: MetaSpec, present: list[str], subcodes: dict[str, str]) -> pa.DataFrameSchema:
     """The pandera schema of the spec's columns that the file has (absent ones are META_COLUMNS' business)."""
     columns = {
-        name: pa.Column(object, checks=_checks(rule, subcodes), nullable=rule.nullable, required=False)
+        name: pa.Column(object, checks=_checks(rule, subcodes, whole=name == spec.id_column), nullable=rule.nullable,
+                        required=False)
         for name, rule in spec.columns.items()
         if name in present
     }

@@ -7,10 +7,12 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from qa.report.gate import describe
 from qa.report.model import ArchiveReport, Report
 from qa.rules.codes import CODES, SEVERITY_RANK
+from qa.rules.text import safe_text
 
 
 def severities_text(counts: Counter) -> str:
@@ -57,9 +59,12 @@ def print_summary(report: Report, path: Path, console: Console | None = None) ->
             title = CODES[code].title if code in CODES else ""
             table.add_row(code, severities_text(severities[code]), str(count), title)
         console.print(table)
+    # Case ids come from folder names and meta.csv and the path from the command line: printed as Text, so that
+    # '[/red]' is not markup and an escape sequence reaches the terminal as the characters that spell it.
     if s.worst_cases:
-        console.print(f"worst cases: {', '.join(s.worst_cases)}")
+        console.print(Text(f"worst cases: {', '.join(safe_text(case) for case in s.worst_cases)}"), soft_wrap=True)
     if report.archive is not None:
-        console.print(archive_text(report.archive), soft_wrap=True, markup=False)
+        console.print(Text(archive_text(report.archive)), soft_wrap=True)
     html = path.with_name("report.html")
-    console.print(f"report: {path}" + (f" and {html.name} beside it" if html.exists() else ""), soft_wrap=True)
+    where = f"report: {safe_text(str(path))}" + (f" and {html.name} beside it" if html.exists() else "")
+    console.print(Text(where), soft_wrap=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qa.output.files import write_atomic
+from qa.output.files import Folder, opened, write_atomic
 from qa.report.diff import ReportDiff
 from qa.report.model import Report
 from qa.rules.baseline import Baseline
@@ -13,10 +13,9 @@ REPORT_JSON = "report.json"
 DIFF_JSON = "diff.json"
 
 
-def write_report(report: Report, out_dir: Path) -> Path:
-    path = out_dir / REPORT_JSON
-    write_atomic(path, report.model_dump_json(indent=1))
-    return path
+def write_report(report: Report, out: Folder | Path) -> Path:
+    with opened(out) as folder:
+        return folder.write(REPORT_JSON, report.model_dump_json(indent=1))
 
 
 def read_report(path: Path) -> Report:

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ValidationError
 
-from qa.output.files import write_atomic
+from qa.output.files import Folder, opened
 from qa.report.model import Mode, Report, Summary
 
 LATEST = "latest.json"
@@ -52,27 +52,26 @@ def release_dir(reports: Path, spec_id: str, release: str) -> Path:
     return reports / spec_id / release_name(release)
 
 
-def new_run_dir(folder: Path, started: datetime) -> Path:
+def new_run_dir(folder: Folder | Path, started: datetime) -> Path:
     """Create and return the folder of a new run of a release; a run never takes over another's folder."""
     stamp = started.astimezone(UTC).strftime(STAMP)
-    folder.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 10_000):
-        run = folder / (stamp if n == 1 else f"{stamp}-{n}")
-        try:
-            run.mkdir()
-        except FileExistsError:
-            continue
-        return run
+    with opened(folder) as release:
+        for n in range(1, 10_000):
+            name = stamp if n == 1 else f"{stamp}-{n}"
+            try:
+                release.mkdir(name)
+            except FileExistsError:
+                continue
+            return release.path / name
     raise FileExistsError(f"no free run folder for {stamp} in {folder}")
 
 
-def record_run(report: Report, run: Path) -> Path:
-    """Write run.json into a finished run's folder, then point latest.json at it; returns latest.json."""
-    record = RunRecord.of(report, run.name)
-    write_atomic(run / RUN, record.model_dump_json(indent=1))
-    latest = run.parent / LATEST
-    write_atomic(latest, record.model_dump_json(indent=1))
-    return latest
+def record_run(report: Report, run: Folder | Path) -> Path:
+    """Write run.json into a finished run's folder, then point latest.json beside it at it; returns latest.json."""
+    with opened(run) as folder, folder.parent() as release:
+        record = RunRecord.of(report, folder.path.name)
+        folder.write(RUN, record.model_dump_json(indent=1))
+        return release.write(LATEST, record.model_dump_json(indent=1))
 
 
 def _order(run: Path) -> tuple[str, int]:

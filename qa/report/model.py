@@ -7,12 +7,13 @@ from collections import Counter
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from qa.rules.baseline import BaselineEntry
 from qa.rules.codes import Severity
 from qa.rules.finding import Finding, fails
 from qa.rules.spec import ReleaseSpec
+from qa.rules.text import safe_text
 from qa.rules.waivers import Waiver
 from qa.scan.facts import ArchiveFacts
 
@@ -201,6 +202,13 @@ class ArchiveReport(BaseModel):
     deflated: int
     zip64: bool
     top_folder: str | None = Field(description="The single folder the members lie in, read as the release root.")
+
+    # The archive's file name and its members' names come from the download: made safe to store and show as findings'
+    # names are (qa.rules.text).
+    @field_validator("name", "published", "top_folder")
+    @classmethod
+    def _safe(cls, value: str | None) -> str | None:
+        return None if value is None else safe_text(value)
 
     @classmethod
     def of(cls, archive: ArchiveFacts, spec: ReleaseSpec) -> ArchiveReport:

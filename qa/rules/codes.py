@@ -47,8 +47,9 @@ _CODES = [
     ),
     Code(
         "META_UNREADABLE", "error", "meta.csv cannot be parsed",
-        "meta.csv does not decode with the spec's encoding, has no header line, or its header does not use the "
-        "spec's separator.",
+        "meta.csv does not decode with the spec's encoding, has no header line, its header does not use the "
+        "spec's separator, its rows cannot be parsed, or it is far wider than a metadata table (more than 1,000 "
+        "columns, or a cell of more than 1,000 characters).",
         "Every reader of the release (pandas, nnU-Net converters) will fail or read one giant column.",
         "Save the file as UTF-8 (with BOM for TotalSegmentator) and separate columns with the spec's separator (';').",
         subcodes=(
@@ -58,6 +59,8 @@ _CODES = [
             Subcode("no_header", "the file has no header line"),
             Subcode("separator", "the header line does not use the spec's separator"),
             Subcode("parse", "the rows cannot be parsed as separated values"),
+            Subcode("too_wide", "more columns (1,000) or a longer cell (1,000 characters) than a metadata table has; "
+                                "refused before parsing it, so that such a file cannot cost minutes and a huge report"),
         ),
     ),
     Code(
@@ -142,14 +145,18 @@ _CODES = [
         "FILE_UNEXPECTED", "warning", "an unexpected file or folder",
         "A file or folder that the spec does not expect: unknown mask names, stray copies, macOS junk ('._*', "
         "'.DS_Store', "
-        "'__MACOSX'), folders at the root that are not cases, or a symbolic link.",
+        "'__MACOSX'), folders at the root that are not cases, a symbolic link, or a name that is not valid UTF-8 or "
+        "holds control characters (reported with those bytes escaped as \\xNN).",
         "Junk inflates the release; an unknown mask name usually means a renamed class that loaders will skip.",
-        "Delete the junk; rename masks to the spec's class names, or check with the spec of the right release.",
+        "Delete the junk; rename masks to the spec's class names, or check with the spec of the right release; "
+        "rename a badly named file with its escaped bytes (e.g. mv $'notes_\\xe9.txt' notes.txt).",
         subcodes=(
             Subcode("os_junk", "operating-system leftovers: macOS resource forks and folder metadata, Windows "
                                "thumbnails"),
             Subcode("link", "a symbolic link where a file or folder is expected"),
             Subcode("unknown", "a file or folder the spec does not expect"),
+            Subcode("bad_name", "a name that is not valid UTF-8 or holds control characters; the report shows its "
+                                "bytes escaped (\\xe9, \\x1b)"),
         ),
     ),
     Code(
@@ -157,9 +164,11 @@ _CODES = [
         "The file is empty, not gzip, truncated, has an unreadable or absurd NIfTI header, is not a regular file, is "
         "a link "
         "leaving the release, or the size its header declares differs from the size in the gzip trailer (ISIZE, "
-        "modulo 2^32). "
-        "The deep pass also decompresses every byte: a CRC32 or length mismatch anywhere in the stream, or data "
-        "shorter than "
+        "modulo 2^32) or is more than the file can hold. ISIZE is the size of the last gzip member only: when it "
+        "disagrees, the quick pass reads the stream through once, so that a valid file of several members (which gzip "
+        "and nibabel read as one stream) is no finding and a truncated or padded one says where it breaks. "
+        "The deep pass also decompresses every byte of every member: a CRC32 or length mismatch anywhere, a broken "
+        "later member, or data shorter than "
         "the header says, is found only there (a header can look perfect over a broken stream). The subcode says "
         "which kind, "
         "details.reason the exact problem.",
@@ -172,10 +181,13 @@ _CODES = [
             Subcode("truncated", "the gzip stream ends before the end of the NIfTI header"),
             Subcode("bad_header", "no usable NIfTI header: the stream breaks in it, or its size, magic, dimensions, "
                                   "data type or vox_offset are wrong"),
-            Subcode("absurd_size", "the header declares more voxels or bytes than geometry.max_voxels or max_bytes"),
-            Subcode("size_mismatch", "the header's size differs from the gzip trailer's: truncated, padded or a wrong "
-                                     "header"),
-            Subcode("stream", "decompressing every byte fails: CRC32, length, broken deflate data or data shorter than "
+            Subcode("absurd_size", "the header declares more voxels or bytes than geometry.max_voxels or max_bytes, "
+                                   "or a vox_offset past max_bytes"),
+            Subcode("size_mismatch", "the header's size differs from the gzip stream's (its trailer, or its members "
+                                     "read through) or is more than the file can hold: truncated, padded, trailing "
+                                     "garbage or a wrong header"),
+            Subcode("stream", "decompressing every byte of every gzip member fails: CRC32, length, broken deflate "
+                              "data, a broken later member, bytes after the last member, or data shorter than "
                               "declared", "deep"),
         ),
     ),
@@ -349,14 +361,16 @@ _CODES += [
         needs="deep",
     ),
     Code(
-        "QA_INTERNAL", "error", "tsqa could not check a case",
-        "Checking this case raised an unexpected error or killed its worker process. The other cases were checked. "
-        "details.error says what happened.",
-        "Nothing is known about the case, so it must not pass silently.",
-        "Look at the case's files by hand, and report the error to tsqa's developers with the details.",
+        "QA_INTERNAL", "error", "tsqa could not check a case or a file",
+        "Checking this case raised an unexpected error or killed its worker process (the other cases were checked), "
+        "or reading or measuring one file raised an unexpected error (the case's other files were checked; the "
+        "finding is on that file's path). details.error says what happened.",
+        "Nothing is known about the case or the file, so it must not pass silently.",
+        "Look at the file or the case's files by hand, and report the error to tsqa's developers with the details.",
         subcodes=(
             Subcode("crash", "the worker process checking the case died (crash or killed)"),
             Subcode("error", "checking the case raised an unexpected error"),
+            Subcode("file", "reading or measuring one file raised an unexpected error"),
         ),
     ),
     Code(

@@ -7,9 +7,10 @@ import json
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from qa.rules.codes import SEVERITY_RANK, Severity
+from qa.rules.text import safe_text
 
 Scalar = str | int | float | bool | None
 Detail = Scalar | list[Scalar] | list[list[Scalar]] | dict[str, Scalar]
@@ -57,6 +58,28 @@ class Finding(BaseModel):
                                                              "unchanged, or worse (in it at a lower severity); null "
                                                              "without a baseline.")
     waived: Waived | None = Field(None, description="The waiver (--waivers) that accepted it; null when none did.")
+
+    # Names and cells come from the release: a file name that is not UTF-8 or holds an escape sequence must still
+    # make a report that serialises and prints as text. The fingerprint was taken from the real name.
+    @field_validator("case", "path", "class_name", "message")
+    @classmethod
+    def _safe(cls, value: str | None) -> str | None:
+        return None if value is None else safe_text(value)
+
+    @field_validator("details")
+    @classmethod
+    def _safe_details(cls, value: dict[str, Detail]) -> dict[str, Detail]:
+        return {safe_text(key): _safe_detail(detail) for key, detail in value.items()}
+
+
+def _safe_detail(value: Detail) -> Detail:
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, list):
+        return [_safe_detail(item) for item in value]
+    if isinstance(value, dict):
+        return {safe_text(key): _safe_detail(item) for key, item in value.items()}
+    return value
 
 
 def finding_sort_key(f: Finding) -> tuple:

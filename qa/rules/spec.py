@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -28,7 +30,8 @@ class ColumnRule(_Strict):
     type: Literal["str", "int", "float"] = "str"
     nullable: bool = True
     allowed: list[str] | None = None
-    pattern: str | None = None
+    pattern: str | None = Field(None, description="A regular expression found in the value (\\d means 0-9); in the "
+                                "id column, where values are case ids, it must match the whole value.")
     min: float | None = None
     max: float | None = None
     normalize: bool = Field(
@@ -42,7 +45,7 @@ class ColumnRule(_Strict):
     def _pattern_compiles(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                re.compile(value)
+                re.compile(value, re.ASCII)
             except re.error as exc:
                 raise ValueError(f"pattern {value!r} is not a regular expression: {exc}") from exc
         return value
@@ -127,7 +130,8 @@ class ReleaseSpec(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     title: str
     version: str | None = None
-    case_pattern: str = r"^s\d{4}$"
+    case_pattern: str = Field(r"^s\d{4}$", description="A case folder's name: the whole name must match, and \\d, "
+                              "\\w and \\s mean ASCII only (re.fullmatch with re.ASCII).")
     image: str = "ct.nii.gz"
     mask_dir: str = "segmentations"
     mask_suffix: str = ".nii.gz"
@@ -149,6 +153,12 @@ class ReleaseSpec(_Strict):
     anatomy: AnatomySpec = AnatomySpec()
     archives: list[Archive] = []
     severities: dict[str, Severity]
+
+    @field_validator("case_pattern")
+    @classmethod
+    def _case_pattern_compiles(cls, value: str) -> str:
+        case_matcher(value)
+        return value
 
     @field_validator("classes")
     @classmethod
@@ -205,10 +215,21 @@ def _known_key(key: str) -> bool:
     return known is not None and (not subcode or known.subcode(subcode) is not None)
 
 
+@functools.cache
+def case_matcher(case_pattern: str) -> Callable[[str], bool]:
+    """Whether a name is a case id: the whole name matches, with ASCII digits. A search would let 's0001' followed by
+    a newline ('$' matches before a final newline) or an s and four Arabic-Indic digits (\\d in Unicode mode) pass."""
+    try:
+        pattern = re.compile(case_pattern, re.ASCII)
+    except re.error as exc:
+        raise ValueError(f"case_pattern {case_pattern!r} is not a regular expression: {exc}") from exc
+    return lambda name: pattern.fullmatch(name) is not None
+
+
 def case_folders(root_entries: list[Entry], case_pattern: str) -> list[str]:
     """The folders at the release root whose names are case ids."""
-    pattern = re.compile(case_pattern)
-    return [e.path for e in root_entries if e.kind == "dir" and pattern.search(e.path)]
+    is_case = case_matcher(case_pattern)
+    return [e.path for e in root_entries if e.kind == "dir" and is_case(e.path)]
 
 
 SPEC_PACKAGE = "qa.schemas"

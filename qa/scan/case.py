@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -11,8 +13,9 @@ import numpy as np
 
 from qa.rules.spec import ReleaseSpec
 from qa.scan.facts import CaseFacts, DeepFacts, FileFacts, MaskValues, Problem, StreamFacts
-from qa.scan.nifti import inflate, read_file_facts
-from qa.scan.voxels import OverlapTracker, image_values, mask_values, voxel_array
+from qa.scan.members import inflate
+from qa.scan.nifti import read_file_facts
+from qa.scan.voxels import OverlapTracker, image_values, mask_values, measurable, voxel_array
 from qa.source.base import ReleaseSource, SourceError
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -50,10 +53,21 @@ def scan_case(source: ReleaseSource, case: str, layout: Layout = Layout(), mode:
             facts.entries.extend(source.entries(entry.path))
     for entry in facts.entries:
         if entry.kind != "dir" and is_nifti_name(entry.path.rsplit("/", 1)[-1]):
-            facts.files[entry.path] = read_file_facts(source, entry.path)
+            with failure_of(facts, entry.path):
+                facts.files[entry.path] = read_file_facts(source, entry.path, layout.max_bytes)
     if mode == "deep":
         facts.deep = measure_case(source, facts, layout)
     return facts
+
+
+@contextmanager
+def failure_of(facts: CaseFacts, path: str) -> Iterator[None]:
+    """Record an exception raised while reading or measuring one file as that file's failure, so that the case's
+    other files are still checked."""
+    try:
+        yield
+    except Exception as exc:  # an unforeseen input or a bug must cost one file, not its case
+        facts.failures[path] = Problem("error", f"{type(exc).__name__}: {exc}")
 
 
 def scan_case_guarded(source: ReleaseSource, layout: Layout, mode: ScanMode, case: str) -> CaseFacts:
@@ -80,32 +94,45 @@ def _read_raw(source: ReleaseSource, facts: FileFacts | None, layout: Layout, de
         return None
 
 
-def _inflate_raw(raw: bytes, facts: FileFacts, deep: DeepFacts) -> bytearray | None:
+def _inflate_raw(raw: bytes, facts: FileFacts, deep: DeepFacts) -> np.ndarray | None:
     buffer, deep.streams[facts.path] = inflate(raw, facts.header.stream_bytes)
     return buffer
 
 
 def measure_case(source: ReleaseSource, facts: CaseFacts, layout: Layout) -> DeepFacts:
-    """Decompress every NIfTI of a case once, verifying it, and measure the image and every mask on the way."""
+    """Decompress every NIfTI of a case once, verifying it, and measure the image and every mask on the way. A file
+    whose reading or measuring raises is recorded in facts.failures and the others are still measured."""
     deep = DeepFacts()
     image_path = f"{facts.case}/{layout.image}"
     image_facts = facts.files.get(image_path)
-    raw = _read_raw(source, image_facts, layout, deep)
-    buffer = None if raw is None else _inflate_raw(raw, image_facts, deep)
-    del raw
-    image = None if buffer is None else voxel_array(buffer, image_facts.header)
-    if image is not None:
-        deep.image = image_values(image, image_facts.header)
+    image = None
+    with failure_of(facts, image_path):
+        image = _measure_image(source, image_facts, layout, deep)
     mask_prefix = f"{facts.case}/{layout.mask_dir}/"
     masks = sorted(p for p in facts.files if p.startswith(mask_prefix))
     measure = _MaskMeasure(source, layout, deep, image, image_facts, len(masks))
     for path in masks:
-        measure.add(facts.files[path])
+        with failure_of(facts, path):
+            measure.add(facts.files[path])
     for path in sorted(set(facts.files) - set(masks) - {image_path}):
-        raw = _read_raw(source, facts.files[path], layout, deep)
-        if raw is not None:
-            _inflate_raw(raw, facts.files[path], deep)
+        with failure_of(facts, path):
+            raw = _read_raw(source, facts.files[path], layout, deep)
+            if raw is not None:
+                _inflate_raw(raw, facts.files[path], deep)
     return deep
+
+
+def _measure_image(source: ReleaseSource, image_facts: FileFacts | None, layout: Layout,
+                   deep: DeepFacts) -> np.ndarray | None:
+    """The image's stored voxels, verified and measured into deep.image, or None when there are none to measure."""
+    raw = _read_raw(source, image_facts, layout, deep)
+    buffer = None if raw is None else _inflate_raw(raw, image_facts, deep)
+    del raw
+    if buffer is None or not measurable(image_facts.header):
+        return None
+    image = voxel_array(buffer, image_facts.header)
+    deep.image = image_values(image, image_facts.header)
+    return image
 
 
 _NO_VOXELS = np.empty(0, dtype=np.intp)
@@ -142,7 +169,7 @@ class _MaskMeasure:
             self.deep.streams[facts.path], self.deep.masks[facts.path] = self.empty_blobs[key]
             return _NO_VOXELS
         buffer = _inflate_raw(raw, facts, self.deep)
-        if buffer is None:
+        if buffer is None or not measurable(facts.header):
             return _NO_VOXELS
         on_grid = self._on_grid(facts)
         padding = None if self.deep.image is None else self.deep.image.padding_value

@@ -16,9 +16,11 @@ from qa.scan.itk import Placement
 from qa.source.base import Entry
 from qa.source.zip import ArchiveLayout
 
-FACTS_VERSION = 3
+FACTS_VERSION = 4
 # gzip's trailer keeps the uncompressed size modulo 2^32.
 ISIZE_MODULUS = 1 << 32
+# Deflate turns at most 1032 bytes into one (a 258-byte match in two bits): a gzip file cannot hold more than this.
+MAX_DEFLATE_RATIO = 1032
 # NaN and infinity (a hostile header's) and raw bytes (meta.csv's) survive a trip through JSON.
 _JSON = ConfigDict(ser_json_inf_nan="constants", ser_json_bytes="base64", val_json_bytes="base64")
 # What makes a file unusable; each kind is a subcode of FILE_CORRUPT.
@@ -73,7 +75,9 @@ class HeaderFacts:
 
 @dataclass(frozen=True)
 class FileFacts:
-    """One file: its size on disk, its header, its gzip trailer size, or why it could not be read."""
+    """One file: its size on disk, its header, its gzip stream's size (modulo 2^32: the trailer's, or the total of
+    its members when the trailer disagreed and reading the stream through confirmed the header), or why it could not
+    be read. `stream_error` is what reading the stream through found when it did not confirm the header."""
 
     __pydantic_config__ = _JSON
 
@@ -82,6 +86,7 @@ class FileFacts:
     header: HeaderFacts | None = None
     isize: int | None = None
     corrupt: Problem | None = None
+    stream_error: str | None = None
 
     def problem(self, max_voxels: int, max_bytes: int) -> Problem | None:
         """Why the header cannot be used, or None: what the scan found, absurd sizes, a disagreeing gzip trailer.
@@ -98,11 +103,22 @@ class FileFacts:
         if header.data_bytes > max_bytes:
             return Problem("absurd_size", f"absurd size: {header.shape} of {header.dtype} is {header.data_bytes} "
                                           f"bytes, more than the {max_bytes} allowed")
-        if self.isize is not None and self.isize != header.stream_bytes % ISIZE_MODULUS:
+        if header.data_offset > max_bytes:
+            # ISIZE is modulo 2^32: vox_offset 2^32 + 512 over a stream of 512 + data bytes would match the trailer
+            return Problem("absurd_size", f"absurd vox_offset {header.data_offset}: the data would start past the "
+                                          f"{max_bytes} bytes allowed for a whole file")
+        if self.isize is None:
+            return None
+        if header.stream_bytes > MAX_DEFLATE_RATIO * self.size:
+            return Problem("size_mismatch", f"header declares {header.stream_bytes} bytes (offset {header.data_offset} "
+                                            f"+ data {header.data_bytes}), more than a {self.size}-byte gzip file can "
+                                            f"hold (deflate packs at most {MAX_DEFLATE_RATIO} bytes into one)")
+        if self.isize != header.stream_bytes % ISIZE_MODULUS:
+            found = f"; read through, {self.stream_error}" if self.stream_error else ""
             return Problem("size_mismatch",
                            f"header declares {header.stream_bytes} bytes (offset {header.data_offset} + data "
                            f"{header.data_bytes}) but the gzip trailer says {self.isize} (mod 2^32): truncated, padded "
-                           "or wrong header")
+                           f"or wrong header{found}")
         return None
 
 
@@ -180,6 +196,8 @@ class CaseFacts:
     files: dict[str, FileFacts] = field(default_factory=dict)
     deep: DeepFacts | None = None
     internal_error: Problem | None = None  # kind "crash" or "error": the case could not be scanned
+    # Files whose reading or measuring raised an unforeseen error (kind "error"); the case's other files were checked.
+    failures: dict[str, Problem] = field(default_factory=dict)
 
 
 @dataclass

@@ -6,26 +6,24 @@ import functools
 import logging
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-import deflate
 import numpy as np
 from nibabel.nifti1 import Nifti1Header
 from nibabel.nifti2 import Nifti2Header
 
-from qa.scan.facts import ISIZE_MODULUS, CorruptKind, FileFacts, HeaderFacts, Problem, StreamFacts
+from qa.rules.spec import GeometrySpec
+from qa.scan.facts import ISIZE_MODULUS, MAX_DEFLATE_RATIO, CorruptKind, FileFacts, HeaderFacts, Problem
 from qa.scan.itk import NiftiFields, Placement, itk_placement
+from qa.scan.members import GZIP_MAGIC, TRAILER_BYTES, walk
 from qa.source.base import MemberReader, ReleaseSource, SourceError
 
-GZIP_MAGIC = b"\x1f\x8b"
 NIFTI1_SIZE, NIFTI2_SIZE = 348, 540
 MAGICS = {NIFTI1_SIZE: (b"n+1", b"ni1"), NIFTI2_SIZE: (b"n+2", b"ni2")}
 # A header compresses to well under a kilobyte; a stream that has not produced one after this much
 # input is not a NIfTI, and reading on would let a hostile file make us inflate a whole volume.
 MAX_HEADER_INPUT = 1 << 20
 READ_CHUNK = 1 << 14
-# Output per zlib step when diagnosing a broken stream: bounded, so a decompression bomb costs time, not memory.
-DIAGNOSE_STEP = 1 << 24
 
 
 class NotNifti(Exception):
@@ -169,18 +167,19 @@ def _corrupt(rel: str, size: int, kind: CorruptKind, reason: str, isize: int | N
     return FileFacts(path=rel, size=size, isize=isize, corrupt=Problem(kind, reason))
 
 
-def read_file_facts(source: ReleaseSource, rel: str) -> FileFacts:
-    """Facts of one file from its header and gzip trailer; a problem becomes `corrupt`, never an exception."""
+def read_file_facts(source: ReleaseSource, rel: str, max_bytes: int = GeometrySpec().max_bytes) -> FileFacts:
+    """Facts of one file from its header and gzip trailer; a problem becomes `corrupt`, never an exception.
+    `max_bytes` bounds how far a stream is ever read through (see _confirm_size)."""
     try:
         with source.open(rel) as reader:
             if reader.size == 0:
                 return _corrupt(rel, 0, "empty", "empty file")
-            return _read_member(reader, rel)
+            return _read_member(reader, rel, max_bytes)
     except SourceError as exc:
         return _corrupt(rel, 0, "unreadable", str(exc))
 
 
-def _read_member(reader: MemberReader, rel: str) -> FileFacts:
+def _read_member(reader: MemberReader, rel: str, max_bytes: int) -> FileFacts:
     size = reader.size
     head = reader.read_at(0, READ_CHUNK)
     if head[:2] != GZIP_MAGIC:
@@ -190,26 +189,58 @@ def _read_member(reader: MemberReader, rel: str) -> FileFacts:
     if size < 18:
         return _corrupt(rel, size, "truncated", f"truncated gzip: {size} bytes, shorter than gzip's header and trailer")
     block, error = _inflate_header(reader, head)
-    isize = struct.unpack("<I", reader.read_at(size - 8, 8)[4:])[0]
+    trailer = reader.read_at(size - TRAILER_BYTES, TRAILER_BYTES)
+    if len(trailer) < TRAILER_BYTES:
+        return _corrupt(rel, size, "unreadable", "the file got shorter while it was read")
+    isize = struct.unpack("<I", trailer[4:])[0]
     if error is not None:
         return _corrupt(rel, size, *error, isize=isize)
-    return _facts_from_block(rel, size, block, isize)
+    return _confirm_size(reader, _facts_from_block(rel, size, block, isize), max_bytes)
+
+
+def _confirm_size(reader: MemberReader, facts: FileFacts, max_bytes: int) -> FileFacts:
+    """The trailer's ISIZE is the size of the stream's last gzip member (modulo 2^32): the whole stream's only when it
+    has one member. When it disagrees with the header, the stream is read through once, output discarded, to tell a
+    valid multi-member file (its members' total is taken as the stream's size) from a truncated or padded one (why is
+    kept for the finding). Nothing is read for a header the checks refuse anyway (larger than max_bytes, or than the
+    file can hold), so the cost is bounded by max_bytes of inflating, and paid only by files whose trailer disagrees."""
+    header = facts.header
+    if header is None or facts.isize == header.stream_bytes % ISIZE_MODULUS:
+        return facts
+    declared = header.stream_bytes
+    if declared > max_bytes or declared > MAX_DEFLATE_RATIO * facts.size:
+        return facts
+    found = walk(reader.read_at, facts.size, declared)
+    if found.error is None and found.inflated == declared:
+        return replace(facts, isize=declared % ISIZE_MODULUS)
+    members = f" in {found.members} gzip members" if found.members > 1 else ""
+    return replace(facts, stream_error=found.error or f"the stream holds {found.inflated} bytes{members}")
 
 
 def _inflate_header(reader: MemberReader, first: bytes) -> tuple[bytes, tuple[CorruptKind, str] | None]:
+    """The first NIFTI2_SIZE bytes of the stream, read on into the next gzip member where one ends sooner."""
     inflater = zlib.decompressobj(wbits=31)
     out = bytearray()
-    chunk, consumed = first, 0
+    pending, read = first, len(first)
     try:
         while len(out) < NIFTI2_SIZE:
-            out += inflater.decompress(inflater.unconsumed_tail + chunk, NIFTI2_SIZE - len(out))
-            consumed += len(chunk)
-            if inflater.eof or len(out) >= NIFTI2_SIZE:
+            out += inflater.decompress(pending, NIFTI2_SIZE - len(out))
+            pending = inflater.unconsumed_tail
+            boundary = inflater.eof
+            if boundary:
+                pending, inflater = inflater.unused_data, zlib.decompressobj(wbits=31)
+            if len(out) >= NIFTI2_SIZE:
                 break
-            if consumed > MAX_HEADER_INPUT:
-                return bytes(out), ("bad_header", f"no NIfTI header in the first {MAX_HEADER_INPUT} compressed bytes")
-            chunk = reader.read_at(consumed, READ_CHUNK)
-            if not chunk and not inflater.unconsumed_tail:
+            if len(pending) < 2:
+                if read > MAX_HEADER_INPUT:
+                    return bytes(out), ("bad_header",
+                                        f"no NIfTI header in the first {MAX_HEADER_INPUT} compressed bytes")
+                more = reader.read_at(read, READ_CHUNK)
+                read += READ_CHUNK
+                if not more and not pending:
+                    break
+                pending += more
+            if boundary and pending[:2] != GZIP_MAGIC:  # no member follows: the stream ends here
                 break
     except zlib.error as exc:
         return bytes(out), ("bad_header", f"gzip stream broken at its start: {exc}")
@@ -227,67 +258,3 @@ def _facts_from_block(rel: str, size: int, block: bytes, isize: int | None) -> F
     except Exception as exc:  # a hostile header can trip any nibabel path; it is a finding, not a crash
         return _corrupt(rel, size, "bad_header", f"bad NIfTI header: {type(exc).__name__}: {exc}", isize)
     return FileFacts(path=rel, size=size, isize=isize, header=header)
-
-
-def inflate(raw: bytes, expected: int) -> tuple[bytearray | None, StreamFacts]:
-    """The whole uncompressed stream verified by CRC32 and length, or None and what broke.
-
-    libdeflate is the fast path; it allocates the trailer's ISIZE, so callers pass only files whose ISIZE was checked
-    against the header. When it refuses a stream, zlib reads it again in bounded steps to say precisely why."""
-    try:
-        out = deflate.gzip_decompress(raw)
-    except deflate.DeflateError:
-        return None, _diagnose(raw, expected)
-    if len(out) < expected:
-        return None, StreamFacts(len(out), f"data shorter than the header says: {len(out)} of {expected} bytes")
-    return out, StreamFacts(len(out))
-
-
-def _gzip_body_start(raw: bytes) -> int:
-    """Where the deflate data begins after a gzip member header (RFC 1952), skipping its optional fields."""
-    if len(raw) < 10 or raw[:2] != GZIP_MAGIC or raw[2] != 8:
-        raise ValueError("not a deflate gzip header")
-    flags, start = raw[3], 10
-    if flags & 4:
-        start += 2 + int.from_bytes(raw[start : start + 2], "little")
-    for flag in (8, 16):
-        if flags & flag:
-            start = raw.index(b"\0", start) + 1
-    if flags & 2:
-        start += 2
-    if start > len(raw):
-        raise ValueError("gzip header runs past the end of the file")
-    return start
-
-
-def _diagnose(raw: bytes, expected: int) -> StreamFacts:
-    """Why a stream fails, found by inflating it in bounded steps and checking its trailer by hand."""
-    try:
-        data = raw[_gzip_body_start(raw) :]
-    except ValueError as exc:
-        return StreamFacts(0, f"gzip header broken: {exc}")
-    inflater = zlib.decompressobj(wbits=-15)
-    total, crc = 0, 0
-    try:
-        while data and not inflater.eof:
-            out = inflater.decompress(data, DIAGNOSE_STEP)
-            total, crc = total + len(out), zlib.crc32(out, crc)
-            data = inflater.unconsumed_tail
-    except zlib.error as exc:
-        reason = str(exc).split(": ", 1)[-1]
-        return StreamFacts(total, f"deflate data broken after {total} uncompressed bytes: {reason}")
-    if not inflater.eof:
-        return StreamFacts(total, f"truncated: the gzip stream stops after {total} uncompressed bytes, without its end")
-    trailer = inflater.unused_data[:8]
-    if len(trailer) < 8:
-        return StreamFacts(total, f"truncated: the gzip trailer is missing after {total} uncompressed bytes")
-    stored_crc, stored_size = struct.unpack("<II", trailer)
-    if stored_crc != crc:
-        return StreamFacts(total, f"CRC32 mismatch over all {total} uncompressed bytes: the trailer says "
-                                  f"{stored_crc:08x}, the data gives {crc:08x}")
-    if stored_size != total % ISIZE_MODULUS:
-        return StreamFacts(total, f"length mismatch: the trailer says {stored_size} bytes, the data has {total}")
-    if total < expected:
-        return StreamFacts(total, f"data shorter than the header says: {total} of {expected} bytes")
-    return StreamFacts(total, f"the stream decodes ({total} bytes) but not as one gzip member: extra members or "
-                              "trailing bytes")

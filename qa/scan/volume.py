@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from qa.scan.case import Layout
-from qa.scan.nifti import inflate, read_file_facts
-from qa.scan.voxels import voxel_array
+from qa.scan.members import inflate
+from qa.scan.nifti import read_file_facts
+from qa.scan.voxels import measurable, voxel_array
 from qa.source.base import ReleaseSource, SourceError
 
 
@@ -22,8 +23,8 @@ class Volume:
 
 def read_volume(source: ReleaseSource, path: str, layout: Layout) -> Volume | None:
     """The file's voxels, or None when its header is unusable, it is larger than the scan allows, or it is broken."""
-    facts = read_file_facts(source, path)
-    if facts.problem(layout.max_voxels, layout.max_bytes) is not None:
+    facts = read_file_facts(source, path, layout.max_bytes)
+    if facts.problem(layout.max_voxels, layout.max_bytes) is not None or not measurable(facts.header):
         return None
     header = facts.header
     try:

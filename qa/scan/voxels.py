@@ -18,7 +18,16 @@ MAX_REPORTED_VALUES = 20
 PADDING_MIN_SHARE = 0.01
 
 
-def voxel_array(buffer: bytearray, header: HeaderFacts) -> np.ndarray:
+def measurable(header: HeaderFacts) -> bool:
+    """Whether the voxels are numbers the deep pass measures: not RGB24 or RGBA32 (numpy records), which the data
+    type checks report."""
+    try:
+        return np.dtype(header.dtype).kind in "biuf"
+    except TypeError:  # 'void24' and the like name no numpy type
+        return False
+
+
+def voxel_array(buffer: bytes | np.ndarray, header: HeaderFacts) -> np.ndarray:
     """The stored voxels as a flat array in file (Fortran) order, without copying the buffer."""
     dtype = np.dtype(header.dtype).newbyteorder(header.byteorder)
     return np.frombuffer(buffer, dtype=dtype, count=math.prod(header.shape), offset=header.data_offset)

@@ -65,8 +65,10 @@ class FolderSource(ReleaseSource):
         if stat.S_ISLNK(st.st_mode):
             try:
                 target = full.resolve()
-            except (OSError, RuntimeError) as exc:  # RuntimeError: a link loop
-                raise SourceError(f"symbolic link that cannot be resolved ({exc})") from exc
+            except RuntimeError as exc:  # pathlib's word for a loop; its message holds the absolute path
+                raise SourceError("symbolic link that cannot be resolved (a loop)") from exc
+            except OSError as exc:
+                raise SourceError(f"symbolic link that cannot be resolved ({exc.strerror})") from exc
             if not target.is_relative_to(self._real_root):
                 raise SourceError("symbolic link leaving the release root (not followed)")
             try:

@@ -8,6 +8,7 @@ import csv
 import dataclasses
 import fnmatch
 import io
+import os
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from nibabel.nifti1 import Nifti1Header
 from nibabel.openers import Opener
 
 from qa.rules.spec import ReleaseSpec
+from qa.rules.text import safe_text
 from qa.synth.phantom import REGIONS, Frame, Region, render
 
 DEFAULT_SHAPE = (48, 40, 64)
@@ -408,6 +410,14 @@ def meta_unclosed_quote(sample: Sample, spec: ReleaseSpec, case: str) -> list[In
     return [InjectedFault("META_UNREADABLE", None, spec.meta.file)]
 
 
+def meta_too_wide(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    path = sample.root / spec.meta.file
+    header, rest = path.read_bytes().split(b"\n", 1)
+    extra = "".join(f"{spec.meta.separator}column_{i}" for i in range(2_000)).encode(spec.meta.encoding)
+    path.write_bytes(header + extra + b"\n" + rest)
+    return [InjectedFault("META_UNREADABLE", None, spec.meta.file)]
+
+
 def meta_dangling_link(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
     _dangling_link(sample.root / spec.meta.file)
     return [InjectedFault("META_UNREADABLE", None, spec.meta.file)]
@@ -487,6 +497,16 @@ def stray_copy(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFau
     copy = f"{case}/{spec.mask_dir}/{_mask_name(spec)} (1){spec.mask_suffix}"
     shutil.copyfile(sample.root / _mask_path(spec, case), sample.root / copy)
     return [InjectedFault("FILE_UNEXPECTED", case, copy)]
+
+
+BAD_NAME = b"notes_\xe9.txt"
+
+
+def badly_named_file(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    """A file whose name holds the byte 0xE9 (Latin-1 'e' acute), which is not UTF-8."""
+    path = f"{case}/{os.fsdecode(BAD_NAME)}"
+    (sample.root / path).write_bytes(b"checked\n")
+    return [InjectedFault("FILE_UNEXPECTED", case, safe_text(path))]
 
 
 def _truncate(path: Path) -> None:
@@ -701,6 +721,7 @@ _FAULTS: dict[str, Fault] = {
     "META_UNREADABLE:no_header": Fault(meta_empty, "meta.csv emptied to 0 bytes"),
     "META_UNREADABLE:parse": Fault(meta_unclosed_quote, "a last line that opens a quote and never closes it"),
     "META_UNREADABLE:unreadable": Fault(meta_dangling_link, "meta.csv replaced by a dangling symbolic link"),
+    "META_UNREADABLE:too_wide": Fault(meta_too_wide, "2,000 more column names in meta.csv's header line"),
     "META_COLUMNS:missing": Fault(meta_drop_column, "the first column that is neither id nor split dropped"),
     "META_COLUMNS:unknown": Fault(meta_unknown_column, "a column 'comment' the spec does not know added"),
     "META_VALUE:allowed": Fault(_cell("META_VALUE", "gender", "x"), "the case's gender is 'x', not one of m, f"),
@@ -720,6 +741,7 @@ _FAULTS: dict[str, Fault] = {
     "FILE_UNEXPECTED:os_junk": Fault(macos_junk, "macOS leftovers: an AppleDouble '._liver.nii.gz' and a '.DS_Store'"),
     "FILE_UNEXPECTED:link": Fault(link_in_case, "a symbolic link 'image.nii.gz' to the case's CT"),
     "FILE_UNEXPECTED:unknown": Fault(stray_copy, "a stray copy 'liver (1).nii.gz'"),
+    "FILE_UNEXPECTED:bad_name": Fault(badly_named_file, "a file 'notes_\\xe9.txt' whose name is not UTF-8"),
     "FILE_CORRUPT:size_mismatch": Fault(_on_file("FILE_CORRUPT", "image", _truncate),
                                     "the CT cut in half, as by an interrupted download"),
     "FILE_CORRUPT:empty": Fault(_on_file("FILE_CORRUPT", "mask", lambda path: path.write_bytes(b"")),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -11,9 +12,12 @@ from pathlib import Path
 import pytest
 
 from qa.app.cli import main
+from qa.app.pipeline import keep_run, open_history, open_output, run_check, write_outputs
+from qa.output.files import Folder
 from qa.report.model import Report
 from qa.rules.codes import CODES
 from qa.rules.spec import load_spec
+from qa.source.fs import FolderSource
 from qa.synth.sample import Sample, make_sample
 
 SHAPE = (24, 20, 32)
@@ -164,6 +168,64 @@ def test_check_with_out_elsewhere_leaves_that_folders_parent_alone(tmp_path: Pat
     assert {"report.json", "report.html"} <= {p.name for p in out.iterdir()}
 
 
+def _unusable_out(tmp_path: Path, kind: str) -> Path:
+    (tmp_path / "file").write_text("")
+    if kind == "read-only folder":
+        (tmp_path / "ro").mkdir(mode=0o555)
+    return {"a file": tmp_path / "file", "a folder inside a file": tmp_path / "file" / "out",
+            "read-only folder": tmp_path / "ro" / "out", "sysfs": Path("/sys/tsqa-out")}[kind]
+
+
+@pytest.mark.parametrize(("kind", "says"), [
+    ("a file", "exists and is not a folder"),
+    ("a folder inside a file", "cannot create --out"),
+    pytest.param("read-only folder", "cannot create --out", marks=pytest.mark.skipif(
+        os.geteuid() == 0, reason="root writes into a read-only folder; the sysfs case covers it")),
+    pytest.param("sysfs", "cannot create --out", marks=pytest.mark.skipif(
+        not os.path.ismount("/sys"), reason="no sysfs: no folder even root cannot write into")),
+])
+def test_an_unusable_out_exits_2_before_the_scan(
+    clean: Sample, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, says: str
+) -> None:
+    assert main(["check", str(clean.root), "--spec", SPEC, "--out", str(_unusable_out(tmp_path, kind))]) == 2
+    err = capsys.readouterr().err
+    # one line, and not the 'tsqa: spec' line printed when the scan starts
+    assert err.startswith("tsqa: error: ") and len(err.strip().splitlines()) == 1 and says in err
+
+
+def test_an_out_another_run_is_writing_exits_2_and_is_left_alone(
+    clean: Sample, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Folder.open(tmp_path / "out") as other_run:
+        other_run.lock()
+        assert tsqa_check(clean, tmp_path, "--subset") == 2
+    assert "is being written by another tsqa run" in capsys.readouterr().err
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_an_out_swapped_for_a_link_into_the_release_during_the_run_is_not_followed(
+    clean: Sample, tmp_path: Path
+) -> None:
+    before = sorted(p.name for p in clean.root.iterdir())
+    spec = load_spec(SPEC)
+    with open_output(tmp_path / "out", clean.root) as folder:
+        report = run_check(clean.root, spec, "test", mode="quick", subset=True)
+        (tmp_path / "out").rename(tmp_path / "moved")
+        (tmp_path / "out").symlink_to(clean.root)
+        write_outputs(report, FolderSource(clean.root), spec, folder)
+    assert sorted(p.name for p in clean.root.iterdir()) == before
+    assert {"report.json", "report.html"} <= {p.name for p in (tmp_path / "moved").iterdir()}
+
+
+def test_an_out_reached_through_a_link_into_the_release_is_refused(
+    clean: Sample, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "alias").symlink_to(clean.root)
+    assert main(["check", str(clean.root), "--subset", "--out", str(tmp_path / "alias" / "reports")]) == 2
+    assert "inside the release" in capsys.readouterr().err
+    assert not (clean.root / "reports").exists()
+
+
 def write_waivers(path: Path, body: str) -> Path:
     path.write_text(body)
     return path
@@ -285,3 +347,31 @@ def test_render_of_a_run_in_the_history_keeps_its_link_to_the_index(clean: Sampl
     (run / "report.html").unlink()
     assert main(["render", str(run / "report.json")]) == 0
     assert 'href="../../../index.html"' in (run / "report.html").read_text()
+
+
+def test_a_reports_folder_that_cannot_be_one_exits_2_before_the_scan(
+    clean: Sample, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("reports").write_text("")
+    assert main(["check", str(clean.root), "--spec", SPEC, "--subset"]) == 2
+    err = capsys.readouterr().err
+    assert err == "tsqa: error: the reports folder reports exists and is not a folder\n"
+
+
+def test_a_history_folder_swapped_for_a_link_into_the_release_during_the_run_is_not_followed(
+    clean: Sample, tmp_path: Path
+) -> None:
+    before = sorted(p.name for p in clean.root.iterdir())
+    spec = load_spec(SPEC)
+    source = FolderSource(clean.root)
+    reports, history = open_history(tmp_path / "reports", spec, source, clean.root)
+    with reports, history:
+        report = run_check(source, spec, "test", mode="quick", subset=True)
+        history.path.rename(tmp_path / "moved")
+        history.path.symlink_to(clean.root)
+        path = keep_run(report, source, spec, reports, history)
+    assert sorted(p.name for p in clean.root.iterdir()) == before
+    [run] = [p for p in (tmp_path / "moved").iterdir() if p.is_dir()]
+    assert {"report.json", "report.html", "run.json"} <= {p.name for p in run.iterdir()}
+    assert (tmp_path / "moved" / "latest.json").is_file() and path.name == "report.json"

@@ -12,6 +12,7 @@ from support import REPO
 from qa.app.cli import main
 from qa.app.evidence import make_evidence
 from qa.app.pipeline import run_check
+from qa.output.files import Folder
 from qa.output.html.page import build_page
 from qa.report.model import Report
 from qa.rules.finding import Finding, fingerprint
@@ -40,7 +41,8 @@ def report_with(root: Path, findings: list[Finding]) -> Report:
 
 def evidence_of(root: Path, findings: list[Finding], out: Path, **limits) -> Report:
     report = report_with(root, findings)
-    report.evidence = make_evidence(report, FolderSource(root), Layout.of(load_spec(SPEC)), out, **limits)
+    with Folder.open(out) as folder:
+        report.evidence = make_evidence(report, FolderSource(root), Layout.of(load_spec(SPEC)), folder, **limits)
     return report
 
 
@@ -55,7 +57,8 @@ def test_a_flagged_mask_gets_a_png_beside_the_report(example_root: Path, tmp_pat
 
 def test_the_page_embeds_the_evidence_and_links_its_finding(example_root: Path, tmp_path: Path) -> None:
     report = evidence_of(example_root, [flagged("LABEL_VALUES", "liver")], tmp_path)
-    [picture] = build_page(report, tmp_path).pictures
+    with Folder.open(tmp_path) as folder:
+        [picture] = build_page(report, folder).pictures
     assert picture.cls == "liver" and picture.uri.startswith("data:image/png;base64,iVBORw0KGgo")
 
 

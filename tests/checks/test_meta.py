@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from literal import V2, V3, context, essentials, meta_csv, release_facts, row
+import time
+
+from literal import META_COLUMNS, V2, V3, context, essentials, meta_csv, release_facts, row
 
 from qa.checks.meta import check_cells, check_columns, check_duplicate_ids, check_readable, check_split_counts
 from qa.scan.facts import Problem
@@ -130,3 +132,47 @@ def test_a_value_past_the_last_column_is_unreadable_not_silently_dropped() -> No
     ctx = context(release_facts(["s0001"], meta_csv_text=meta_csv(row("s0001") + ";extra")))
     assert (ctx.meta.table, ctx.meta.problem.subcode) == (None, "parse")
     assert "line 2 has 12 fields but the header names 11" in ctx.meta.problem.message
+
+
+def test_an_id_is_judged_by_its_pattern_as_a_whole_with_ascii_digits() -> None:
+    # '$' would match before the newline of a quoted 's0003\n', and \d would take Arabic-Indic or full-width digits
+    ids = ["s0001", '"s0003\n"', "s\u0660\u0660\u0660\u0663", "s\uff10\uff10\uff10\uff16"]
+    found = meta(meta_csv(*(row(i) for i in ids)))
+    assert sorted((f.details["row"], f.details["column"], f.subcode) for f in found) == [
+        (3, "image_id", "pattern"), (4, "image_id", "pattern"), (5, "image_id", "pattern")]
+    assert found[0].details["rule"] == r"matches ^s\d{4}$ as a whole"
+
+
+def test_a_pattern_of_another_column_is_found_in_the_value_with_ascii_digits() -> None:
+    spec = V2.model_copy(update={"meta": V2.meta.model_copy(update={"columns": {
+        **V2.meta.columns, "kvp": V2.meta.columns["kvp"].model_copy(update={"type": "str", "min": None, "max": None,
+                                                                           "pattern": r"\d{3}"})}})})
+    found = meta(meta_csv(row("s0001", kvp="kvp 120"), row("s0002", kvp="\u0661\u0662\u0660")), spec=spec)
+    assert [(f.details["row"], f.details["value"]) for f in found] == [(3, "\u0661\u0662\u0660")]
+
+
+def test_a_table_wider_than_a_metadata_table_is_refused_before_it_is_parsed() -> None:
+    wide = {
+        "header": meta_csv(row("s0001"), columns=[*META_COLUMNS, *(f"c{i}" for i in range(100_000))]),
+        "row": meta_csv(row("s0001") + ";" * 100_000),
+        "cell": meta_csv(row("s0001", pathology_location="x" * 1_001)),
+        "name": meta_csv(row("s0001") + ";", columns=[*META_COLUMNS, "y" * 1_001]),
+    }
+    clock = time.perf_counter()
+    found = {kind: meta(text) for kind, text in wide.items()}
+    assert time.perf_counter() - clock < 1.0
+    assert {kind: essentials(f) for kind, f in found.items()} == {
+        kind: [("META_UNREADABLE", "too_wide", None, "meta.csv", None, "error")] for kind in wide}
+    assert "the header line has 100011 fields" in found["header"][0].message
+    assert "line 2 has 100011 fields" in found["row"][0].message
+    assert "a cell of 1001 characters in column 'pathology_location'" in found["cell"][0].message
+
+
+def test_a_table_at_the_bounds_is_read() -> None:
+    text = meta_csv(row("s0001", pathology_location="x" * 1_000) + ";" * (1_000 - len(META_COLUMNS)))
+    assert [f.code for f in meta(text)] == []
+
+
+def test_a_huge_field_past_the_last_column_is_unreadable_not_a_crash() -> None:
+    [found] = meta(meta_csv(row("s0001") + ";" + "x" * 200_000))
+    assert (found.code, found.subcode) == ("META_UNREADABLE", "parse")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from pathlib import Path
 
@@ -31,6 +32,19 @@ def test_summary_shows_every_severity_of_a_code(tmp_path: Path) -> None:
     text = console.export_text()
     assert "FAIL totalsegmentator-v2, 2 cases" in text
     assert any(line.startswith("LABEL_OVERLAP") and "error" in line for line in text.splitlines())
+
+
+def test_case_ids_are_printed_as_text_not_as_markup_or_escape_sequences(tmp_path: Path) -> None:
+    spec = load_spec("totalsegmentator-v2")
+    sample = make_sample(tmp_path / "release", spec, cases=2, shape=(24, 20, 32))
+    meta = sample.root / spec.meta.file
+    meta.write_bytes(meta.read_bytes().replace(b"s0000;", b"s0000\x1b[2J;").replace(b"s0001;", b"s0001[/red];"))
+    report = run_check(sample.root, spec, "test", mode="quick", subset=True)
+    stream = io.StringIO()
+    print_summary(report, tmp_path / "report.json", Console(file=stream, force_terminal=True, width=200))
+    printed = stream.getvalue()
+    assert "s0000\\x1b[2J" in printed and "s0001[/red]" in printed
+    assert "\x1b[2J" not in printed
 
 
 def test_summary_says_when_fail_on_counted_only_new_findings(tmp_path: Path) -> None:

@@ -37,12 +37,14 @@ def test_data_and_properties_are_escaped_like_actions_core() -> None:
 
 
 def test_a_hostile_path_survives_the_round_trip_through_the_runners_parser() -> None:
-    command = annotation(finding("FILE_UNEXPECTED", HOSTILE, "warning", subcode="unknown"), "data")
+    hostile = finding("FILE_UNEXPECTED", HOSTILE, "warning", subcode="unknown")
+    assert hostile.path == HOSTILE.replace("\r\n", "\\r\\n")  # a finding holds control characters escaped
+    command = annotation(hostile, "data")
     assert "\n" not in command and "\r" not in command
     name, props, message = parse(command)
     assert name == "warning" and sorted(props) == ["file", "title"]
-    assert props["file"] == f"data/{HOSTILE}" and props["title"] == "tsqa FILE_UNEXPECTED:unknown"
-    assert message.startswith(HOSTILE)
+    assert props["file"] == f"data/{hostile.path}" and props["title"] == "tsqa FILE_UNEXPECTED:unknown"
+    assert message.startswith(hostile.path)
 
 
 def test_a_file_outside_the_workspace_has_no_file_property() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -292,6 +293,13 @@ def test_findings_past_the_row_cap_stay_in_the_json_report_only(
     rows = json.loads(page.findings_json)["rows"]
     assert [row[FINDING_COLUMNS.index("severity")] for row in rows] == [0, 0], "the most severe are kept"
     assert "The table holds the 2 most severe of the 4 findings" in render_page(page)
+
+
+def test_the_index_shows_any_folder_name_as_text_and_links_it_percent_encoded(tmp_path: Path, faulty: Report) -> None:
+    odd = os.fsdecode(b"run \xe9#1")
+    write_report(faulty, tmp_path / odd)
+    index = write_index(tmp_path).read_text(encoding="utf-8")
+    assert 'href="run%20%E9%231/report.json"' in index and "run \\xe9#1" in index
 
 
 def test_the_diff_page_lists_the_changes_escapes_names_and_loads_nothing() -> None:

@@ -57,10 +57,11 @@ def test_a_release_outside_the_source_root_gets_absolute_file_uris() -> None:
 
 
 def test_hostile_paths_are_percent_encoded_uris() -> None:
+    # a finding holds a name's bytes that are not UTF-8 and its control characters escaped (\xe9, \n)
     path = "s0001/segmentations/a b#c?d%e\udce9\n.nii.gz"
     log = sarif_log(report([finding("FILE_UNEXPECTED", path, "warning", subcode="unknown")]), SourceRoot(""))
     assert sarif_problems(log) == []
-    assert uri(results(log)[0]) == "s0001/segmentations/a%20b%23c%3Fd%25e%E9%0A.nii.gz"
+    assert uri(results(log)[0]) == "s0001/segmentations/a%20b%23c%3Fd%25e%5Cxe9%5Cn.nii.gz"
 
 
 def test_baseline_state_is_given_only_with_a_baseline_and_worse_is_updated() -> None:

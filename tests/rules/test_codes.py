@@ -31,7 +31,7 @@ def test_explain_lists_a_codes_subcodes_and_pass(capsys: pytest.CaptureFixture[s
     text = capsys.readouterr().out
     assert "seen by the quick and the deep pass" in text
     assert all(f"{s.name}: " in text for s in CODES["FILE_CORRUPT"].subcodes)
-    assert "stream: decompressing every byte fails" in text and "(deep pass only)" in text
+    assert "stream: decompressing every byte of every gzip member fails" in text and "(deep pass only)" in text
 
 
 def write_spec(tmp_path: Path, severities: dict[str, str]) -> str:

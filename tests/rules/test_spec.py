@@ -10,7 +10,8 @@ import yaml
 from support import REPO, class_list
 
 from qa.rules.codes import CODES
-from qa.rules.spec import SpecError, builtin_spec_names, load_spec
+from qa.rules.spec import SpecError, builtin_spec_names, case_folders, load_spec
+from qa.source.base import Entry
 
 
 def test_builtin_specs_are_the_three_ct_releases() -> None:
@@ -96,4 +97,17 @@ def test_a_users_own_yaml_is_loaded_by_path() -> None:
 def test_anatomy_rule_naming_an_unknown_class_is_refused(tmp_path: Path) -> None:
     path = write_spec(tmp_path, lambda d: d["anatomy"]["above"].append(["heart", "tail"]))
     with pytest.raises(SpecError, match="anatomy names classes the spec does not list: tail"):
+        load_spec(str(path))
+
+
+def test_case_folders_are_names_the_whole_of_which_matches_with_ascii_digits() -> None:
+    names = ["s0001", "s0001\n", "s0001x", "xs0001", "s\u0660\u0660\u0660\u0663", "s\uff10\uff10\uff10\uff16"]
+    entries = [Entry(name, "dir") for name in names] + [Entry("s0002", "file")]
+    assert case_folders(entries, r"^s\d{4}$") == ["s0001"]
+    assert case_folders(entries, r"s\d{4}") == ["s0001"]  # anchors or not, the whole name must match
+
+
+def test_a_case_pattern_that_is_no_regex_is_refused(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, lambda d: d.update(case_pattern="s(\\d"))
+    with pytest.raises(SpecError, match="case_pattern: .*not a regular expression"):
         load_spec(str(path))

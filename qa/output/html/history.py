@@ -7,13 +7,15 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from pydantic import ValidationError
 
-from qa.output.files import write_atomic
+from qa.output.files import Folder, opened
 from qa.output.html.page import environment, write_html
 from qa.output.runs import REPORT, RUN, RunRecord, read_record, release_dirs, runs
 from qa.report.model import Report, Summary
+from qa.rules.text import safe_text
 
 INDEX = "index.html"
 SPARK_WIDTH, SPARK_HEIGHT = 160, 28
@@ -92,9 +94,11 @@ def read_entry(report_json: Path, root: Path | None = None) -> HistoryEntry | No
     """The index row of a report folder: from its run.json when it has one, else from report.json; None when neither
     can be read. `root` is the folder the index is in; links are relative to it."""
     folder = report_json.parent
-    name = folder.relative_to(root).as_posix() if root is not None else folder.name
+    real = folder.relative_to(root).as_posix() if root is not None else folder.name
     page = folder / "report.html"
-    link = f"{name}/{page.name if page.is_file() else report_json.name}"
+    # A folder's name is any bytes: shown as safe text, linked percent-encoded.
+    name = safe_text(real)
+    link = f"{quote(os.fsencode(real))}/{page.name if page.is_file() else report_json.name}"
     record = read_record(folder / RUN)
     if isinstance(record, RunRecord):
         return _entry(name, link, record.release, record.spec_id, record.mode, record.subset, record.started,
@@ -160,10 +164,14 @@ def render_index(histories: list[ReleaseHistory]) -> str:
                                                               runs=sum(len(h.rows) for h in histories))
 
 
-def write_index(reports_dir: Path) -> Path:
-    path = reports_dir / INDEX
-    write_atomic(path, render_index(read_histories(reports_dir)))
-    return path
+def write_index(reports_dir: Folder | Path) -> Path:
+    """index.html of the reports folder; runs refreshing it take turns, so that the last one lists every run."""
+    with opened(reports_dir) as folder:
+        folder.lock(wait=True)
+        try:
+            return folder.write(INDEX, render_index(read_histories(folder.path)))
+        finally:
+            folder.unlock()
 
 
 def index_href(out_dir: Path, index_dir: Path | None) -> str | None:

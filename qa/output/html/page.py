@@ -14,7 +14,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader
 
-from qa.output.files import write_atomic
+from qa.output.files import Folder, opened
 from qa.output.html.figures import geometry_figure, image_values_figure, numbers_figure
 from qa.report.gate import describe
 from qa.report.model import CaseReport, ClassStats, Evidence, ImageStats, OverlapStats, Report
@@ -28,6 +28,8 @@ FINDING_COLUMNS = ("code", "severity", "case", "class", "path", "message", "deta
 EXAMPLES_PER_CODE = 3
 DETAILS_CHARS = 160
 MAX_FINDING_ROWS = 50_000
+MAX_PICTURE_BYTES = 4 << 20  # a slice picture is tens of kilobytes; a larger file is not one tsqa wrote
+REPORT_HTML = "report.html"
 TOP_OVERLAPS = 30
 TOP_VALUES = 8
 
@@ -435,7 +437,7 @@ def figures(cases: list[CaseView], numbers: dict[str, list[float]]) -> list[Figu
     return made
 
 
-def pictures(report: Report, report_dir: Path | None) -> list[Picture]:
+def pictures(report: Report, report_dir: Folder | None) -> list[Picture]:
     """The report's evidence pictures, read from beside report.json; a missing or unreadable file is left out."""
     if report_dir is None:
         return []
@@ -453,17 +455,13 @@ def pictures(report: Report, report_dir: Path | None) -> list[Picture]:
     return made
 
 
-def _evidence_bytes(report_dir: Path, evidence: Evidence) -> bytes | None:
-    path = (report_dir / evidence.file).resolve()
-    if not path.is_relative_to(report_dir.resolve()) or path.suffix != ".png":
+def _evidence_bytes(report_dir: Folder, evidence: Evidence) -> bytes | None:
+    if not evidence.file.endswith(".png"):
         return None
-    try:
-        return path.read_bytes()
-    except OSError:
-        return None
+    return report_dir.read(evidence.file, MAX_PICTURE_BYTES)
 
 
-def build_page(report: Report, report_dir: Path | None = None, drawings: bool = True,
+def build_page(report: Report, report_dir: Folder | None = None, drawings: bool = True,
                index_href: str | None = None) -> Page:
     """What report.html shows, computed from the report and the evidence files in report_dir beside it.
 
@@ -502,13 +500,13 @@ def render_page(page: Page) -> str:
                                                                max_rows=MAX_FINDING_ROWS)
 
 
-def render_html(report: Report, report_dir: Path | None = None, index_href: str | None = None) -> str:
+def render_html(report: Report, report_dir: Folder | None = None, index_href: str | None = None) -> str:
     return render_page(build_page(report, report_dir, index_href=index_href))
 
 
-def write_html(report: Report, report_dir: Path, out_dir: Path | None = None, index_href: str | None = None) -> Path:
+def write_html(report: Report, report_dir: Folder | Path, out_dir: Folder | Path | None = None,
+               index_href: str | None = None) -> Path:
     """report.html in out_dir (default: report_dir), with the evidence pictures found in report_dir and, when given,
     a link to the index of the history it is kept in."""
-    path = (out_dir or report_dir) / "report.html"
-    write_atomic(path, render_html(report, report_dir, index_href))
-    return path
+    with opened(report_dir) as evidence, opened(out_dir or evidence) as out:
+        return out.write(REPORT_HTML, render_html(report, evidence, index_href))
