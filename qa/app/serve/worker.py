@@ -21,6 +21,7 @@ from qa.app.pipeline import run_check, write_outputs
 from qa.app.serve.config import ServeConfig
 from qa.app.serve.confine import Refused, resolve_target, source_for
 from qa.app.serve.store import Job, JobStore
+from qa.output.files import opened
 from qa.output.html.diff import write_diff_html
 from qa.output.json import read_report, write_diff
 from qa.output.junit import write_junit
@@ -123,7 +124,8 @@ def run_job(config: ServeConfig, job_id: str, parent: int | None = None) -> None
     total = len(report.cases)
     store.progress(job_id, "writing", total, total, report.summary.files)
     run = run_folder(config, job, spec, target.real, report)
-    write_outputs(report, source, spec, run, index_dir=config.reports / job.root, record=True)
+    with opened(run) as folder, opened(config.reports / job.root) as index:
+        write_outputs(report, source, spec, folder, index_dir=index, record=True)
     write_junit(report, run / "junit.xml")
     root_uri = config.roots[job.root].path.resolve().as_uri() + "/"
     write_sarif(report, run / "report.sarif", SourceRoot(job.path, root_uri))
