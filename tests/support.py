@@ -91,7 +91,8 @@ def run_tsqa(*args: str | Path, timeout: float = 120) -> Run:
 
 
 def start_tsqa(*args: str | Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "qa", *map(str, args)], stdout=subprocess.PIPE,
+    # -P: the tsqa that is installed, as the console script runs it, not a source tree in the current folder
+    return subprocess.Popen([sys.executable, "-P", "-m", "qa", *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
 
 

@@ -156,7 +156,7 @@ def test_demo_exits_0_and_writes_its_report_under_reports_demo(
 
 
 def test_python_dash_m_qa_help_works() -> None:
-    done = subprocess.run([sys.executable, "-m", "qa", "--help"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-P", "-m", "qa", "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.startswith("usage: tsqa")
 
 
