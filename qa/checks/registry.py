@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qa.checks import anatomy, dtypes, files, geometry, labels, meta  # noqa: F401 - importing registers their checks
+from qa.checks import (  # noqa: F401 - importing registers their checks
+    anatomy,
+    chains,
+    dtypes,
+    files,
+    geometry,
+    intensity,
+    labels,
+    meta,
+    pieces,
+    population,
+)
 from qa.checks.base import REGISTRY, Check, Context
 from qa.checks.table import MetaTable
 from qa.rules.finding import Finding, finding_sort_key

@@ -1,0 +1,133 @@
+"""Each class over the whole release: masks far from their class's typical size, and classes drifting from the
+spec's reference table (deep mode, release scope)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+
+from qa.checks.base import Context, check, finding
+from qa.rules.finding import Finding
+from qa.rules.spec import DriftTolerance, OutlierSpec, ReleaseSpec
+from qa.scan.measures import ClassDrift, Measured, class_drift, extent_mm, measured_masks, volume_ml
+
+# The MAD of a normal distribution is 0.6745 of its standard deviation: this factor makes z comparable to one.
+MAD_TO_SD = 0.6745
+
+
+@dataclass(frozen=True)
+class Observation:
+    case: str
+    mask: Measured
+    value: float
+
+
+def robust_z(values: list[float], floor: float) -> tuple[float, float]:
+    """Median and the MAD (at least `floor`) of a list of numbers."""
+    median = statistics.median(values)
+    return median, max(statistics.median(abs(v - median) for v in values), floor)
+
+
+def _quartiles(values: list[float]) -> list[float]:
+    return [round(q, 3) for q in statistics.quantiles(values, n=4, method="inclusive")]
+
+
+def class_outliers(spec: ReleaseSpec, rule: OutlierSpec, subcode: str, unit: str,
+                   observed: list[Observation]) -> list[Finding]:
+    """Observations whose log lies at least rule.z_info robust standard deviations from the class's median."""
+    if len(observed) < rule.min_cases:
+        return []
+    logs = [math.log(o.value) for o in observed]
+    median, mad = robust_z(logs, rule.mad_floor)
+    quartiles = _quartiles([o.value for o in observed])
+    found = []
+    for o, log in zip(observed, logs):
+        z = MAD_TO_SD * (log - median) / mad
+        if abs(z) < rule.z_info:
+            continue
+        name, path = o.mask.name, o.mask.path
+        what = "volume" if subcode == "volume" else "head-to-feet extent"
+        found.append(finding(
+            spec, "LABEL_OUTLIER", o.case, path,
+            f"{path}: {what} {o.value:.4g} {unit} is {math.exp(log - median):.2g}x the median {math.exp(median):.4g} "
+            f"{unit} of {len(observed)} whole {name} masks (robust z {z:+.1f})",
+            subcode=subcode, severity="warning" if abs(z) >= rule.z_warning else "info", class_name=name,
+            z=round(z, 2), value=round(o.value, 3), unit=unit, median=round(math.exp(median), 3),
+            quartiles=quartiles, masks=len(observed)))
+    return found
+
+
+@check("population.outliers", ("LABEL_OUTLIER",), scope="release", needs="deep")
+def check_outliers(ctx: Context) -> list[Finding]:
+    spec, rule = ctx.spec, ctx.spec.labels.outliers
+    if rule is None:
+        return []
+    volumes: dict[str, list[Observation]] = {}
+    extents: dict[str, list[Observation]] = {}
+    for case in ctx.facts.cases:
+        for name, m in measured_masks(case, spec).items():
+            if name in rule.exclude or not m.whole:
+                continue
+            volumes.setdefault(name, []).append(Observation(case.case, m, volume_ml(m.values, m.header)))
+            extents.setdefault(name, []).append(Observation(case.case, m, extent_mm(m.values, m.header)))
+    found = []
+    for name in spec.classes:
+        found += class_outliers(spec, rule, "volume", "mL", volumes.get(name, []))
+        found += class_outliers(spec, rule, "extent", "mm", extents.get(name, []))
+    return found
+
+
+def _beyond(drift: ClassDrift, tolerance: DriftTolerance) -> list[str]:
+    """Which of coverage and volume moved at least the tolerance, in size and in standard errors."""
+    moved = []
+    if drift.coverage_pp is not None and abs(drift.coverage_pp) >= tolerance.coverage_pp \
+            and abs(drift.coverage_z) >= tolerance.z:
+        moved.append("coverage")
+    ratio = drift.volume_ratio
+    if ratio is not None and max(ratio, 1 / ratio) >= tolerance.volume_ratio and abs(drift.volume_z) >= tolerance.z:
+        moved.append("volume")
+    return moved
+
+
+def drift_severity(drift: ClassDrift, spec: ReleaseSpec, subcode: str) -> str | None:
+    """warning beyond the reference's warning tolerance, info beyond its info tolerance, else None."""
+    if subcode in _beyond(drift, spec.reference.warning):
+        return "warning"
+    return "info" if subcode in _beyond(drift, spec.reference.info) else None
+
+
+def _drift_finding(spec: ReleaseSpec, drift: ClassDrift, subcode: str, severity: str) -> Finding:
+    if subcode == "coverage":
+        message = (f"{drift.name}: in {drift.coverage:.1%} of {drift.cases} cases, against "
+                   f"{drift.reference_coverage:.1%} in the reference ({drift.coverage_pp:+.1f} points, "
+                   f"z {drift.coverage_z:+.1f})")
+    else:
+        message = (f"{drift.name}: mean volume {drift.volume_ml:.4g} mL over {drift.present} masks, "
+                   f"{drift.volume_ratio:.2f}x the reference's {drift.reference_volume_ml:.4g} mL "
+                   f"(z {drift.volume_z:+.1f})")
+    return finding(spec, "RELEASE_DRIFT", None, None, message, subcode=subcode, severity=severity,
+                   class_name=drift.name, cases=drift.cases, present=drift.present,
+                   coverage=_round(drift.coverage), reference_coverage=drift.reference_coverage,
+                   coverage_pp=_round(drift.coverage_pp), coverage_z=_round(drift.coverage_z),
+                   volume_ml=_round(drift.volume_ml), reference_volume_ml=drift.reference_volume_ml,
+                   volume_ratio=_round(drift.volume_ratio), volume_z=_round(drift.volume_z),
+                   reference=spec.reference.source)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+@check("population.drift", ("RELEASE_DRIFT",), scope="release", needs="deep")
+def check_drift(ctx: Context) -> list[Finding]:
+    spec = ctx.spec
+    if spec.reference is None or not any(c.deep is not None for c in ctx.facts.cases):
+        return []
+    found = []
+    for drift in class_drift(ctx.facts, spec):
+        for subcode in ("coverage", "volume"):
+            severity = drift_severity(drift, spec, subcode)
+            if severity is not None:
+                found.append(_drift_finding(spec, drift, subcode, severity))
+    return found
