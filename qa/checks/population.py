@@ -85,7 +85,8 @@ def _beyond(drift: ClassDrift, tolerance: DriftTolerance) -> list[str]:
             and abs(drift.coverage_z) >= tolerance.z:
         moved.append("coverage")
     ratio = drift.volume_ratio
-    if ratio is not None and max(ratio, 1 / ratio) >= tolerance.volume_ratio and abs(drift.volume_z) >= tolerance.z:
+    if ratio is not None and drift.volume_z is not None and max(ratio, 1 / ratio) >= tolerance.volume_ratio \
+            and abs(drift.volume_z) >= tolerance.z:
         moved.append("volume")
     return moved
 
@@ -122,10 +123,12 @@ def _round(value: float | None) -> float | None:
 @check("population.drift", ("RELEASE_DRIFT",), scope="release", needs="deep")
 def check_drift(ctx: Context) -> list[Finding]:
     spec = ctx.spec
-    if spec.reference is None or not any(c.deep is not None for c in ctx.facts.cases):
+    if spec.reference is None:
         return []
     found = []
     for drift in class_drift(ctx.facts, spec):
+        if drift.cases < spec.reference.min_cases:
+            continue
         for subcode in ("coverage", "volume"):
             severity = drift_severity(drift, spec, subcode)
             if severity is not None:

@@ -236,7 +236,9 @@ class ReferenceSpec(_Strict):
     """A per-class reference of the release (RELEASE_DRIFT): coverage and typical volume, and where they come from."""
 
     source: str
-    cases: int = Field(gt=0)
+    cases: int = Field(gt=0, description="How many cases the reference was measured on.")
+    min_cases: int = Field(100, ge=1, description="Fewer measured cases are not compared: coverage and volumes of a "
+                                                  "few cases tell the sample, not the release.")
     info: DriftTolerance = DriftTolerance(coverage_pp=5, volume_ratio=1.15, z=3)
     warning: DriftTolerance = DriftTolerance(coverage_pp=15, volume_ratio=1.5, z=5)
     classes: dict[str, ReferenceClass]
