@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from qa.checks.base import Context, check, finding
 from qa.rules.finding import Finding
 from qa.rules.spec import DriftTolerance, OutlierSpec, ReleaseSpec
-from qa.scan.measures import ClassDrift, Measured, class_drift, extent_mm, measured_masks, volume_ml
+from qa.scan.measures import (
+    ClassDrift,
+    Measured,
+    class_drift,
+    extent_mm,
+    head_to_feet_axis,
+    measured_masks,
+    volume_ml,
+)
 
 # The MAD of a normal distribution is 0.6745 of its standard deviation: this factor makes z comparable to one.
 MAD_TO_SD = 0.6745
@@ -18,9 +26,12 @@ MAD_TO_SD = 0.6745
 
 @dataclass(frozen=True)
 class Observation:
+    """One whole mask's value, and the step in which it is measured (a slice, for an extent; 0: continuous)."""
+
     case: str
     mask: Measured
     value: float
+    step: float = 0.0
 
 
 def robust_z(values: list[float], floor: float) -> tuple[float, float]:
@@ -39,7 +50,9 @@ def class_outliers(spec: ReleaseSpec, rule: OutlierSpec, subcode: str, unit: str
     if len(observed) < rule.min_cases:
         return []
     logs = [math.log(o.value) for o in observed]
-    median, mad = robust_z(logs, rule.mad_floor)
+    # a value measured in whole slices cannot tell one slice more from natural spread: one step is the least MAD
+    resolution = statistics.median(o.step / o.value for o in observed)
+    median, mad = robust_z(logs, max(rule.mad_floor, resolution))
     quartiles = _quartiles([o.value for o in observed])
     found = []
     for o, log in zip(observed, logs):
@@ -70,7 +83,8 @@ def check_outliers(ctx: Context) -> list[Finding]:
             if name in rule.exclude or not m.whole:
                 continue
             volumes.setdefault(name, []).append(Observation(case.case, m, volume_ml(m.values, m.header)))
-            extents.setdefault(name, []).append(Observation(case.case, m, extent_mm(m.values, m.header)))
+            step = abs(m.header.zooms[head_to_feet_axis(m.header)])
+            extents.setdefault(name, []).append(Observation(case.case, m, extent_mm(m.values, m.header), step))
     found = []
     for name in spec.classes:
         found += class_outliers(spec, rule, "volume", "mL", volumes.get(name, []))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qa.rules.spec import ReleaseSpec
+from qa.rules.spec import ReferenceClass, ReferenceSpec, ReleaseSpec
 from qa.scan.facts import CaseFacts, FileFacts, HeaderFacts, MaskValues, Overlap, ReleaseFacts
 
 
@@ -208,3 +208,25 @@ def class_drift(facts: ReleaseFacts, spec: ReleaseSpec) -> list[ClassDrift]:
             volume_ml=mean, reference_volume_ml=ref.volume_ml,
             volume_z=None if ref.volume_ml is None or not found else _volume_z(found, ref.volume_ml)))
     return rows
+
+
+def measured_reference(facts: ReleaseFacts, spec: ReleaseSpec, source: str) -> ReferenceSpec:
+    """A reference table measured on a release's facts (coverage, mean volume of the non-empty masks), to judge later
+    releases against: what a spec's `reference:` holds. Tolerances are the spec's reference's, or the defaults."""
+    measured: dict[str, int] = {}
+    volumes: dict[str, list[float]] = {}
+    for case in facts.cases:
+        for name, m in measured_masks(case, spec).items():
+            measured[name] = measured.get(name, 0) + 1
+            if m.values.voxels:
+                volumes.setdefault(name, []).append(volume_ml(m.values, m.header))
+    table = {}
+    for name in spec.classes:
+        if measured.get(name):
+            found = volumes.get(name, [])
+            table[name] = ReferenceClass(cases=len(found), coverage=len(found) / measured[name],
+                                         volume_ml=sum(found) / len(found) if found else None)
+    base = spec.reference
+    tolerances = {} if base is None else {"info": base.info, "warning": base.warning, "min_cases": base.min_cases}
+    cases = sum(case.deep is not None for case in facts.cases)
+    return ReferenceSpec(source=source, cases=max(cases, 1), classes=table, **tolerances)

@@ -18,8 +18,9 @@ def pieces(mask: np.ndarray, shape: tuple[int, ...], bbox: Box, voxels: int) -> 
     its count of non-zero voxels."""
     grid = mask.reshape(shape[:3], order="F")
     (i0, j0, k0), (i1, j1, k1) = bbox
-    labels, count = cc3d.connected_components(grid[i0:i1 + 1, j0:j1 + 1, k0:k1 + 1] != 0, connectivity=26,
-                                              return_N=True)
+    # as uint8: cc3d 4.1's bool path can underestimate the labels of thin crops (3 x 1 x 1, two pieces) and raise
+    crop = (grid[i0:i1 + 1, j0:j1 + 1, k0:k1 + 1] != 0).view(np.uint8)
+    labels, count = cc3d.connected_components(crop, connectivity=26, return_N=True)
     if count <= 1:
         return Pieces(count, (Piece(voxels, bbox),) if count else ())
     stats = cc3d.statistics(labels, no_slice_conversion=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -148,7 +149,7 @@ def _parts() -> list[Part]:
         Part("sternum", (0.0, 0.85, 0.71), (0.08, 0.06, 0.06), 400),
         Part("costal_cartilages", (0.0, -0.05, 0.68), (*RIB_CAGE[:2], 0.07), 120, ring=(0.08, 2.55, 2.9)),
         # shoulder girdle and arms outside the rib cage, the clavicles above the first ribs: no bone cuts another
-        *_pair("clavicula_{side}", (0.4, 0.7, 0.83), (0.32, 0.06, 0.01), 700),
+        *_pair("clavicula_{side}", (0.4, 0.66, 0.813), (0.32, 0.06, 0.006), 700),
         *_pair("scapula_{side}", (0.6, -0.74, 0.74), (0.12, 0.04, 0.05), 600),
         *_pair("humerus_{side}", (0.92, 0.0, 0.72), (0.06, 0.1, 0.07), 700),
         *_ribs(),
@@ -156,25 +157,27 @@ def _parts() -> list[Part]:
         Part("sacrum", (0.0, -0.55, 0.41), (0.14, 0.12, 0.025), 450),
         *_pair("hip_{side}", (0.5, -0.1, 0.39), (0.25, 0.45, 0.05), 500),
         *_pair("femur_{side}", (0.48, 0.0, 0.18), (0.12, 0.15, 0.16), 800),
+        # behind the liver, and claimed before it: a liver that grows must not swallow them
+        *_pair("adrenal_gland_{side}", (0.28, -0.4, 0.56), (0.05, 0.05, 0.01), 35),
         Part("gallbladder", (0.3, 0.45, 0.545), (0.08, 0.08, 0.012), 15),
         Part("liver", (0.45, 0.1, 0.58), (0.38, 0.55, 0.045), 55),
         Part("spleen", (-0.6, -0.25, 0.575), (0.15, 0.22, 0.03), 50),
         Part("stomach", (-0.35, 0.3, 0.575), (0.22, 0.25, 0.035), 30),
         Part("pancreas", (-0.1, 0.1, 0.545), (0.3, 0.07, 0.012), 45),
-        *_pair("adrenal_gland_{side}", (0.3, -0.3, 0.56), (0.05, 0.05, 0.01), 35),
         *_pair("kidney_{side}", (0.42, -0.35, 0.52), (0.12, 0.16, 0.03), 45),
         Part("duodenum", (0.15, 0.2, 0.525), (0.1, 0.1, 0.02), 35),
         Part("colon", (0.0, 0.1, 0.49), (0.75, 0.7, 0.05), 20, ring=(0.2, 1.0, math.pi)),
         Part("small_bowel", (0.0, 0.4, 0.48), (0.45, 0.3, 0.04), 35),
+        Part("prostate", (0.0, 0.35, 0.325), (0.08, 0.08, 0.01), 40, sex="m"),  # before the bladder that grows over it
         Part("urinary_bladder", (0.0, 0.45, 0.355), (0.2, 0.2, 0.025), 10),
-        Part("prostate", (0.0, 0.35, 0.325), (0.08, 0.08, 0.01), 40, sex="m"),
         *_pair("lung_upper_lobe_{side}", (0.45, 0.05, 0.75), (0.33, 0.55, 0.05), -850),
         Part("lung_middle_lobe_right", (0.45, 0.25, 0.70), (0.3, 0.35, 0.025), -850),
         *_pair("lung_lower_lobe_{side}", (0.45, -0.1, 0.65), (0.33, 0.55, 0.05), -850),
         *_pair("autochthon_{side}", (0.2, -0.75, 0.62), (0.12, 0.15, 0.2), 50),
         *_pair("iliopsoas_{side}", (0.3, -0.3, 0.44), (0.1, 0.1, 0.07), 50),
-        *_pair("gluteus_minimus_{side}", (0.65, -0.25, 0.40), (0.1, 0.12, 0.025), 50),
-        *_pair("gluteus_medius_{side}", (0.62, -0.45, 0.41), (0.15, 0.2, 0.035), 50),
+        # the small and middle glutei beside the hip bone, not inside it
+        *_pair("gluteus_minimus_{side}", (0.81, -0.25, 0.40), (0.06, 0.1, 0.025), 50),
+        *_pair("gluteus_medius_{side}", (0.66, -0.55, 0.41), (0.15, 0.18, 0.035), 50),
         *_pair("gluteus_maximus_{side}", (0.45, -0.72, 0.36), (0.3, 0.2, 0.07), 50),
     ]
 
@@ -205,6 +208,98 @@ class Frame:
         return u, v, w
 
 
+@dataclass(frozen=True)
+class BodyFrame:
+    """Body coordinates in millimetres: a body of BODY_MM times its `size` factors (width, depth, height) on a grid of
+    `spacing` mm in RAS voxel order, the field of view from the region's bottom to its top, air around the trunk."""
+
+    spacing: tuple[float, float, float]
+    region: Region
+    size: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    shift: tuple[float, float] = (0.0, 0.0)
+    margin: float = 1.2  # grid half width over the trunk's half width: arms and skin stay inside the grid
+
+    @property
+    def body_mm(self) -> tuple[float, float, float]:
+        return tuple(b * s for b, s in zip(BODY_MM, self.size))
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        width, depth, height = self.body_mm
+        return (math.ceil(2 * width * self.margin / self.spacing[0]),
+                math.ceil(2 * depth * self.margin / self.spacing[1]),
+                max(1, round((self.region.top - self.region.bottom) * height / self.spacing[2])))
+
+    def axes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        (nx, ny, nz), (width, depth, height) = self.shape, self.body_mm
+        u = (np.arange(nx) - (nx - 1) / 2) * self.spacing[0] / width - self.shift[0]
+        v = (np.arange(ny) - (ny - 1) / 2) * self.spacing[1] / depth - self.shift[1]
+        w = self.region.bottom + (np.arange(nz) + 0.5) * self.spacing[2] / height
+        return u, v, w
+
+
+@dataclass(frozen=True)
+class Person:
+    """What makes one body unlike another: a linear size factor and a shift (body coordinates) per part, one size
+    factor per vertebra (mostly shared along the spine, as in people), and the image value added by contrast."""
+
+    scale: dict[str, float]
+    shift: dict[str, tuple[float, float, float]]
+    vertebrae: dict[str, float]
+    contrast: dict[str, int]
+
+
+# Parts whose size and place vary little between people or follow the body's outline: they keep the phantom's.
+_FIXED = ("rib_", "vertebrae_", "costal_cartilages", "colon", "skull", "brain", "face", "spinal_cord")
+# Image values added by the contrast phases (portal venous, arterial) to blood and perfused organs.
+_CONTRAST = {
+    "venous": {"vessel": 130, "organ": 60, "kidney": 100},
+    "arterial": {"vessel": 280, "organ": 25, "kidney": 150},
+}
+_VESSELS = ("aorta", "artery", "vein", "vena", "trunk", "heart", "atrial", "portal")
+_PERFUSED = ("liver", "spleen", "pancreas", "thyroid", "adrenal")
+
+
+def draw_person(rng: np.random.Generator, organ_sd: float = 0.06, shift_sd: float = 0.004,
+                spine_sd: float = 0.05, level_sd: float = 0.02) -> Person:
+    """One person: organ volumes vary about 18% (a linear sd of 6%), organs move about 5 mm, the whole spine scales
+    together by 5% and each level by 2% more, and a scan is unenhanced, portal venous or arterial."""
+    scale, shift = {}, {}
+    for part in PARTS:
+        if not part.name.startswith(_FIXED):
+            scale[part.name] = float(np.exp(rng.normal(0.0, organ_sd)))
+            shift[part.name] = tuple(float(x) for x in rng.normal(0.0, shift_sd, 3))
+    spine = float(np.exp(rng.normal(0.0, spine_sd)))
+    vertebrae = {level: spine * float(np.exp(rng.normal(0.0, level_sd))) for level in VERTEBRAE}
+    phase = _CONTRAST.get(str(rng.choice(["none", "venous", "arterial"])), {})
+    contrast = {}
+    for part in PARTS:
+        if part.name.startswith("kidney_") and "cyst" not in part.name:
+            contrast[part.name] = phase.get("kidney", 0)
+        elif any(key in part.name for key in _VESSELS):
+            contrast[part.name] = phase.get("vessel", 0)
+        elif part.name.startswith(_PERFUSED):
+            contrast[part.name] = phase.get("organ", 0)
+    return Person(scale, shift, vertebrae, contrast)
+
+
+def person_parts(classes: list[str], sex: str, person: Person) -> list[Part]:
+    """The person's parts of the given classes in claiming order: the phantom's, varied, with the spine at its
+    anatomical pitches (the levels the classes name)."""
+    levels = [level for level in VERTEBRAE if f"vertebrae_{level}" in classes]
+    spine = {p.name: p for p in anatomical_spine(levels, person.vertebrae)}
+    parts = []
+    for part in placed(classes, sex):
+        if part.name in spine:
+            parts.append(spine[part.name])
+            continue
+        factor = person.scale.get(part.name, 1.0)
+        moved = tuple(c + d for c, d in zip(part.center, person.shift.get(part.name, (0.0, 0.0, 0.0))))
+        parts.append(dataclasses.replace(part, center=moved, radii=tuple(r * factor for r in part.radii),
+                                         hu=part.hu + person.contrast.get(part.name, 0)))
+    return parts
+
+
 def _outline(w: float) -> list[tuple[float, float, float, float]]:
     """The body's cross-section at height w, as ellipses (center u, center v, half axis u, half axis v)."""
     if w >= 0.88:
@@ -216,7 +311,7 @@ def _outline(w: float) -> list[tuple[float, float, float, float]]:
     return [(0.48, 0.0, 0.42, 0.7), (-0.48, 0.0, 0.42, 0.7)]
 
 
-def body_radius(frame: Frame) -> np.ndarray:
+def body_radius(frame: Frame | BodyFrame) -> np.ndarray:
     """Per voxel, the normalised distance from the body's axis: below 1 inside the body, below FAT_LAYER under fat."""
     u, v, w = frame.axes()
     radius = np.full(frame.shape, np.inf)
@@ -240,7 +335,7 @@ def _span(axis: np.ndarray, center: float, radius: float) -> tuple[slice, bool]:
     return slice(0, 0), False
 
 
-def part_region(part: Part, frame: Frame) -> tuple[tuple[slice, slice, slice], np.ndarray]:
+def part_region(part: Part, frame: Frame | BodyFrame) -> tuple[tuple[slice, slice, slice], np.ndarray]:
     """The voxels of one part within its bounding box: (the box, a boolean array over the box)."""
     u, v, w = frame.axes()
     spans = [_span(axis, c, r) for axis, c, r in zip((u, v, w), part.center, part.radii)]
@@ -279,9 +374,11 @@ class Body:
         return (self.labels == index).astype(np.uint8)
 
 
-def render(classes: list[str], frame: Frame, sex: str, rng: np.random.Generator) -> Body:
-    """Place the classes in a body on the frame's grid, each voxel claimed by at most one class, and make its CT."""
-    parts = placed(classes, sex)
+def render(classes: list[str], frame: Frame | BodyFrame, sex: str, rng: np.random.Generator,
+           person: Person | None = None) -> Body:
+    """Place the classes in a body on the frame's grid, each voxel claimed by at most one class, and make its CT; a
+    person varies the phantom's parts."""
+    parts = placed(classes, sex) if person is None else person_parts(classes, sex, person)
     radius = body_radius(frame)
     labels = np.zeros(frame.shape, dtype=np.int16)
     for index, part in enumerate(parts, start=1):
