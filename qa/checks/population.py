@@ -54,6 +54,7 @@ def class_outliers(spec: ReleaseSpec, rule: OutlierSpec, subcode: str, unit: str
     resolution = statistics.median(o.step / o.value for o in observed)
     median, mad = robust_z(logs, max(rule.mad_floor, resolution))
     quartiles = _quartiles([o.value for o in observed])
+    warn = len(observed) >= rule.min_cases_warning
     found = []
     for o, log in zip(observed, logs):
         z = MAD_TO_SD * (log - median) / mad
@@ -65,7 +66,7 @@ def class_outliers(spec: ReleaseSpec, rule: OutlierSpec, subcode: str, unit: str
             spec, "LABEL_OUTLIER", o.case, path,
             f"{path}: {what} {o.value:.4g} {unit} is {math.exp(log - median):.2g}x the median {math.exp(median):.4g} "
             f"{unit} of {len(observed)} whole {name} masks (robust z {z:+.1f})",
-            subcode=subcode, severity="warning" if abs(z) >= rule.z_warning else "info", class_name=name,
+            subcode=subcode, severity="warning" if abs(z) >= rule.z_warning and warn else "info", class_name=name,
             z=round(z, 2), value=round(o.value, 3), unit=unit, median=round(math.exp(median), 3),
             quartiles=quartiles, masks=len(observed)))
     return found

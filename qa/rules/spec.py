@@ -193,6 +193,8 @@ class OutlierSpec(_Strict):
     """Per class robust outliers over the release's whole masks (LABEL_OUTLIER)."""
 
     min_cases: int = Field(20, ge=5, description="Fewer whole masks of a class are not judged.")
+    min_cases_warning: int = Field(50, ge=5, description="Fewer whole masks give info at most: the MAD of a few "
+                                                         "dozen values is too uncertain for a warning.")
     z_info: float = Field(3.5, gt=0, description="Robust z (0.6745 (x - median) / MAD, on logs) that is info.")
     z_warning: float = Field(5.0, gt=0, description="... that is a warning.")
     mad_floor: float = Field(0.05, gt=0, description="Smallest MAD of the logs used: no finding for tiny spreads.")
@@ -202,6 +204,8 @@ class OutlierSpec(_Strict):
     def _thresholds_ordered(self) -> OutlierSpec:
         if self.z_warning < self.z_info:
             raise ValueError("z_warning must not be below z_info")
+        if self.min_cases_warning < self.min_cases:
+            raise ValueError("min_cases_warning must not be below min_cases")
         return self
 
 

@@ -897,31 +897,39 @@ def _dilated(mask: np.ndarray) -> np.ndarray:
 PREFERRED_ORGANS = ("liver", "spleen", "kidney_right", "kidney_left", "stomach", "heart", "urinary_bladder")
 
 
-def _preferred_whole(spec: ReleaseSpec, masks: dict[str, np.ndarray], case: str) -> str:
+def _preferred_whole(spec: ReleaseSpec, masks: dict[str, np.ndarray], case: str) -> list[str]:
     whole = [n for n in PREFERRED_ORGANS if n in masks and _is_whole(masks[n])]
     if not whole:
         raise ValueError(f"{case} has none of {PREFERRED_ORGANS} whole")
-    return whole[0]
+    return whole
+
+
+def _tripled(mask: np.ndarray) -> np.ndarray | None:
+    """The mask grown, voxel layer by layer, to three times its volume; None if it would reach the grid's faces."""
+    grown = mask
+    while grown.sum() < 3 * mask.sum():
+        grown = _dilated(grown)
+        if not _is_whole(grown):
+            return None
+    return grown
 
 
 def tripled(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
-    """A whole organ grown, voxel layer by layer, to three times its volume (into its neighbours: a mask that took
-    theirs), staying clear of the grid's faces."""
+    """A whole organ grown to three times its volume (into its neighbours: a mask that took theirs), the first of
+    PREFERRED_ORGANS that stays clear of the grid's faces."""
     masks = _mask_arrays(sample, spec, case)
-    name = _preferred_whole(spec, masks, case)
-    grown = masks[name]
-    while grown.sum() < 3 * masks[name].sum():
-        grown = _dilated(grown)
-        if not _is_whole(grown):
-            raise ValueError(f"{case}: {name} reaches the grid's faces before it triples")
-    return [InjectedFault("LABEL_OUTLIER", case, _write_mask(sample, spec, case, name, grown))]
+    for name in _preferred_whole(spec, masks, case):
+        grown = _tripled(masks[name])
+        if grown is not None:
+            return [InjectedFault("LABEL_OUTLIER", case, _write_mask(sample, spec, case, name, grown))]
+    raise ValueError(f"{case}: no organ triples within the grid")
 
 
 def stretched(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
     """A whole organ given a one-voxel tail down from its lowest slice, as long again as the organ is tall: its
     head-to-feet extent doubles, its volume hardly changes."""
     masks = _mask_arrays(sample, spec, case)
-    name = _preferred_whole(spec, masks, case)
+    name = _preferred_whole(spec, masks, case)[0]
     mask = masks[name].copy()
     filled = np.flatnonzero(mask.any(axis=(0, 1)))
     bottom, height = int(filled[0]), int(filled[-1] - filled[0] + 1)

@@ -36,12 +36,17 @@ def test_livers_within_their_natural_spread_have_no_outlier() -> None:
 
 
 def test_liver_of_three_times_the_typical_volume_is_label_outlier_volume_with_z_and_quartiles() -> None:
-    found = outliers([liver(1000 * f) for f in SPREAD] + [liver(3000)])
+    found = outliers([liver(1000 * f) for f in SPREAD] * 3 + [liver(3000)])
     [volume] = [f for f in found if f.subcode == "volume"]
-    assert essentials([volume]) == [("LABEL_OUTLIER", "volume", "s0024", "s0024/segmentations/liver.nii.gz",
+    assert essentials([volume]) == [("LABEL_OUTLIER", "volume", "s0072", "s0072/segmentations/liver.nii.gz",
                                      "liver", "warning")]
-    assert volume.details["z"] > 5 and volume.details["masks"] == 25
+    assert volume.details["z"] > 5 and volume.details["masks"] == 73
     assert volume.details["quartiles"][0] < 1000 < volume.details["quartiles"][2]
+
+
+def test_outlier_among_fewer_masks_than_a_warning_needs_is_info() -> None:
+    found = outliers([liver(1000 * f) for f in SPREAD] + [liver(3000)])
+    assert [(f.subcode, f.severity) for f in found if f.subcode == "volume"] == [("volume", "info")]
 
 
 def test_moderate_outlier_is_info() -> None:
@@ -59,8 +64,8 @@ def test_truncated_masks_are_left_out_of_the_statistics_and_not_judged() -> None
 
 
 def test_mask_twice_as_tall_as_its_class_is_label_outlier_extent() -> None:
-    found = outliers([liver(1000 * f, slices=38 + k % 5) for k, f in enumerate(SPREAD)] + [liver(1000, slices=58)])
-    assert [(f.case, f.subcode, f.severity) for f in found] == [("s0024", "extent", "warning")]
+    found = outliers([liver(1000 * f, slices=38 + k % 5) for k, f in enumerate(SPREAD * 3)] + [liver(1000, slices=58)])
+    assert [(f.case, f.subcode, f.severity) for f in found] == [("s0072", "extent", "warning")]
 
 
 def test_one_slice_more_or_less_is_never_an_outlier() -> None:
