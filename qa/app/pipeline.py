@@ -19,7 +19,7 @@ from qa.execute.pool import PoolExecutor
 from qa.execute.serial import SerialExecutor
 from qa.output.json import write_report
 from qa.output.progress import Progress
-from qa.report.aggregate import case_labels, class_stats, image_stats, overlap_stats
+from qa.report.aggregate import case_labels, class_stats, drift_stats, image_stats, overlap_stats
 from qa.report.model import CaseReport, FailOn, ImageSummary, Mode, Report, SpecSnapshot, summarize
 from qa.rules.finding import Finding
 from qa.rules.spec import ReleaseSpec, case_folders
@@ -103,6 +103,8 @@ def build_report(facts: ReleaseFacts, spec: ReleaseSpec, spec_reason: str, mode:
         findings=findings, cases=cases,
         classes=class_stats([c.labels for c in cases if c.labels is not None], spec) if mode == "deep" else [],
         overlaps=overlap_stats(facts, spec),
+        drift=drift_stats(facts, spec, findings) if mode == "deep" else [],
+        reference=None if spec.reference is None else spec.reference.source,
     )
 
 

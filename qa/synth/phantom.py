@@ -304,7 +304,7 @@ def _outline(w: float) -> list[tuple[float, float, float, float]]:
     """The body's cross-section at height w, as ellipses (center u, center v, half axis u, half axis v)."""
     if w >= 0.88:
         return [(0.0, 0.0, 0.6, 0.78)]
-    if w >= 0.82:
+    if w >= 0.83:  # the neck, above the shoulders and clavicles
         return [(0.0, -0.15, 0.45, 0.6)]
     if w >= 0.30:
         return [(0.0, 0.0, 1.0, 1.0)]
