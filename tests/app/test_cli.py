@@ -138,6 +138,14 @@ def test_sample_with_an_unknown_fault_exits_2_and_writes_nothing(
     assert "NOPE" in capsys.readouterr().err
 
 
+def test_sample_with_a_fault_that_needs_a_population_exits_2_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sample", str(tmp_path / "made"), "--fault", "LABEL_OUTLIER:volume"]) == 2
+    assert not (tmp_path / "made").exists()
+    assert "population" in capsys.readouterr().err
+
+
 def test_demo_exits_0_and_writes_its_report_under_reports_demo(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
