@@ -113,8 +113,13 @@ def run_release(root: Path, spec, seed: int, per_kind: int, jobs: int, scratch: 
         hits = [f for f in report.findings if (f.code, f.case, f.path) == (injected.code, injected.case, injected.path)]
         tally.found[kind] += bool(hits)
         tally.found_warning[kind] += any(f.severity != "info" for f in hits)
+        if not hits:
+            print(f"    missed {kind}: {injected.path}")
     touched = {injected.case for _, injected in made}
     others = {f.case for f in label_warnings(report)} - touched
+    for f in label_warnings(report):
+        if f.case in others:
+            print(f"    warning on a case without an injected error: {f.message}")
     tally.cases += len(cases) - len(touched)
     tally.warned_cases += len(others)
     shutil.rmtree(copy)

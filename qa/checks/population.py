@@ -44,12 +44,28 @@ def _quartiles(values: list[float]) -> list[float]:
     return [round(q, 3) for q in statistics.quantiles(values, n=4, method="inclusive")]
 
 
-def class_outliers(spec: ReleaseSpec, rule: OutlierSpec, subcode: str, unit: str,
-                   observed: list[Observation]) -> list[Finding]:
-    """Observations whose log lies at least rule.z_info robust standard deviations from the class's median."""
+def body_sizes(observed: dict[str, list[Observation]], rule: OutlierSpec) -> dict[str, float]:
+    """Each case's size as its whole masks tell it: the median, over the judged classes it has, of how far (in logs)
+    its mask lies from its class's median; 0 for a case with fewer than rule.min_classes such masks. Organs scale
+    with the body: taken out, a large organ of a small person stands out, a large person's organs do not."""
+    offsets: dict[str, list[float]] = {}
+    for items in observed.values():
+        if len(items) < rule.min_cases:
+            continue
+        median = statistics.median(math.log(o.value) for o in items)
+        for o in items:
+            offsets.setdefault(o.case, []).append(math.log(o.value) - median)
+    return {case: statistics.median(found) if len(found) >= rule.min_classes else 0.0
+            for case, found in offsets.items()}
+
+
+def class_outliers(spec: ReleaseSpec, rule: OutlierSpec, subcode: str, unit: str, observed: list[Observation],
+                   sizes: dict[str, float]) -> list[Finding]:
+    """Observations whose log, less its case's body size, lies at least rule.z_info robust standard deviations from
+    the class's median."""
     if len(observed) < rule.min_cases:
         return []
-    logs = [math.log(o.value) for o in observed]
+    logs = [math.log(o.value) - sizes.get(o.case, 0.0) for o in observed]
     # a value measured in whole slices cannot tell one slice more from natural spread: one step is the least MAD
     resolution = statistics.median(o.step / o.value for o in observed)
     median, mad = robust_z(logs, max(rule.mad_floor, resolution))
@@ -62,13 +78,15 @@ def class_outliers(spec: ReleaseSpec, rule: OutlierSpec, subcode: str, unit: str
             continue
         name, path = o.mask.name, o.mask.path
         what = "volume" if subcode == "volume" else "head-to-feet extent"
+        size = sizes.get(o.case, 0.0)
         found.append(finding(
             spec, "LABEL_OUTLIER", o.case, path,
-            f"{path}: {what} {o.value:.4g} {unit} is {math.exp(log - median):.2g}x the median {math.exp(median):.4g} "
-            f"{unit} of {len(observed)} whole {name} masks (robust z {z:+.1f})",
+            f"{path}: {what} {o.value:.4g} {unit} is {math.exp(log - median):.2g}x the median of {len(observed)} "
+            f"whole {name} masks for a body of this case's size ({math.exp(size):.2f}x the typical; robust z "
+            f"{z:+.1f})",
             subcode=subcode, severity="warning" if abs(z) >= rule.z_warning and warn else "info", class_name=name,
             z=round(z, 2), value=round(o.value, 3), unit=unit, median=round(math.exp(median), 3),
-            quartiles=quartiles, masks=len(observed)))
+            case_size=round(math.exp(size), 3), quartiles=quartiles, masks=len(observed)))
     return found
 
 
@@ -86,10 +104,14 @@ def check_outliers(ctx: Context) -> list[Finding]:
             volumes.setdefault(name, []).append(Observation(case.case, m, volume_ml(m.values, m.header)))
             step = abs(m.header.zooms[head_to_feet_axis(m.header)])
             extents.setdefault(name, []).append(Observation(case.case, m, extent_mm(m.values, m.header), step))
+    # a class whose typical mask is a few voxels has a volume that is mostly its boundary: not judged by volume
+    volumes = {name: items for name, items in volumes.items()
+               if statistics.median(o.mask.values.voxels for o in items) >= rule.min_voxels}
+    volume_sizes, extent_sizes = body_sizes(volumes, rule), body_sizes(extents, rule)
     found = []
     for name in spec.classes:
-        found += class_outliers(spec, rule, "volume", "mL", volumes.get(name, []))
-        found += class_outliers(spec, rule, "extent", "mm", extents.get(name, []))
+        found += class_outliers(spec, rule, "volume", "mL", volumes.get(name, []), volume_sizes)
+        found += class_outliers(spec, rule, "extent", "mm", extents.get(name, []), extent_sizes)
     return found
 
 

@@ -198,6 +198,10 @@ class OutlierSpec(_Strict):
     z_info: float = Field(3.5, gt=0, description="Robust z (0.6745 (x - median) / MAD, on logs) that is info.")
     z_warning: float = Field(5.0, gt=0, description="... that is a warning.")
     mad_floor: float = Field(0.05, gt=0, description="Smallest MAD of the logs used: no finding for tiny spreads.")
+    min_voxels: int = Field(100, ge=1, description="Classes whose typical whole mask has fewer voxels are not judged "
+                                                   "by volume: it is mostly boundary.")
+    min_classes: int = Field(5, ge=1, description="Whole masks of judged classes a case needs for its body size to "
+                                                  "be taken out.")
     exclude: list[str] = Field([], description="Classes whose sizes span orders of magnitude (lesions).")
 
     @model_validator(mode="after")

@@ -124,3 +124,27 @@ def test_release_with_fewer_cases_than_the_reference_asks_is_not_compared() -> N
 
 def test_spec_without_a_reference_has_no_drift() -> None:
     assert drift([liver(3000 * f) for f in SPREAD], V2.model_copy(update={"reference": None})) == []
+
+
+ORGANS = ("liver", "spleen", "kidney_left", "kidney_right", "stomach")
+TYPICAL_ML = {"liver": 1500, "spleen": 180, "kidney_left": 150, "kidney_right": 150, "stomach": 250}
+
+
+def people(sizes: list[float], liver_factor: dict[int, float]) -> list:
+    """Cases whose five organs are their typical volume times the person's size (and, for some, the liver times a
+    factor), with a little spread of their own."""
+    cases = []
+    for k, size in enumerate(sizes):
+        masks = {name: liver(TYPICAL_ML[name] * size * SPREAD[(k + 5 * j) % 24] ** 0.5
+                             * (liver_factor.get(k, 1.0) if name == "liver" else 1.0))
+                 for j, name in enumerate(ORGANS)} | {"aorta": mask_values(0)}
+        cases.append(case_facts(f"s{k:04d}", image=header(shape=GRID), deep=deep_facts(f"s{k:04d}", masks=masks)))
+    return cases
+
+
+def test_a_large_persons_organs_are_not_outliers_but_a_small_persons_tripled_liver_is() -> None:
+    sizes = [math.exp(0.15 * (2 * k / 59 - 1)) for k in range(60)] + [1.9, 0.65]
+    found = check_outliers(context(release_facts(people(sizes, {61: 3.0}))))
+    assert {(f.case, f.class_name, f.subcode) for f in found if f.subcode == "volume"} == {("s0061", "liver", "volume")}
+    [liver_finding] = [f for f in found if f.subcode == "volume"]
+    assert liver_finding.details["case_size"] < 0.8
