@@ -44,13 +44,16 @@ def _quartiles(values: list[float]) -> list[float]:
     return [round(q, 3) for q in statistics.quantiles(values, n=4, method="inclusive")]
 
 
-def body_sizes(observed: dict[str, list[Observation]], rule: OutlierSpec) -> dict[str, float]:
+def body_sizes(observed: dict[str, list[Observation]], spec: ReleaseSpec) -> dict[str, float]:
     """Each case's size as its whole masks tell it: the median, over the judged classes it has, of how far (in logs)
-    its mask lies from its class's median; 0 for a case with fewer than rule.min_classes such masks. Organs scale
-    with the body: taken out, a large organ of a small person stands out, a large person's organs do not."""
+    its mask lies from its class's median; 0 for a case with fewer than min_classes such masks. Organs scale with
+    the body: taken out, a large organ of a small person stands out, a large person's organs do not. Chain members
+    do not speak: two dozen vertebrae and ribs that grow together would make the spine the body's size."""
+    rule = spec.labels.outliers
+    chained = {name for chain in spec.labels.chains for name in chain.members}
     offsets: dict[str, list[float]] = {}
-    for items in observed.values():
-        if len(items) < rule.min_cases:
+    for name, items in observed.items():
+        if len(items) < rule.min_cases or name in chained:
             continue
         median = statistics.median(math.log(o.value) for o in items)
         for o in items:
@@ -107,7 +110,7 @@ def check_outliers(ctx: Context) -> list[Finding]:
     # a class whose typical mask is a few voxels has a volume that is mostly its boundary: not judged by volume
     volumes = {name: items for name, items in volumes.items()
                if statistics.median(o.mask.values.voxels for o in items) >= rule.min_voxels}
-    volume_sizes, extent_sizes = body_sizes(volumes, rule), body_sizes(extents, rule)
+    volume_sizes, extent_sizes = body_sizes(volumes, spec), body_sizes(extents, spec)
     found = []
     for name in spec.classes:
         found += class_outliers(spec, rule, "volume", "mL", volumes.get(name, []), volume_sizes)
