@@ -64,8 +64,8 @@ def make_evidence(report: Report, source: ReleaseSource, layout: Layout, out_dir
             image_cache.clear()  # one image in memory at a time
             image_cache[image_path] = read_volume(source, image_path, layout)
         mask = read_volume(source, f.path, layout)
-        others = [(name, read_volume(source, path, layout)) for name, path in _other_masks(f)] if mask else []
-        others = [(name, volume) for name, volume in others if volume is not None]
+        read = [] if mask is None else [(name, read_volume(source, path, layout)) for name, path in _other_masks(f)]
+        others = [(name, volume) for name, volume in read if volume is not None]
         view = VIEWS.get(f.code, "axial")
         png = slice_picture(image_cache[image_path], [mask, *(volume for _, volume in others)], view=view,
                             project=view != "axial")
