@@ -14,6 +14,7 @@ from qa.rules.spec import ReleaseSpec, load_spec
 from qa.scan.facts import (
     ISIZE_MODULUS,
     MAX_DEFLATE_RATIO,
+    Box,
     CaseFacts,
     DeepFacts,
     FileFacts,
@@ -22,6 +23,7 @@ from qa.scan.facts import (
     MaskValues,
     MetaFacts,
     Overlap,
+    Pieces,
     Problem,
     ReleaseFacts,
     StreamFacts,
@@ -134,13 +136,19 @@ def case_facts(case: str = "s0001", spec: ReleaseSpec = V2, masks: Mapping[str, 
 
 
 def mask_values(voxels: int = 0, centroid: tuple[float, float, float] | None = None,
-                other_values: dict[str, int] | None = None, padding_voxels: int | None = None) -> MaskValues:
-    """A mask's deep facts; a non-empty mask gets a centroid in the middle of the default grid unless given one."""
+                other_values: dict[str, int] | None = None, padding_voxels: int | None = None,
+                bbox: Box | None = None, mean_hu: float = -50.0, sd_hu: float = 0.0,
+                pieces: Pieces | None = None) -> MaskValues:
+    """A mask's deep facts; a non-empty mask gets a centroid in the middle of the default grid and a bounding box
+    inside it (touching no face) unless given them, and the image inside it has mean_hu and sd_hu (stored values,
+    no scaling)."""
     if voxels and centroid is None:
         centroid = (1.5, 2.0, 2.5)
-    bbox = None if not voxels else ((0, 0, 0), tuple(n - 1 for n in SHAPE))
-    return MaskValues(voxels=voxels, other_values=other_values, bbox=bbox, centroid_voxel=centroid,
-                      image_sum=None if not voxels else -50.0 * voxels, padding_voxels=padding_voxels)
+    if voxels and bbox is None:
+        bbox = ((1, 1, 1), tuple(n - 2 for n in SHAPE))
+    return MaskValues(voxels=voxels, other_values=other_values, bbox=bbox if voxels else None, centroid_voxel=centroid,
+                      image_sum=None if not voxels else mean_hu * voxels, padding_voxels=padding_voxels,
+                      image_sq_sum=None if not voxels else voxels * (sd_hu ** 2 + mean_hu ** 2), pieces=pieces)
 
 
 def image_values(min: float = -1024.0, max: float = 1500.0, nan_count: int = 0, inf_count: int = 0,

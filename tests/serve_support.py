@@ -120,8 +120,8 @@ class Served:
     def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
         self.config = config
         self.log: list[str] = []
-        self.process = subprocess.Popen([sys.executable, "-P", "-m", "qa", "serve", "--config", str(config), "--port", "0"],
-                                        stderr=subprocess.PIPE, text=True, start_new_session=True, env=env)
+        command = [sys.executable, "-P", "-m", "qa", "serve", "--config", str(config), "--port", "0"]
+        self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True, env=env)
         self.ready = threading.Event()
         self.url = ""
         threading.Thread(target=self._read, daemon=True).start()

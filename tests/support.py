@@ -121,3 +121,9 @@ def session_members(session: int) -> list[int]:
         if int(fields[3]) == session and fields[0] != "Z":
             members.append(int(stat.parent.name))
     return members
+
+
+def without_cut_organs(findings: list) -> list:
+    """Findings but LABEL_TRUNCATED: a sample's field of view cuts some of the phantom's organs, as a real scan's
+    does, so these infos come with every deep check of a sample and say nothing about what a test made."""
+    return [f for f in findings if (f["code"] if isinstance(f, dict) else f.code) != "LABEL_TRUNCATED"]

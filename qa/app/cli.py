@@ -483,9 +483,16 @@ def _sample(args: argparse.Namespace) -> int:
     unknown = [f for f in args.fault if f not in FAULTS]
     if unknown:
         raise UsageError(f"no fault for {', '.join(unknown)}; faults exist for: {', '.join(sorted(FAULTS))}")
+    population = [f for f in args.fault if FAULTS[f].population]
+    if population:
+        raise UsageError(f"{', '.join(population)} show only in a population of many realistic cases, which "
+                         "qa.synth.population.make_population writes; tsqa sample writes small samples")
     if args.dir.exists() and (not args.dir.is_dir() or any(args.dir.iterdir())):
         raise UsageError(f"{args.dir} exists and is not an empty folder")
-    made = make_sample(args.dir, load_spec(args.spec), cases=args.cases, faults=args.fault, seed=args.seed)
+    try:
+        made = make_sample(args.dir, load_spec(args.spec), cases=args.cases, faults=args.fault, seed=args.seed)
+    except ValueError as exc:  # a fault that finds nothing to break in these cases (no chain in view, say)
+        raise UsageError(f"cannot make the sample: {exc}") from exc
     print(f"wrote {args.cases} cases of {args.spec} to {safe_text(str(args.dir))}")
     for fault in made.faults:
         print(f"  fault {fault.code}: {fault.path}")

@@ -22,7 +22,7 @@ from qa.output.files import Folder, FolderBusy
 from qa.output.json import write_report
 from qa.output.progress import ChecksumProgress, Progress
 from qa.output.runs import new_run_dir, record_run, release_dir
-from qa.report.aggregate import case_labels, class_stats, image_stats, overlap_stats
+from qa.report.aggregate import case_labels, class_stats, drift_stats, image_stats, overlap_stats
 from qa.report.model import ArchiveReport, CaseReport, FailOn, ImageSummary, Mode, Report, SpecSnapshot, summarize
 from qa.rules.finding import Finding
 from qa.rules.spec import ReleaseSpec, all_builtin_specs, case_folders
@@ -109,6 +109,8 @@ def build_report(facts: ReleaseFacts, spec: ReleaseSpec, spec_reason: str, mode:
         findings=findings, cases=cases,
         classes=class_stats([c.labels for c in cases if c.labels is not None], spec) if mode == "deep" else [],
         overlaps=overlap_stats(facts, spec),
+        drift=drift_stats(facts, spec, findings) if mode == "deep" else [],
+        reference=None if spec.reference is None else spec.reference.source,
     )
 
 

@@ -7,11 +7,15 @@ from dataclasses import dataclass
 from qa.checks import (  # noqa: F401 - importing registers their checks
     anatomy,
     archive,
+    chains,
     dtypes,
     files,
     geometry,
+    intensity,
     labels,
     meta,
+    pieces,
+    population,
 )
 from qa.checks.base import REGISTRY, Check, Context
 from qa.checks.table import MetaTable
@@ -39,7 +43,8 @@ def _runs_on(check: Check, case: CaseFacts) -> bool:
 def judge(facts: ReleaseFacts, spec: ReleaseSpec, subset: bool = False) -> Judgement:
     """Every registered check over the facts: cheap, so it can be re-run with another spec without a rescan."""
     ctx = Context(facts, spec, subset)
-    found = [f for c in CHECKS if c.scope == "release" for f in c.run(ctx)]
+    deep = any(case.deep is not None for case in facts.cases)
+    found = [f for c in CHECKS if c.scope == "release" and (c.needs == "quick" or deep) for f in c.run(ctx)]
     for case in facts.cases:
         found += [f for c in CHECKS if _runs_on(c, case) for f in c.run(case, ctx)]
     return Judgement(sorted(found, key=finding_sort_key), ctx.meta.table)

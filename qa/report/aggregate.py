@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import statistics
 
-from qa.report.model import ClassStats, ImageStats, LabelStats, OverlapStats
+from qa.report.model import ClassStats, DriftStats, ImageStats, LabelStats, OverlapStats
+from qa.rules.finding import Finding
 from qa.rules.spec import ReleaseSpec
 from qa.scan.facts import CaseFacts, ReleaseFacts
-from qa.scan.measures import class_overlaps, shared_voxels, voxel_ml, world_centroid
+from qa.scan.measures import (
+    class_drift,
+    class_overlaps,
+    extent_mm,
+    image_mean_sd,
+    is_whole,
+    shared_voxels,
+    voxel_ml,
+    world_centroid,
+)
 
 
 def case_labels(case: CaseFacts, spec: ReleaseSpec) -> dict[str, LabelStats] | None:
@@ -27,12 +37,17 @@ def case_labels(case: CaseFacts, spec: ReleaseSpec) -> dict[str, LabelStats] | N
         mean = values.image_sum / values.voxels if values.voxels and values.image_sum is not None else None
         # scaling is linear, so the stored mean scaled is exactly the mean of the loaded values
         mean_hu = None if mean is None or image is None else image.loaded(mean)
+        spread = None if image is None else image_mean_sd(values, image)
         labels[name] = LabelStats(
             voxels=values.voxels,
             volume_ml=values.voxels * voxel_ml(facts.header),
             mean_hu=mean_hu,
             bbox=None if values.bbox is None else [list(values.bbox[0]), list(values.bbox[1])],
             centroid_mm=centroid,
+            whole=is_whole(values, facts) if values.voxels else None,
+            extent_mm=extent_mm(values, facts.header),
+            sd_hu=None if spread is None else round(spread[1], 3),
+            pieces=None if values.pieces is None else values.pieces.count,
         )
     return labels
 
@@ -59,11 +74,15 @@ def class_stats(labels: list[dict[str, LabelStats]], spec: ReleaseSpec) -> list[
     for name in spec.classes:
         measured = [case[name] for case in labels if name in case]
         present = [s for s in measured if s.voxels > 0]
-        q1, median, q3 = _quartiles([s.volume_ml for s in present])
+        whole = [s for s in present if s.whole]
+        q1, median, q3 = _quartiles([s.volume_ml for s in whole])
         hu = [s.mean_hu for s in present if s.mean_hu is not None]
+        extents = [s.extent_mm for s in whole if s.extent_mm is not None]
         result.append(ClassStats(name=name, cases_present=len(present), cases_checked=len(measured),
                                  volume_ml_median=median, volume_ml_q1=q1, volume_ml_q3=q3,
-                                 mean_hu_median=statistics.median(hu) if hu else None))
+                                 mean_hu_median=statistics.median(hu) if hu else None, cases_whole=len(whole),
+                                 volume_ml_mean=statistics.fmean(s.volume_ml for s in present) if present else None,
+                                 extent_mm_median=statistics.median(extents) if extents else None))
     return result
 
 
@@ -80,3 +99,27 @@ def overlap_stats(facts: ReleaseFacts, spec: ReleaseSpec) -> list[OverlapStats]:
             pairs[key] = OverlapStats(class_a=key[0], class_b=key[1], cases=old.cases + 1, voxels=old.voxels + s.voxels,
                                       volume_ml=old.volume_ml + s.volume_ml, max_share=max(old.max_share, s.share))
     return sorted(pairs.values(), key=lambda o: (-o.volume_ml, o.class_a, o.class_b))
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def drift_stats(facts: ReleaseFacts, spec: ReleaseSpec, findings: list[Finding]) -> list[DriftStats]:
+    """Every class of the spec's reference table against the release, with the severity its RELEASE_DRIFT findings
+    got; the classes that moved most first."""
+    judged = {(f.class_name, f.subcode): f.severity for f in findings if f.code == "RELEASE_DRIFT"}
+    rows = [DriftStats(name=d.name, cases=d.cases, present=d.present, coverage=_round(d.coverage),
+                       reference_coverage=d.reference_coverage, coverage_pp=_round(d.coverage_pp, 2),
+                       coverage_z=_round(d.coverage_z, 2), volume_ml=_round(d.volume_ml, 3),
+                       reference_volume_ml=d.reference_volume_ml, volume_ratio=_round(d.volume_ratio),
+                       volume_z=_round(d.volume_z, 2), coverage_severity=judged.get((d.name, "coverage")),
+                       volume_severity=judged.get((d.name, "volume")))
+            for d in class_drift(facts, spec)]
+    rank = {"error": 0, "warning": 1, "info": 2, None: 3}
+
+    def moved(row: DriftStats) -> tuple:
+        worst = min(rank[row.coverage_severity], rank[row.volume_severity])
+        return worst, -abs(row.coverage_pp or 0.0), row.name
+
+    return sorted(rows, key=moved)

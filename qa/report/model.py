@@ -93,6 +93,13 @@ class LabelStats(BaseModel):
     bbox: list[list[int]] | None = Field(description="[[i0, j0, k0], [i1, j1, k1]] inclusive voxel bounds; null when "
                                                      "empty.")
     centroid_mm: list[Number] | None = Field(description="Centre of mass in world millimetres (the mask's own affine).")
+    whole: bool | None = Field(None, description="Not empty and touching no face of its grid: not cut by the field of "
+                                                 "view; null when empty.")
+    extent_mm: Number = Field(None, description="Head-to-feet extent of the bounding box in mm; null when empty.")
+    sd_hu: float | None = Field(None, description="Standard deviation of the image inside the mask; null when empty "
+                                                  "or off-grid.")
+    pieces: int | None = Field(None, description="26-connected pieces, counted for the classes the spec expects in "
+                                                 "few pieces; null otherwise.")
 
 
 class CaseReport(BaseModel):
@@ -106,7 +113,8 @@ class CaseReport(BaseModel):
 
 
 class ClassStats(BaseModel):
-    """One class over the release (deep mode)."""
+    """One class over the release (deep mode). Volume quartiles are over whole masks: a mask cut by the field of
+    view is not the organ's volume."""
 
     name: str
     cases_present: int
@@ -115,6 +123,29 @@ class ClassStats(BaseModel):
     volume_ml_q1: float | None
     volume_ml_q3: float | None
     mean_hu_median: float | None
+    cases_whole: int = Field(0, description="Cases whose mask is not empty and not cut by the field of view.")
+    volume_ml_mean: float | None = Field(None, description="Mean volume of all non-empty masks, cut ones included: the "
+                                                           "statistic of the spec's reference table.")
+    extent_mm_median: float | None = Field(None, description="Median head-to-feet extent of the whole masks.")
+
+
+class DriftStats(BaseModel):
+    """One class of the spec's reference table against the release (deep mode); the severities are those of the
+    RELEASE_DRIFT findings, null where the change is within the tolerance."""
+
+    name: str
+    cases: int = Field(description="Cases whose mask of the class was measured.")
+    present: int = Field(description="... and is not empty.")
+    coverage: float | None
+    reference_coverage: float
+    coverage_pp: float | None = Field(description="Change of coverage in percentage points.")
+    coverage_z: float | None
+    volume_ml: float | None = Field(description="Mean volume of the non-empty masks, cut ones included.")
+    reference_volume_ml: float | None
+    volume_ratio: float | None
+    volume_z: float | None
+    coverage_severity: Severity | None = None
+    volume_severity: Severity | None = None
 
 
 class OverlapStats(BaseModel):
@@ -259,6 +290,9 @@ class Report(BaseModel):
     fixed: list[BaselineEntry] = Field(default_factory=list,
                                        description="Baseline entries no finding of this run matched: fixed since.")
     waivers: WaiversRef | None = Field(None, description="The waivers applied (--waivers) and what each did.")
+    drift: list[DriftStats] = Field(default_factory=list, description="Each class against the spec's reference table "
+                                                                      "(deep mode, specs with a reference).")
+    reference: str | None = Field(None, description="Where the spec's reference table comes from.")
 
 
 def summarize(findings: list[Finding], cases: int, files: int, fail_on: FailOn, only_new: bool = False,

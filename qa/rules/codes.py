@@ -361,6 +361,110 @@ _CODES += [
         needs="deep",
     ),
     Code(
+        "LABEL_CHAIN", "warning", "a chain of classes has a gap or two members labelled as one",
+        "The spec's chains (labels.chains: vertebrae C1 to S1, the ribs of each side) run head to feet without a "
+        "gap. gap: a member is empty while members above and below it are not, so the gap lies inside the field of "
+        "view. merged: a member's volume is far above what its whole neighbours predict (their volumes scaled by the "
+        "spec's reference volumes, log-interpolated along the chain), at least labels.merged.volume_ratio, or "
+        "soft_volume_ratio together with a head-to-feet extent ratio of extent_ratio (a tall member alone is info). "
+        "details give the ratio, the prediction and the neighbours used. Masks cut by the field of view neither "
+        "are judged nor predict.",
+        "Neighbouring vertebrae merged into one mask or mixed up were the worst known defect of v2.0.1 (10-15% of "
+        "about 100 reviewed cases, fixed only in v3): a model trained on them learns to skip or fuse levels. A merge "
+        "usually leaves its partner empty, so gap and merged often come together.",
+        "Open the case: split the merged mask at the disc (or relabel the levels), and fill the missing member. A "
+        "true block vertebra, surgical fusion or a transitional L5/S1 can explain a merged finding; say so in a "
+        "waiver.",
+        needs="deep",
+        subcodes=(
+            Subcode("gap", "a member is empty between two members that are not"),
+            Subcode("merged", "a member is far larger or taller than its neighbours predict"),
+        ),
+    ),
+    Code(
+        "LABEL_FRAGMENTS", "warning", "a mask expected in one piece has extra pieces",
+        "A class the spec expects in at most N connected pieces (labels.pieces.expected; 26-connected, pieces below "
+        "labels.pieces.min_ml or min_share of the mask not counted) has more. share: an extra piece holds at least "
+        "warning_share of the mask; far: an extra piece lies more than far_mm from the largest (gap between their "
+        "bounding boxes); minor: neither, info. A mask cut by the field of view gets info whatever its pieces: a cut "
+        "through a curved organ splits it. details give the count, the sizes (mL) and the distances.",
+        "A piece of another organ labelled as this one, or noisy islands, corrupts volumes and teaches a model to "
+        "predict islands; v2.0.1 masks were partly model output with such islands.",
+        "Open the case with the mask: delete islands that are not the organ, or give a mislabelled piece its own class."
+        " Splenules, an os acromiale or a fracture can be real extra pieces.",
+        needs="deep",
+        subcodes=(
+            Subcode("share", "an extra piece holds a large share of the mask"),
+            Subcode("far", "an extra piece lies far from the main one"),
+            Subcode("minor", "small extra pieces near the main one, or a mask cut by the field of view"),
+        ),
+    ),
+    Code(
+        "LABEL_TRUNCATED", "info", "a mask is cut by the field of view",
+        "A non-empty mask touches the first or last slice of its grid along the head-to-feet axis (slices) or an "
+        "in-plane edge (edge): the organ continues outside the image. Truncated masks are left out of the class "
+        "volume statistics and of the checks that assume a whole organ (LABEL_CHAIN:merged, LABEL_FRAGMENTS' "
+        "warnings, LABEL_OUTLIER). details name the faces touched and the mask's head-to-feet extent.",
+        "A cut organ counted as whole skews volumes and every statistic built on them; models evaluated on volumes "
+        "or on whole-organ metrics need to know.",
+        "Nothing to fix in the labels; use the list to exclude cut organs from volumetric analyses.",
+        needs="deep",
+        subcodes=(
+            Subcode("slices", "the mask touches the first or last slice along the head-to-feet axis"),
+            Subcode("edge", "the mask touches an in-plane edge of the grid"),
+        ),
+    ),
+    Code(
+        "LABEL_HU", "warning", "the image inside a mask is implausible for its class",
+        "The mean image value inside a mask of at least labels.hu.min_voxels voxels lies outside its class group's "
+        "range (labels.hu.groups: bone well above soft tissue, lung far below, ranges wide enough for every contrast "
+        "phase), or its standard deviation exceeds the group's sd_max (another tissue inside). A mean above the range "
+        "is info for groups where contrast or metal commonly explain it. details give the mean, the standard "
+        "deviation and the group's range.",
+        "A 'liver' at -800 HU is lung, a 'humerus' at 40 HU is muscle: the label names the wrong structure, a swap or "
+        "a mask where the organ is not.",
+        "Open the case with the mask on its CT and relabel or redraw it; check the mask is aligned with its image.",
+        needs="deep",
+        subcodes=(
+            Subcode("low", "the mean is below the class's range"),
+            Subcode("high", "the mean is above the class's range"),
+            Subcode("spread", "the standard deviation is above the class's bound"),
+        ),
+    ),
+    Code(
+        "LABEL_OUTLIER", "warning", "a mask is far larger or smaller than its class elsewhere in the release",
+        "Per class, over the release's whole (not truncated) non-empty masks, with at least labels.outliers.min_cases "
+        "of them: the robust z-score 0.6745 (ln x - median) / MAD of the log volume (volume) or of the log "
+        "head-to-feet extent (extent) is at least z_info (info) or z_warning (warning). details give the z-score, the "
+        "value and the class's quartiles.",
+        "An organ three times its class's size is a label error (two organs in one mask, a mask grown into its "
+        "neighbours) or a rare pathology worth knowing; either way it skews the class's statistics.",
+        "Open the case with the mask: fix it if it covers more (or less) than the organ; a real pathology "
+        "(splenomegaly, a distended bladder) can be waived.",
+        needs="deep",
+        subcodes=(
+            Subcode("volume", "the mask's volume is an outlier of its class"),
+            Subcode("extent", "the mask's head-to-feet extent is an outlier of its class"),
+        ),
+    ),
+    Code(
+        "RELEASE_DRIFT", "warning", "a class's coverage or volume moved away from the reference",
+        "The spec's reference table (reference: per class coverage and mean volume of the non-empty masks, e.g. the "
+        "v2 dataset card) against this release: a class whose coverage moved by at least reference.info.coverage_pp "
+        "percentage points (coverage) or whose mean volume moved by at least reference.info.volume_ratio (volume), "
+        "each also at least z standard errors of the release's own estimate, is info; beyond reference.warning it is "
+        "a warning. details give both values, the change and z.",
+        "A class emptied in many cases, a changed class definition, or a unit or spacing error (1 mm written as "
+        "1.5 mm is 3.4x the volume) shows first as a class moving against the last release.",
+        "Check what changed for the class: its masks, its definition, the cases added or removed; update the "
+        "reference when the change is intended.",
+        needs="deep",
+        subcodes=(
+            Subcode("coverage", "the share of cases containing the class moved"),
+            Subcode("volume", "the class's mean volume moved"),
+        ),
+    ),
+    Code(
         "QA_INTERNAL", "error", "tsqa could not check a case or a file",
         "Checking this case raised an unexpected error or killed its worker process (the other cases were checked), "
         "or reading or measuring one file raised an unexpected error (the case's other files were checked; the "

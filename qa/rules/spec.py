@@ -115,6 +115,146 @@ class AnatomySpec(_Strict):
         return {name for group in (*self.head_to_feet, *self.above) for name in group}
 
 
+class ChainSpec(_Strict):
+    """Classes that follow each other head to feet without a gap (vertebrae, the ribs of one side)."""
+
+    members: list[str] = Field(min_length=2, description="The chain's classes, head first.")
+    reference_ml: list[float] | None = Field(
+        None, description="Each member's typical volume (mL), for judging a member against its neighbours "
+                          "(LABEL_CHAIN:merged); without it the chain is judged for gaps only.")
+
+    @model_validator(mode="after")
+    def _one_reference_per_member(self) -> ChainSpec:
+        if self.reference_ml is not None:
+            if len(self.reference_ml) != len(self.members):
+                raise ValueError(f"reference_ml has {len(self.reference_ml)} values for {len(self.members)} members")
+            if any(not v > 0 for v in self.reference_ml):
+                raise ValueError("reference_ml values must be positive")
+        return self
+
+
+class MergedSpec(_Strict):
+    """When a chain member is too large for its neighbours: two members labelled as one (LABEL_CHAIN:merged)."""
+
+    volume_ratio: float = Field(1.6, gt=1, description="Volume over the neighbours' prediction that is a warning.")
+    soft_volume_ratio: float = Field(1.4, gt=1, description="... that is a warning when the extent ratio also "
+                                                            "reaches extent_ratio.")
+    extent_ratio: float = Field(1.4, gt=1, description="Head-to-feet extent over the neighbours' prediction that "
+                                                       "alone is info.")
+    neighbour_distance: int = Field(2, ge=1, description="How many members away a neighbour may be.")
+    neighbour_min_ml: float = Field(2.0, ge=0, description="Smaller neighbours do not predict.")
+    extent_skip: list[str] = Field([], description="Members whose extent is not judged (atlas, axis, S1).")
+
+
+class PiecesSpec(_Strict):
+    """Classes expected in few connected pieces, and when extra pieces are reported (LABEL_FRAGMENTS)."""
+
+    expected: dict[int, list[str]] = Field({}, description="Most pieces expected: {1: [liver, ...], 2: [...]}.")
+    min_ml: float = Field(0.1, ge=0, description="Smaller pieces are specks and are not counted.")
+    min_share: float = Field(0.01, ge=0, le=1, description="Pieces below this share of the mask are not counted.")
+    warning_share: float = Field(0.10, ge=0, le=1, description="An extra piece this large a share is a warning.")
+    far_mm: float = Field(30.0, ge=0, description="An extra piece this far from the largest one is a warning.")
+
+    @property
+    def limits(self) -> dict[str, int]:
+        return {name: most for most, names in self.expected.items() for name in names}
+
+    @field_validator("expected")
+    @classmethod
+    def _positive_counts(cls, value: dict[int, list[str]]) -> dict[int, list[str]]:
+        if any(most < 1 for most in value):
+            raise ValueError("piece counts must be at least 1")
+        return value
+
+
+class HuGroup(_Strict):
+    """Classes of one tissue and the mean HU their masks may have (LABEL_HU)."""
+
+    range: tuple[float, float] = Field(description="Plausible mean value inside a mask (loaded units, HU).")
+    high: Severity = Field("warning", description="Severity of a mean above the range: info where contrast or metal "
+                                                  "commonly explain it.")
+    sd_max: float | None = Field(None, gt=0, description="Standard deviation inside a mask above which it holds "
+                                                         "another tissue too.")
+    classes: list[str]
+
+    @model_validator(mode="after")
+    def _range_ordered(self) -> HuGroup:
+        if self.range[0] > self.range[1]:
+            raise ValueError(f"range {list(self.range)} is not low, high")
+        return self
+
+
+class HuSpec(_Strict):
+    min_voxels: int = Field(30, ge=1, description="Smaller masks are not judged: their mean is all boundary.")
+    groups: dict[str, HuGroup] = {}
+
+    def group_of(self, name: str) -> tuple[str, HuGroup] | None:
+        return next(((key, g) for key, g in self.groups.items() if name in g.classes), None)
+
+
+class OutlierSpec(_Strict):
+    """Per class robust outliers over the release's whole masks (LABEL_OUTLIER)."""
+
+    min_cases: int = Field(20, ge=5, description="Fewer whole masks of a class are not judged.")
+    min_cases_warning: int = Field(50, ge=5, description="Fewer whole masks give info at most: the MAD of a few "
+                                                         "dozen values is too uncertain for a warning.")
+    z_info: float = Field(3.5, gt=0, description="Robust z (0.6745 (x - median) / MAD, on logs) that is info.")
+    z_warning: float = Field(5.0, gt=0, description="... that is a warning.")
+    mad_floor: float = Field(0.05, gt=0, description="Smallest MAD of the logs used: no finding for tiny spreads.")
+    min_voxels: int = Field(100, ge=1, description="Classes whose typical whole mask has fewer voxels are not judged "
+                                                   "by volume: it is mostly boundary.")
+    min_classes: int = Field(5, ge=1, description="Whole masks of judged classes a case needs for its body size to "
+                                                  "be taken out.")
+    exclude: list[str] = Field([], description="Classes whose sizes span orders of magnitude (lesions).")
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> OutlierSpec:
+        if self.z_warning < self.z_info:
+            raise ValueError("z_warning must not be below z_info")
+        if self.min_cases_warning < self.min_cases:
+            raise ValueError("min_cases_warning must not be below min_cases")
+        return self
+
+
+class LabelSpec(_Strict):
+    """What whole masks must look like, judged on the deep pass's facts: chains, pieces, HU, outliers."""
+
+    chains: list[ChainSpec] = []
+    merged: MergedSpec = MergedSpec()
+    pieces: PiecesSpec = PiecesSpec()
+    hu: HuSpec = HuSpec()
+    outliers: OutlierSpec | None = None
+
+    def named_classes(self) -> set[str]:
+        names = {m for c in self.chains for m in c.members} | set(self.merged.extent_skip)
+        names |= set(self.pieces.limits) | {n for g in self.hu.groups.values() for n in g.classes}
+        return names | set(self.outliers.exclude if self.outliers else [])
+
+
+class DriftTolerance(_Strict):
+    coverage_pp: float = Field(gt=0, description="Change of coverage in percentage points.")
+    volume_ratio: float = Field(gt=1, description="Mean volume over the reference's, or its inverse.")
+    z: float = Field(ge=0, description="... and at least this many standard errors of the release's own estimate.")
+
+
+class ReferenceClass(_Strict):
+    cases: int | None = Field(None, ge=0)
+    coverage: float = Field(ge=0, le=1, description="Share of cases whose mask is not empty.")
+    volume_ml: float | None = Field(None, gt=0, description="Mean volume of the non-empty masks, cut ones included.")
+
+
+class ReferenceSpec(_Strict):
+    """A per-class reference of the release (RELEASE_DRIFT): coverage and typical volume, and where they come from."""
+
+    source: str
+    cases: int = Field(gt=0, description="How many cases the reference was measured on.")
+    min_cases: int = Field(100, ge=1, description="Fewer measured cases are not compared: coverage and volumes of a "
+                                                  "few cases tell the sample, not the release.")
+    info: DriftTolerance = DriftTolerance(coverage_pp=5, volume_ratio=1.15, z=3)
+    warning: DriftTolerance = DriftTolerance(coverage_pp=15, volume_ratio=1.5, z=5)
+    classes: dict[str, ReferenceClass]
+
+
 class Archive(_Strict):
     """A published archive of the release, for verifying downloads."""
 
@@ -151,6 +291,8 @@ class ReleaseSpec(_Strict):
     geometry: GeometrySpec = GeometrySpec()
     values: ValueSpec = ValueSpec()
     anatomy: AnatomySpec = AnatomySpec()
+    labels: LabelSpec = LabelSpec()
+    reference: ReferenceSpec | None = None
     archives: list[Archive] = []
     severities: dict[str, Severity]
 
@@ -170,10 +312,13 @@ class ReleaseSpec(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _anatomy_names_classes(self) -> ReleaseSpec:
-        unknown = sorted(self.anatomy.named_classes() - set(self.classes))
-        if unknown:
-            raise ValueError(f"anatomy names classes the spec does not list: {', '.join(unknown)}")
+    def _rules_name_classes(self) -> ReleaseSpec:
+        named = {"anatomy": self.anatomy.named_classes(), "labels": self.labels.named_classes(),
+                 "reference": set(self.reference.classes) if self.reference else set()}
+        for section, names in named.items():
+            unknown = sorted(names - set(self.classes))
+            if unknown:
+                raise ValueError(f"{section} names classes the spec does not list: {', '.join(unknown)}")
         return self
 
     @field_validator("severities")

@@ -15,6 +15,7 @@ from qa.rules.spec import ReleaseSpec
 from qa.scan.facts import CaseFacts, DeepFacts, FileFacts, MaskValues, Problem, StreamFacts
 from qa.scan.members import inflate
 from qa.scan.nifti import read_file_facts
+from qa.scan.pieces import with_pieces
 from qa.scan.voxels import OverlapTracker, image_values, mask_values, measurable, voxel_array
 from qa.source.base import ReleaseSource, SourceError
 
@@ -33,11 +34,14 @@ class Layout:
     mask_dir: str = "segmentations"
     max_voxels: int = 1_000_000_000
     max_bytes: int = 4 << 30
+    # masks (paths relative to the case folder) whose connected components are counted: the spec's few-piece classes
+    pieces: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, spec: ReleaseSpec) -> Layout:
         return cls(meta_file=spec.meta.file, case_pattern=spec.case_pattern, image=spec.image, mask_dir=spec.mask_dir,
-                   max_voxels=spec.geometry.max_voxels, max_bytes=spec.geometry.max_bytes)
+                   max_voxels=spec.geometry.max_voxels, max_bytes=spec.geometry.max_bytes,
+                   pieces=frozenset(spec.mask_file(name) for name in spec.labels.pieces.limits))
 
 
 def is_nifti_name(name: str) -> bool:
@@ -173,8 +177,11 @@ class _MaskMeasure:
             return _NO_VOXELS
         on_grid = self._on_grid(facts)
         padding = None if self.deep.image is None else self.deep.image.padding_value
-        values, index = mask_values(voxel_array(buffer, facts.header), facts.header.shape,
-                                    self.image if on_grid else None, padding if on_grid else None)
+        mask = voxel_array(buffer, facts.header)
+        values, index = mask_values(mask, facts.header.shape, self.image if on_grid else None,
+                                    padding if on_grid else None)
+        if facts.path.split("/", 1)[-1] in self.layout.pieces:
+            values = with_pieces(values, mask, facts.header.shape)
         self.deep.masks[facts.path] = values
         if values.voxels == 0 and values.other_values is None:
             self.empty_blobs[key] = (self.deep.streams[facts.path], values)

@@ -16,7 +16,7 @@ from qa.scan.itk import Placement
 from qa.source.base import Entry
 from qa.source.zip import ArchiveLayout
 
-FACTS_VERSION = 4
+FACTS_VERSION = 5
 # gzip's trailer keeps the uncompressed size modulo 2^32.
 ISIZE_MODULUS = 1 << 32
 # Deflate turns at most 1032 bytes into one (a 258-byte match in two bits): a gzip file cannot hold more than this.
@@ -148,18 +148,45 @@ class ImageValues:
     padding_value: float | None = None
 
 
+Box = tuple[tuple[int, int, int], tuple[int, int, int]]  # inclusive voxel bounds: (i0, j0, k0), (i1, j1, k1)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One 26-connected component of a mask: its voxels and its bounding box on the mask's grid."""
+
+    __pydantic_config__ = _JSON
+
+    voxels: int
+    bbox: Box
+
+
+@dataclass(frozen=True)
+class Pieces:
+    """A mask's connected components: how many there are, and the largest of them, largest first."""
+
+    __pydantic_config__ = _JSON
+
+    count: int
+    largest: tuple[Piece, ...]
+
+
 @dataclass(frozen=True)
 class MaskValues:
-    """What a mask holds: its non-zero voxels, any value other than 0/1, where it is, and the image inside it."""
+    """What a mask holds: its non-zero voxels, any value other than 0/1, where it is, and the image inside it.
+    `image_sum` and `image_sq_sum` are the sum and the sum of squares of the stored image values inside the mask;
+    `pieces` is measured only for classes the spec expects in few pieces, and only on non-empty masks."""
 
     __pydantic_config__ = _JSON
 
     voxels: int
     other_values: dict[str, int] | None
-    bbox: tuple[tuple[int, int, int], tuple[int, int, int]] | None
+    bbox: Box | None
     centroid_voxel: tuple[float, float, float] | None
     image_sum: float | None
     padding_voxels: int | None = None
+    image_sq_sum: float | None = None
+    pieces: Pieces | None = None
 
 
 @dataclass(frozen=True)

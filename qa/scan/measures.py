@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qa.rules.spec import ReleaseSpec
-from qa.scan.facts import CaseFacts, FileFacts, HeaderFacts, MaskValues, Overlap
+from qa.rules.spec import ReferenceClass, ReferenceSpec, ReleaseSpec
+from qa.scan.facts import CaseFacts, FileFacts, HeaderFacts, MaskValues, Overlap, ReleaseFacts
 
 
 def voxel_ml(header: HeaderFacts) -> float:
@@ -47,3 +47,186 @@ def class_overlaps(case: CaseFacts, spec: ReleaseSpec) -> list[Overlap]:
     classes = set(spec.classes)
     return [o for o in case.deep.overlaps
             if spec.class_of(case.case, o.first) in classes and spec.class_of(case.case, o.second) in classes]
+
+
+# World (RAS+) direction names of the two ends of each world axis: (negative end, positive end).
+_DIRECTIONS = (("left", "right"), ("posterior", "anterior"), ("inferior", "superior"))
+
+
+def _world_axis(header: HeaderFacts, axis: int) -> tuple[int, bool]:
+    """The world axis a voxel axis runs most nearly along, and whether it runs towards that axis's positive end."""
+    column = np.asarray(header.affine, dtype=float)[:3, axis]
+    if not np.all(np.isfinite(column)) or not np.any(column):
+        return axis, True
+    world = int(np.argmax(np.abs(column)))
+    return world, bool(column[world] > 0)
+
+
+def head_to_feet_axis(header: HeaderFacts) -> int:
+    """The voxel axis that runs most nearly along the world's inferior-superior axis."""
+    affine = np.asarray(header.affine, dtype=float)[:3, :3]
+    if not np.all(np.isfinite(affine)) or not np.any(affine[2]):
+        return 2
+    return int(np.argmax(np.abs(affine[2]) / np.maximum(np.linalg.norm(affine, axis=0), 1e-12)))
+
+
+def touched_faces(values: MaskValues, header: HeaderFacts) -> list[str]:
+    """The faces of its grid a non-empty mask touches, named by the world direction they face (e.g. 'superior')."""
+    if values.bbox is None:
+        return []
+    faces = []
+    for axis in range(3):
+        world, positive = _world_axis(header, axis)
+        low, high = _DIRECTIONS[world] if positive else _DIRECTIONS[world][::-1]
+        if values.bbox[0][axis] <= 0:
+            faces.append(low)
+        if values.bbox[1][axis] >= header.shape[axis] - 1:
+            faces.append(high)
+    return faces
+
+
+def is_whole(values: MaskValues, facts: FileFacts) -> bool:
+    """A non-empty mask that touches no face of its grid: the field of view did not cut it."""
+    return values.voxels > 0 and facts.header is not None and not touched_faces(values, facts.header)
+
+
+def extent_mm(values: MaskValues, header: HeaderFacts) -> float | None:
+    """A mask's head-to-feet extent in mm: its bounding box's length along the grid's head-to-feet axis."""
+    if values.bbox is None:
+        return None
+    axis = head_to_feet_axis(header)
+    return (values.bbox[1][axis] - values.bbox[0][axis] + 1) * abs(header.zooms[axis])
+
+
+def volume_ml(values: MaskValues, header: HeaderFacts) -> float:
+    return values.voxels * voxel_ml(header)
+
+
+def image_mean_sd(values: MaskValues, image: HeaderFacts) -> tuple[float, float] | None:
+    """Mean and standard deviation of the image inside a mask, in loaded units (scaling is linear)."""
+    if not values.voxels or values.image_sum is None or values.image_sq_sum is None:
+        return None
+    mean = values.image_sum / values.voxels
+    variance = max(values.image_sq_sum / values.voxels - mean * mean, 0.0)
+    slope = 1.0 if image.slope is None else image.slope
+    return image.loaded(mean), abs(slope) * math.sqrt(variance)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One class's mask in a case with the facts every label check reads."""
+
+    name: str
+    path: str
+    values: MaskValues
+    facts: FileFacts
+
+    @property
+    def header(self) -> HeaderFacts:
+        return self.facts.header
+
+    @property
+    def whole(self) -> bool:
+        return is_whole(self.values, self.facts)
+
+
+def measured_masks(case: CaseFacts, spec: ReleaseSpec) -> dict[str, Measured]:
+    """Every class of the spec whose mask the deep pass measured and whose header was read, by class."""
+    found = {}
+    if case.deep is None:
+        return found
+    for name in spec.classes:
+        path = f"{case.case}/{spec.mask_file(name)}"
+        values, facts = case.deep.masks.get(path), case.files.get(path)
+        if values is not None and facts is not None and facts.header is not None:
+            found[name] = Measured(name, path, values, facts)
+    return found
+
+
+@dataclass(frozen=True)
+class ClassDrift:
+    """One class of the release against the spec's reference: coverage and mean volume, each change and its z."""
+
+    name: str
+    cases: int  # cases whose mask of the class was measured
+    present: int  # ... and is not empty
+    coverage: float | None
+    reference_coverage: float
+    coverage_z: float | None
+    volume_ml: float | None  # mean over the non-empty masks, cut ones included: the reference's statistic
+    reference_volume_ml: float | None
+    volume_z: float | None
+
+    @property
+    def coverage_pp(self) -> float | None:
+        return None if self.coverage is None else 100 * (self.coverage - self.reference_coverage)
+
+    @property
+    def volume_ratio(self) -> float | None:
+        if self.volume_ml is None or self.reference_volume_ml is None or self.volume_ml <= 0:
+            return None
+        return self.volume_ml / self.reference_volume_ml
+
+
+def _coverage_z(present: int, cases: int, reference: float) -> float:
+    """The change of coverage in standard errors of a binomial share at the reference, at least one case's worth."""
+    variance = max(reference * (1 - reference), 1 / cases) / cases
+    return (present / cases - reference) / math.sqrt(variance)
+
+
+def _volume_z(volumes: list[float], reference: float) -> float | None:
+    """The change of the log mean volume in its standard errors (delta method: the coefficient of variation over
+    the square root of the count)."""
+    if len(volumes) < 2:
+        return None
+    mean = sum(volumes) / len(volumes)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in volumes) / (len(volumes) - 1))
+    error = max(sd / mean, 1e-6) / math.sqrt(len(volumes))
+    return math.log(mean / reference) / error
+
+
+def class_drift(facts: ReleaseFacts, spec: ReleaseSpec) -> list[ClassDrift]:
+    """Every class of the spec's reference table, measured over the release's deep-scanned cases."""
+    if spec.reference is None:
+        return []
+    volumes: dict[str, list[float]] = {name: [] for name in spec.reference.classes}
+    measured = dict.fromkeys(spec.reference.classes, 0)
+    for case in facts.cases:
+        masks = measured_masks(case, spec)
+        for name in spec.reference.classes:
+            if name in masks:
+                measured[name] += 1
+                if masks[name].values.voxels:
+                    volumes[name].append(volume_ml(masks[name].values, masks[name].header))
+    rows = []
+    for name, ref in spec.reference.classes.items():
+        cases, found = measured[name], volumes[name]
+        mean = sum(found) / len(found) if found else None
+        rows.append(ClassDrift(
+            name=name, cases=cases, present=len(found), coverage=len(found) / cases if cases else None,
+            reference_coverage=ref.coverage, coverage_z=_coverage_z(len(found), cases, ref.coverage) if cases else None,
+            volume_ml=mean, reference_volume_ml=ref.volume_ml,
+            volume_z=None if ref.volume_ml is None or not found else _volume_z(found, ref.volume_ml)))
+    return rows
+
+
+def measured_reference(facts: ReleaseFacts, spec: ReleaseSpec, source: str) -> ReferenceSpec:
+    """A reference table measured on a release's facts (coverage, mean volume of the non-empty masks), to judge later
+    releases against: what a spec's `reference:` holds. Tolerances are the spec's reference's, or the defaults."""
+    measured: dict[str, int] = {}
+    volumes: dict[str, list[float]] = {}
+    for case in facts.cases:
+        for name, m in measured_masks(case, spec).items():
+            measured[name] = measured.get(name, 0) + 1
+            if m.values.voxels:
+                volumes.setdefault(name, []).append(volume_ml(m.values, m.header))
+    table = {}
+    for name in spec.classes:
+        if measured.get(name):
+            found = volumes.get(name, [])
+            table[name] = ReferenceClass(cases=len(found), coverage=len(found) / measured[name],
+                                         volume_ml=sum(found) / len(found) if found else None)
+    base = spec.reference
+    tolerances = {} if base is None else {"info": base.info, "warning": base.warning, "min_cases": base.min_cases}
+    cases = sum(case.deep is not None for case in facts.cases)
+    return ReferenceSpec(source=source, cases=max(cases, 1), classes=table, **tolerances)

@@ -274,6 +274,9 @@ class Fault:
     inject: Injector
     what: str
     collateral: frozenset[str] = frozenset()
+    # shows only in a release of many cases at a realistic scale (qa.synth.population): statistics over the release,
+    # or neighbours too small on the sample's grid to predict a member
+    population: bool = False
 
     def __call__(self, sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
         return self.inject(sample, spec, case)
@@ -713,6 +716,267 @@ def _hole_of_minus_9758(data: np.ndarray) -> np.ndarray:
     return data
 
 
+# Label faults: errors a rule on one file cannot see, made in the masks (and, for mixed tissue, the CT) of a case.
+
+
+def _mask_arrays(sample: Sample, spec: ReleaseSpec, case: str) -> dict[str, np.ndarray]:
+    """The case's non-empty masks as bool arrays, by class."""
+    found = {}
+    for name in spec.classes:
+        data, _ = _load(sample.root / _mask_path(spec, case, name))
+        if data.any():
+            found[name] = data.astype(bool)
+    return found
+
+
+def _write_mask(sample: Sample, spec: ReleaseSpec, case: str, name: str, mask: np.ndarray) -> str:
+    path = _mask_path(spec, case, name)
+    _, affine = _load(sample.root / path)
+    MaskWriter(mask.shape, affine).write(sample.root / path, mask.astype(np.uint8))
+    return path
+
+
+def _is_whole(mask: np.ndarray) -> bool:
+    """Not empty and touching no face of the grid."""
+    index = np.argwhere(mask)
+    if index.size == 0:
+        return False
+    return bool(np.all(index.min(axis=0) > 0) and np.all(index.max(axis=0) < np.array(mask.shape) - 1))
+
+
+def _whole_organ(spec: ReleaseSpec, masks: dict[str, np.ndarray], case: str) -> str:
+    """The largest whole mask of a class expected in one piece."""
+    ones = [name for name, most in spec.labels.pieces.limits.items() if most == 1 and name in masks]
+    whole = sorted((n for n in ones if _is_whole(masks[n]) and not n.startswith(("vertebrae_", "rib_"))),
+                   key=lambda n: -int(masks[n].sum()))
+    if not whole:
+        raise ValueError(f"{case} has no whole mask of a one-piece organ")
+    return whole[0]
+
+
+def _spine(spec: ReleaseSpec) -> list[str]:
+    chains = [c for c in spec.labels.chains if c.reference_ml is not None] or spec.labels.chains
+    if not chains:
+        raise ValueError(f"spec {spec.id} has no chain")
+    return chains[0].members
+
+
+def chain_gap(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    """The middle one of the members whose neighbours on both sides are non-empty, emptied."""
+    masks, members = _mask_arrays(sample, spec, case), _spine(spec)
+    inner = [k for k in range(1, len(members) - 1) if all(members[j] in masks for j in (k - 1, k, k + 1))]
+    if not inner:
+        raise ValueError(f"{case} has no chain member between two others")
+    name = members[inner[len(inner) // 2]]
+    return [InjectedFault("LABEL_CHAIN", case, _write_mask(sample, spec, case, name, np.zeros_like(masks[name])))]
+
+
+def chain_merged(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    """Two whole neighbouring members labelled as one, the lower's file emptied (which is also a gap); whole members
+    on both sides of the pair predict them. The upper member's file is reported."""
+    masks, members = _mask_arrays(sample, spec, case), _spine(spec)
+    whole = [n in masks and _is_whole(masks[n]) for n in members]
+    pairs = [k for k in range(1, len(members) - 2) if all(whole[k - 1:k + 3])]
+    if not pairs:
+        raise ValueError(f"{case} has no two whole chain members between whole neighbours")
+    k = pairs[len(pairs) // 2]
+    upper, lower = members[k], members[k + 1]
+    _write_mask(sample, spec, case, lower, np.zeros_like(masks[lower]))
+    return [InjectedFault("LABEL_CHAIN", case, _write_mask(sample, spec, case, upper, masks[upper] | masks[lower]))]
+
+
+def _detached(mask: np.ndarray, share: float, gap_mm: float, spacing: float) -> np.ndarray:
+    """The mask with a copy of its lowest slices holding `share` of it placed `gap_mm` clear of it and of the grid's
+    faces: below it, else above it, else beside it."""
+    counts = mask.sum(axis=(0, 1))
+    filled = np.flatnonzero(counts)
+    cut = filled[0] + int(np.searchsorted(np.cumsum(counts[filled[0]:]), share * mask.sum()))
+    piece = np.zeros_like(mask)
+    piece[:, :, filled[0]:cut + 1] = mask[:, :, filled[0]:cut + 1]
+    gap = max(1, int(np.ceil(gap_mm / spacing)))
+    index = np.argwhere(mask)
+    low, high = index.min(axis=0), index.max(axis=0)
+    piece_index = np.argwhere(piece)
+    piece_low, piece_high = piece_index.min(axis=0), piece_index.max(axis=0)
+    for axis, direction in ((2, -1), (2, 1), (0, -1), (0, 1)):
+        shift = (low[axis] - gap - 1 - piece_high[axis]) if direction < 0 else (high[axis] + gap + 1 - piece_low[axis])
+        if 1 <= piece_low[axis] + shift and piece_high[axis] + shift <= mask.shape[axis] - 2:
+            made = mask.copy()
+            made |= np.roll(piece, shift, axis=axis)
+            return made
+    raise ValueError("no room beside the mask for a detached piece")
+
+
+def fragment(share: float, gap_mm: float) -> Injector:
+    """A copy of the bottom `share` of the case's largest whole one-piece organ, `gap_mm` away from it."""
+    def inject(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+        masks = _mask_arrays(sample, spec, case)
+        name = _whole_organ(spec, masks, case)
+        spacing = float(nib.load(sample.root / case / spec.image).header.get_zooms()[2])
+        made = _detached(masks[name], share, gap_mm, spacing)
+        return [InjectedFault("LABEL_FRAGMENTS", case, _write_mask(sample, spec, case, name, made))]
+
+    return inject
+
+
+def _crop_case(sample: Sample, spec: ReleaseSpec, case: str, keep: tuple[slice, slice, slice]) -> None:
+    """Every file of the case cut to the voxels `keep`, the affine moved so that the kept voxels stay in place."""
+    for path in [sample.root / case / spec.image, *(sample.root / case / spec.mask_file(n) for n in spec.classes)]:
+        data, affine = _load(path)
+        moved = affine.copy()
+        moved[:3, 3] += affine[:3, :3] @ [s.start or 0 for s in keep]
+        save_nifti(path, np.ascontiguousarray(data[keep]), moved)
+
+
+def truncated(axis: int) -> Injector:
+    """The case's field of view narrowed to end in the middle of its largest whole one-piece organ, along `axis`
+    (2: head to feet, the organ's upper half cut away; 0: across, the half towards the grid's far edge)."""
+    def inject(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+        masks = _mask_arrays(sample, spec, case)
+        name = _whole_organ(spec, masks, case)
+        index = np.flatnonzero(masks[name].any(axis=tuple(a for a in range(3) if a != axis)))
+        middle = int(index[len(index) // 2])
+        keep = [slice(None)] * 3
+        keep[axis] = slice(0, middle + 1)
+        _crop_case(sample, spec, case, tuple(keep))
+        return [InjectedFault("LABEL_TRUNCATED", case, _mask_path(spec, case, name))]
+
+    return inject
+
+
+def _hu_groups(spec: ReleaseSpec, masks: dict[str, np.ndarray], test: Callable) -> list[str]:
+    """Non-empty masks large enough to be judged whose HU group passes `test`, largest first."""
+    found = []
+    for name, mask in masks.items():
+        grouped = spec.labels.hu.group_of(name)
+        if grouped is not None and mask.sum() >= spec.labels.hu.min_voxels and test(grouped[1]):
+            found.append(name)
+    return sorted(found, key=lambda n: -int(masks[n].sum()))
+
+
+def _swap_masks(sample: Sample, spec: ReleaseSpec, case: str, first: str, second: str) -> str:
+    a, b = (sample.root / _mask_path(spec, case, name) for name in (first, second))
+    data = a.read_bytes()
+    a.write_bytes(b.read_bytes())
+    b.write_bytes(data)
+    return _mask_path(spec, case, first)
+
+
+def mislabel_air(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    """The largest soft-tissue mask and an air-filled one (a lung lobe, the trachea) swapped: the soft-tissue class
+    now labels lung. The soft-tissue file is reported."""
+    masks = _mask_arrays(sample, spec, case)
+    soft = _hu_groups(spec, masks, lambda g: g.range[0] > -500 and g.range[1] <= 400)
+    air = _hu_groups(spec, masks, lambda g: g.range[1] <= -100)
+    if not soft or not air:
+        raise ValueError(f"{case} has no soft-tissue and air-filled masks to swap")
+    return [InjectedFault("LABEL_HU", case, _swap_masks(sample, spec, case, soft[0], air[0]))]
+
+
+def mislabel_bone(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    """A soft-tissue mask and the densest bone mask swapped: the soft-tissue class now labels bone."""
+    masks = _mask_arrays(sample, spec, case)
+    ct, _ = _load(sample.root / case / spec.image)
+    soft = _hu_groups(spec, masks, lambda g: g.range[1] <= 400 and g.range[0] > -500 and g.high == "warning")
+    bones = _hu_groups(spec, masks, lambda g: g.range[0] >= 30 and g.high == "info")
+    dense = [n for n in bones if float(ct[masks[n]].mean()) > 600] or bones
+    if not soft or not dense:
+        raise ValueError(f"{case} has no soft-tissue and bone masks to swap")
+    densest = max(dense, key=lambda n: float(ct[masks[n]].mean()))
+    return [InjectedFault("LABEL_HU", case, _swap_masks(sample, spec, case, soft[0], densest))]
+
+
+def mixed_tissue(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    """The CT inside the largest mask of a group with a spread bound alternates, slice by slice, 400 HU above and
+    below its own values: a mask drawn over two tissues, its mean unchanged."""
+    masks = _mask_arrays(sample, spec, case)
+    names = _hu_groups(spec, masks, lambda g: g.sd_max is not None)
+    if not names:
+        raise ValueError(f"{case} has no mask of a group with a spread bound")
+    inside = masks[names[0]]
+    sign = np.where(np.arange(inside.shape[2]) % 2 == 0, 400, -400)[None, None, :]
+
+    def change(data: np.ndarray) -> np.ndarray:
+        return np.where(inside, data + sign, data).astype(data.dtype)
+
+    _edit_voxels(change)(sample.root / case / spec.image)
+    return [InjectedFault("LABEL_HU", case, _mask_path(spec, case, names[0]))]
+
+
+def _dilated(mask: np.ndarray) -> np.ndarray:
+    """The mask grown by one voxel along each axis (6-connected)."""
+    grown = mask.copy()
+    for axis in range(3):
+        grown[tuple(slice(1, None) if a == axis else slice(None) for a in range(3))] |= \
+            mask[tuple(slice(None, -1) if a == axis else slice(None) for a in range(3))]
+        grown[tuple(slice(None, -1) if a == axis else slice(None) for a in range(3))] |= \
+            mask[tuple(slice(1, None) if a == axis else slice(None) for a in range(3))]
+    return grown
+
+
+PREFERRED_ORGANS = ("liver", "spleen", "kidney_right", "kidney_left", "stomach", "heart", "urinary_bladder")
+
+
+def _preferred_whole(spec: ReleaseSpec, masks: dict[str, np.ndarray], case: str) -> list[str]:
+    whole = [n for n in PREFERRED_ORGANS if n in masks and _is_whole(masks[n])]
+    if not whole:
+        raise ValueError(f"{case} has none of {PREFERRED_ORGANS} whole")
+    return whole
+
+
+def _tripled(mask: np.ndarray) -> np.ndarray | None:
+    """The mask grown, voxel layer by layer, to three times its volume; None if it would reach the grid's faces."""
+    grown = mask
+    while grown.sum() < 3 * mask.sum():
+        grown = _dilated(grown)
+        if not _is_whole(grown):
+            return None
+    return grown
+
+
+def tripled(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    """A whole organ grown to three times its volume (into its neighbours: a mask that took theirs), the first of
+    PREFERRED_ORGANS that stays clear of the grid's faces."""
+    masks = _mask_arrays(sample, spec, case)
+    for name in _preferred_whole(spec, masks, case):
+        grown = _tripled(masks[name])
+        if grown is not None:
+            return [InjectedFault("LABEL_OUTLIER", case, _write_mask(sample, spec, case, name, grown))]
+    raise ValueError(f"{case}: no organ triples within the grid")
+
+
+def stretched(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    """A whole organ given a one-voxel tail down from its lowest slice, as long again as the organ is tall: its
+    head-to-feet extent doubles, its volume hardly changes."""
+    masks = _mask_arrays(sample, spec, case)
+    name = _preferred_whole(spec, masks, case)[0]
+    mask = masks[name].copy()
+    filled = np.flatnonzero(mask.any(axis=(0, 1)))
+    bottom, height = int(filled[0]), int(filled[-1] - filled[0] + 1)
+    i, j = (int(c) for c in np.argwhere(mask[:, :, bottom])[0])
+    end = max(1, bottom - height)
+    mask[i, j, end:bottom] = True
+    return [InjectedFault("LABEL_OUTLIER", case, _write_mask(sample, spec, case, name, mask))]
+
+
+def _every_case(change: Callable[[np.ndarray], np.ndarray], name: str, every: int = 1) -> Injector:
+    """The class's mask changed in every `every`-th case of the sample that contains it: a release-level drift."""
+    def inject(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+        if name not in spec.classes:
+            raise ValueError(f"spec {spec.id} has no class {name}")
+        holding = [c for c in sample.cases if _load(sample.root / _mask_path(spec, c, name))[0].any()]
+        for c in holding[::every]:
+            mask = _load(sample.root / _mask_path(spec, c, name))[0].astype(bool)
+            _write_mask(sample, spec, c, name, change(mask))
+        return [InjectedFault("RELEASE_DRIFT", None, None)]
+
+    return inject
+
+
+def _upper_half_only(mask: np.ndarray) -> np.ndarray:
+    return mask & _upper_half(mask)
+
+
 _FAULTS: dict[str, Fault] = {
     "META_MISSING": Fault(meta_missing, "meta.csv deleted"),
     "META_UNREADABLE:encoding": Fault(meta_bad_encoding, "one cell saved as Latin-1 ('ä' as byte 0xE4), not UTF-8"),
@@ -814,6 +1078,32 @@ _FAULTS: dict[str, Fault] = {
     "LABEL_POSITION:side": Fault(swapped_sides, "a *_left mask and its *_right twin swapped"),
     "LABEL_POSITION:order": Fault(swapped_ends, "the highest and the lowest vertebra in view swapped"),
     "LABEL_POSITION:above": Fault(swapped_above, "a heart (or another class that lies above) swapped with the liver"),
+    "LABEL_CHAIN:gap": Fault(chain_gap, "a vertebra's mask emptied between its neighbours"),
+    "LABEL_CHAIN:merged": Fault(chain_merged, "two neighbouring vertebrae labelled as the upper one, the lower empty",
+                                population=True),
+    "LABEL_FRAGMENTS:share": Fault(fragment(0.15, 20.0), "a copy of an organ's lowest 15% placed 2 cm away from it",
+                                   frozenset({"LABEL_OVERLAP"})),
+    "LABEL_FRAGMENTS:far": Fault(fragment(0.03, 36.0), "a copy of an organ's lowest 3% placed 3.6 cm away from it",
+                                 frozenset({"LABEL_OVERLAP"})),
+    "LABEL_FRAGMENTS:minor": Fault(fragment(0.03, 3.0), "a copy of an organ's lowest 3% placed just below it",
+                                   frozenset({"LABEL_OVERLAP"})),
+    "LABEL_TRUNCATED:slices": Fault(truncated(2), "the case's slices above the middle of an organ cut away",
+                                    frozenset({"LABEL_FRAGMENTS"})),
+    "LABEL_TRUNCATED:edge": Fault(truncated(0), "the case cut across through the middle of an organ",
+                                  frozenset({"LABEL_FRAGMENTS"})),
+    "LABEL_HU:low": Fault(mislabel_air, "a soft-tissue mask swapped with a lung lobe's (a lung labelled as liver)",
+                          frozenset({"LABEL_POSITION"})),
+    "LABEL_HU:high": Fault(mislabel_bone, "a soft-tissue mask swapped with a dense bone's",
+                           frozenset({"LABEL_POSITION"})),
+    "LABEL_HU:spread": Fault(mixed_tissue, "the CT inside an organ 400 HU above and below its values, slice by slice"),
+    "LABEL_OUTLIER:volume": Fault(tripled, "an organ grown to three times its volume", frozenset({"LABEL_OVERLAP"}),
+                                  population=True),
+    "LABEL_OUTLIER:extent": Fault(stretched, "an organ given a thin tail as long as the organ is tall",
+                                  frozenset({"LABEL_OVERLAP"}), population=True),
+    "RELEASE_DRIFT:coverage": Fault(_every_case(lambda mask: np.zeros_like(mask), "liver", every=2),
+                                    "the liver's mask emptied in every second case that has one", population=True),
+    "RELEASE_DRIFT:volume": Fault(_every_case(_upper_half_only, "liver"),
+                                  "the liver's mask cut to its upper half in every case", population=True),
     "IMAGE_VALUES": Fault(_on_file("IMAGE_VALUES", "image", _edit_voxels(_hole_of_minus_9758)),
                           "a block of CT voxels at -9758 HU, as a v2 pre-release case had"),
 }
@@ -822,7 +1112,9 @@ DEFAULT_SUBCODES = {"META_UNREADABLE": "encoding", "META_COLUMNS": "missing", "M
                     "META_SPLIT_COUNTS": "splits", "FILE_MISSING": "file", "FILE_UNEXPECTED": "os_junk",
                     "FILE_CORRUPT": "size_mismatch", "GEOM_SPACING": "mismatch",
                     "GEOM_AFFINE_INVALID": "not_orthonormal",
-                    "LABEL_DTYPE": "dtype", "LABEL_POSITION": "side", "GEOM_AFFINE_MISMATCH": "both"}
+                    "LABEL_DTYPE": "dtype", "LABEL_POSITION": "side", "GEOM_AFFINE_MISMATCH": "both",
+                    "LABEL_CHAIN": "gap", "LABEL_FRAGMENTS": "share", "LABEL_TRUNCATED": "slices", "LABEL_HU": "low",
+                    "LABEL_OUTLIER": "volume", "RELEASE_DRIFT": "coverage"}
 FAULT_NAMES = tuple(_FAULTS)  # one name per fault; FAULTS adds the bare codes
 FAULTS: dict[str, Fault] = {**_FAULTS, **{code: _FAULTS[f"{code}:{sub}"] for code, sub in DEFAULT_SUBCODES.items()}}
 

@@ -129,3 +129,21 @@ def test_a_users_spec_file_is_what_the_report_and_page_name(tmp_path: Path) -> N
     report = Report.model_validate_json((out / "report.json").read_bytes())
     assert (report.spec.image, len(report.spec.classes)) == ("mri.nii.gz", 50)
     assert "&lt;case&gt;/mri.nii.gz" in (out / "report.html").read_text()
+
+
+def test_a_chain_gap_is_pictured_from_the_side_with_the_neighbours_outlined(example_copy, tmp_path: Path) -> None:
+    import nibabel as nib
+    import numpy as np
+
+    root = example_copy("s0000")
+    t12 = root / mask("vertebrae_T12")
+    image = nib.load(t12)
+    nib.save(nib.Nifti1Image(np.zeros(image.shape, np.uint8), image.affine, image.header), t12)
+    report = run_check(root, load_spec(SPEC), "test", mode="deep", subset=True)
+    gaps = [f for f in report.findings if f.code == "LABEL_CHAIN"]
+    report = report.model_copy(update={"findings": gaps})
+    with Folder.open(tmp_path) as out:
+        [evidence] = make_evidence(report, FolderSource(root), Layout.of(load_spec(SPEC)), out)
+    assert (evidence.path, evidence.classes) == (mask("vertebrae_T12"), ["vertebrae_T12", "vertebrae_T11",
+                                                                         "vertebrae_L1"])
+    assert (tmp_path / evidence.file).read_bytes().startswith(PNG)

@@ -17,6 +17,7 @@ from literal import (
     shifted,
 )
 
+from qa.checks.base import Check
 from qa.checks.registry import CHECKS, judge
 from qa.rules.codes import CODES
 from qa.rules.waivers import WAIVER_CODES
@@ -64,9 +65,19 @@ def test_every_deep_subcode_is_declared_by_a_check_on_deep_facts() -> None:
     assert sorted(code for code in CODES if has_deep_subcode(code) and code not in deep_declared) == []
 
 
-def test_checks_that_do_not_run_on_a_scanned_case_need_only_quick_facts() -> None:
-    # judge runs release and unscanned-case checks whatever the pass: they never have deep facts to read
-    assert sorted((c.name, c.needs) for c in CHECKS if c.scope != "case" and c.needs != "quick") == []
+def test_checks_of_unscanned_cases_need_only_quick_facts() -> None:
+    # judge runs unscanned-case checks whatever the pass: they never have deep facts to read
+    assert sorted((c.name, c.needs) for c in CHECKS if c.scope == "unscanned_case" and c.needs != "quick") == []
+
+
+def test_release_checks_that_need_the_deep_pass_do_not_run_on_quick_facts(monkeypatch) -> None:
+    ran = []
+    deep_check = Check("deep.release", (), "release", "deep", lambda ctx: ran.append(ctx) or [])
+    monkeypatch.setattr("qa.checks.registry.CHECKS", (deep_check,))
+    judge(release_facts(["s0001"]), V2, subset=True)
+    assert ran == []
+    judge(release_facts([case_facts("s0001", deep=deep_facts())]), V2, subset=True)
+    assert len(ran) == 1
 
 
 def test_clean_release_is_judged_clean() -> None:

@@ -13,11 +13,12 @@ import pytest
 
 from qa.app.cli import main
 from qa.output.html.history import publish_html, read_entries, write_index
-from qa.output.html.page import FINDING_COLUMNS, build_page, render_html, render_page
+from qa.output.html.page import FINDING_COLUMNS, build_page, class_series, render_html, render_page
 from qa.output.json import write_report
 from qa.report.model import (
     CaseReport,
     ClassStats,
+    DriftStats,
     ImageSummary,
     LabelStats,
     OverlapStats,
@@ -340,3 +341,33 @@ def test_the_report_page_says_what_the_baseline_and_waivers_did() -> None:
     assert "1 finding waived" in html
     rows = json.loads(page.findings_json)["rows"]
     assert sorted(row[FINDING_COLUMNS.index("gate")] or "" for row in rows) == ["", "waived: re-export"]
+
+
+def whole(volume_ml: float, extent_mm: float = 100.0) -> LabelStats:
+    return LabelStats(voxels=round(volume_ml / 0.003375), volume_ml=volume_ml, mean_hu=40.0,
+                      bbox=[[1, 1, 1], [4, 4, 4]], centroid_mm=[1.0, 2.0, 3.0], whole=True, extent_mm=extent_mm)
+
+
+def test_class_distributions_mark_the_cases_a_label_finding_names() -> None:
+    cases = [case_report(f"s{k:04d}", labels={"liver": whole(1000 + 10 * k)}) for k in range(20)]
+    cases.append(case_report("s0020", labels={"liver": whole(3500)}))
+    outlier = warning("LABEL_OUTLIER", "s0020", mask("s0020", "liver"), "3.4x the median", class_name="liver")
+    classes = [ClassStats(name="liver", cases_present=21, cases_checked=21, volume_ml_median=1100.0,
+                          volume_ml_q1=1050.0, volume_ml_q3=1150.0, mean_hu_median=40.0, cases_whole=21)]
+    report = make_report([outlier], cases, mode="deep", classes=classes)
+    [series] = class_series(report)
+    assert (series.name, len(series.volumes), series.flagged) == ("liver", 21, [("s0020", 3500, 100.0)])
+    page = build_page(report)
+    assert page.distributions is not None and page.distributions.uri.startswith("data:image/png;base64,")
+    assert 'id="distributions"' in render_page(page)
+
+
+def test_drift_table_lists_each_class_against_the_reference_with_its_severity() -> None:
+    drift = [DriftStats(name="liver", cases=200, present=60, coverage=0.3, reference_coverage=0.763, coverage_pp=-46.3,
+                        coverage_z=-15.3, volume_ml=1400.0, reference_volume_ml=1363.42, volume_ratio=1.027,
+                        volume_z=0.8, coverage_severity="warning")]
+    report = make_report([], [case_report("s0000")], mode="deep", drift=drift, reference="v2 dataset card")
+    html = render_page(build_page(report, drawings=False))
+    table = html[html.index('id="drift-list"'):]
+    assert "v2 dataset card" in html
+    assert re.search(r"<td>liver</td>.*?30\.0%.*?76\.3%.*?-46\.3.*?sev warning", table, re.S)

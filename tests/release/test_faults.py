@@ -4,6 +4,7 @@ check with its code, case, path and the spec's severity, and must not drag other
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from collections import Counter
 from collections.abc import Iterator
@@ -12,12 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from qa.app.pipeline import run_check
+from qa.app.pipeline import run_check, scan_release
 from qa.report.model import Report
 from qa.rules.codes import CODES, SEVERITY_RANK
 from qa.rules.finding import Finding
 from qa.rules.spec import ReleaseSpec, load_spec
+from qa.scan.case import Layout
+from qa.scan.measures import measured_reference
+from qa.source.fs import FolderSource
 from qa.synth.archive import ARCHIVE_FAULT_NAMES
+from qa.synth.population import make_population, population_spec
 from qa.synth.sample import FAULT_NAMES, FAULTS, InjectedFault, Sample, inject_faults, make_sample
 
 SHAPE = (24, 20, 32)
@@ -47,7 +52,8 @@ def needs(name: str) -> str:
 
 
 QUICK_FAULTS = [name for name in FAULT_NAMES if needs(name) == "quick"]
-DEEP_FAULTS = [name for name in FAULT_NAMES if needs(name) == "deep"]
+DEEP_FAULTS = [name for name in FAULT_NAMES if needs(name) == "deep" and not FAULTS[name].population]
+POPULATION_FAULTS = [name for name in FAULT_NAMES if FAULTS[name].population]
 
 
 @dataclass
@@ -125,6 +131,40 @@ def test_deep_fault_is_reported_with_its_code_subcode_case_and_path(
     for injected in sample.faults:
         found = findings_of(report, injected)
         assert {f.subcode for f in found} == {injected.subcode}, f"{fault}: {injected}"
+
+
+@dataclass
+class Population:
+    """A clean synthetic population on disk and the spec it is checked with: its own spacing and, as reference
+    table, its own measured classes."""
+
+    root: Path
+    cases: list[str]
+    spec: ReleaseSpec
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory: pytest.TempPathFactory, v2: ReleaseSpec) -> Population:
+    spec = population_spec(v2)
+    made = make_population(tmp_path_factory.mktemp("population") / "clean", spec, cases=30, seed=3)
+    facts = scan_release(FolderSource(made.root), Layout.of(spec), mode="deep")
+    reference = measured_reference(facts, spec, "the clean population").model_copy(update={"min_cases": 20})
+    return Population(made.root, made.cases, spec.model_copy(update={"reference": reference}))
+
+
+@pytest.mark.parametrize("fault", POPULATION_FAULTS)
+def test_population_fault_is_reported_with_its_code_subcode_case_and_path(
+    population: Population, tmp_path: Path, fault: str
+) -> None:
+    """Faults that need a release of many cases at a realistic scale, injected into a copy of a 30-case population."""
+    root = tmp_path / "release"
+    shutil.copytree(population.root, root)
+    sample = Sample(root=root, cases=population.cases, seed=3)
+    inject_faults(sample, population.spec, [fault])
+    report = check(root, population.spec, mode="deep")
+    for injected in sample.faults:
+        found = findings_of(report, injected)
+        assert injected.subcode in {f.subcode for f in found}, f"{fault}: {injected}"
 
 
 def test_deep_check_also_reports_every_file_fault_the_quick_check_sees(tmp_path: Path, v2: ReleaseSpec) -> None:

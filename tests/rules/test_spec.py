@@ -111,3 +111,38 @@ def test_a_case_pattern_that_is_no_regex_is_refused(tmp_path: Path) -> None:
     path = write_spec(tmp_path, lambda d: d.update(case_pattern="s(\\d"))
     with pytest.raises(SpecError, match="case_pattern: .*not a regular expression"):
         load_spec(str(path))
+
+
+def test_label_rule_naming_an_unknown_class_is_refused(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, lambda d: d["labels"]["pieces"]["expected"][1].append("tail"))
+    with pytest.raises(SpecError, match="labels names classes the spec does not list: tail"):
+        load_spec(str(path))
+
+
+def test_chain_with_a_reference_volume_missing_is_refused(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, lambda d: d["labels"]["chains"][0]["reference_ml"].pop())
+    with pytest.raises(SpecError, match="labels.chains.0: .*reference_ml has 24 values for 25 members"):
+        load_spec(str(path))
+
+
+def test_reference_table_naming_an_unknown_class_is_refused(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, lambda d: d["reference"]["classes"].update({"tail": {"coverage": 0.5}}))
+    with pytest.raises(SpecError, match="reference names classes the spec does not list: tail"):
+        load_spec(str(path))
+
+
+def test_v2_reference_table_is_the_dataset_cards_for_every_class() -> None:
+    spec = load_spec("totalsegmentator-v2")
+    assert set(spec.reference.classes) == set(spec.classes)
+    # the card's rows "kidney cyst left" and "clavicle_left", mapped to the class names
+    table = spec.reference.classes
+    cyst, clavicle, rib = table["kidney_cyst_left"], table["clavicula_left"], table["rib_left_1"]
+    assert (cyst.cases, cyst.coverage, cyst.volume_ml) == (30, 0.0244, 57.39)
+    assert (clavicle.cases, rib.cases, rib.volume_ml) == (727, 742, 9.12)
+    assert spec.reference.classes["vertebrae_C6"].volume_ml is None  # the card's 6.1 cm³ is anomalous
+
+
+def test_every_v2_class_is_in_one_hu_group() -> None:
+    spec = load_spec("totalsegmentator-v2")
+    grouped = [name for group in spec.labels.hu.groups.values() for name in group.classes]
+    assert sorted(grouped) == sorted(spec.classes)

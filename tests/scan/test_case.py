@@ -7,6 +7,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from support import without_cut_organs
 
 from qa.checks.registry import judge
 from qa.rules.spec import ReleaseSpec, load_spec
@@ -16,7 +17,7 @@ from qa.source.base import MemberReader
 from qa.source.fs import FolderSource
 from qa.synth.sample import make_sample
 
-SHAPE = (24, 20, 32)
+SHAPE = (24, 20, 64)  # 64 slices: every vertebra and rib of the phantom has one of its own
 
 
 class FailingSource(FolderSource):
@@ -77,6 +78,6 @@ def test_an_rgb24_mask_is_label_dtype_and_leaves_the_rest_measured(
     nib.save(nib.Nifti1Image(rgb, image.affine), sample.root / path)
     case, findings = findings_of(FolderSource(sample.root), v2, "deep")
     assert case.failures == {}
-    assert [(f.code, f.subcode, f.path) for f in findings] == [("LABEL_DTYPE", "dtype", path)]
+    assert [(f.code, f.subcode, f.path) for f in without_cut_organs(findings)] == [("LABEL_DTYPE", "dtype", path)]
     assert case.deep.image is not None and case.deep.streams[path].error is None
     assert sorted(case.deep.masks) == sorted(f"s0000/{v2.mask_file(c)}" for c in v2.classes if c != "liver")

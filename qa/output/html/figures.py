@@ -6,12 +6,13 @@ import base64
 import io
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-INK, ACCENT = "#1f2933", "#3f6ad8"
+INK, ACCENT, FLAGGED = "#1f2933", "#3f6ad8", "#d64545"
 SERIES = ("#3f6ad8", "#e8833a", "#3aa675")
 
 
@@ -86,4 +87,44 @@ def image_values_figure(p1: list[float], p50: list[float], p99: list[float]) -> 
     ax = fig.subplots()
     _strips(ax, [p1, p50, p99], ["p1", "p50", "p99"])
     _style(ax, "image voxel percentiles per case", "percentile", "HU")
+    return _data_uri(fig)
+
+
+@dataclass(frozen=True)
+class ClassSeries:
+    """One class's whole masks over the release, and the cases a label finding flags, with their values."""
+
+    name: str
+    volumes: list[float]
+    extents: list[float]
+    flagged: list[tuple[str, float | None, float | None]]  # case, volume, extent
+
+
+def class_distributions_figure(series: Sequence[ClassSeries]) -> str | None:
+    """Per class, every whole mask's volume and head-to-feet extent (log scales), the flagged cases in red and named."""
+    series = [s for s in series if s.volumes or s.flagged]
+    if not series:
+        return None
+    height = 0.9 + 0.28 * len(series)
+    fig = _figure(8.0, height)
+    fig.subplots_adjust(left=1.9 / 8.0, bottom=0.5 / height, top=1 - 0.3 / height)
+    volume_ax, extent_ax = fig.subplots(1, 2, sharey=True)
+    rng = np.random.default_rng(0)
+    for row, s in enumerate(reversed(series)):
+        for ax, values, k in ((volume_ax, s.volumes, 1), (extent_ax, s.extents, 2)):
+            finite = np.array([v for v in values if v and math.isfinite(v) and v > 0], dtype=float)
+            ax.scatter(finite, row + rng.uniform(-0.18, 0.18, finite.size), s=8, alpha=0.5, color=ACCENT,
+                       linewidths=0)
+            for case, *measured in s.flagged:
+                value = measured[k - 1]
+                if value is not None and math.isfinite(value) and value > 0:
+                    ax.scatter([value], [row], s=26, color=FLAGGED, marker="D", linewidths=0, zorder=3)
+                    ax.annotate(case, (value, row), xytext=(3, 3), textcoords="offset points", fontsize=6,
+                                color=FLAGGED)
+    for ax, label in ((volume_ax, "volume of whole masks (mL)"), (extent_ax, "head-to-feet extent (mm)")):
+        ax.set_xscale("log")
+        _style(ax, "", label, "")
+        ax.grid(axis="x", color="#e4e7eb", linewidth=0.6)
+    volume_ax.set_yticks(range(len(series)), [s.name for s in reversed(series)], fontsize=7)
+    volume_ax.set_ylim(-0.6, len(series) - 0.4)
     return _data_uri(fig)

@@ -15,9 +15,15 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader
 
 from qa.output.files import Folder, opened
-from qa.output.html.figures import geometry_figure, image_values_figure, numbers_figure
+from qa.output.html.figures import (
+    ClassSeries,
+    class_distributions_figure,
+    geometry_figure,
+    image_values_figure,
+    numbers_figure,
+)
 from qa.report.gate import describe
-from qa.report.model import CaseReport, ClassStats, Evidence, ImageStats, OverlapStats, Report
+from qa.report.model import CaseReport, ClassStats, DriftStats, Evidence, ImageStats, OverlapStats, Report
 from qa.rules.codes import CODES, SEVERITY_RANK
 from qa.rules.finding import Finding
 
@@ -32,6 +38,10 @@ MAX_PICTURE_BYTES = 4 << 20  # a slice picture is tens of kilobytes; a larger fi
 REPORT_HTML = "report.html"
 TOP_OVERLAPS = 30
 TOP_VALUES = 8
+# The findings a class's distribution marks: about a whole mask's size, shape or content.
+DISTRIBUTION_CODES = frozenset({"LABEL_OUTLIER", "LABEL_CHAIN", "LABEL_FRAGMENTS", "LABEL_HU"})
+MAX_DISTRIBUTIONS = 24
+TOP_DRIFT = 40
 
 
 @dataclass(frozen=True)
@@ -196,6 +206,8 @@ class Page:
     pictures: list[Picture]
     gate: list[str]
     index_href: str | None = None
+    distributions: FigureView | None = None
+    drift: list[DriftStats] | None = None
 
 
 def script_json(value: object) -> str:
@@ -437,6 +449,31 @@ def figures(cases: list[CaseView], numbers: dict[str, list[float]]) -> list[Figu
     return made
 
 
+def class_series(report: Report) -> list[ClassSeries]:
+    """The classes whose distributions the page draws: those a label finding flags (most flagged first), then the
+    classes with the most whole masks, at most MAX_DISTRIBUTIONS."""
+    flagged: dict[str, set[str]] = {}
+    for f in report.findings:
+        if f.code in DISTRIBUTION_CODES and f.class_name is not None and f.case is not None:
+            flagged.setdefault(f.class_name, set()).add(f.case)
+    common = sorted((c for c in report.classes if c.cases_whole and c.name not in flagged),
+                    key=lambda c: (-c.cases_whole, c.name))
+    names = sorted(flagged, key=lambda n: (-len(flagged[n]), n)) + [c.name for c in common]
+    series = []
+    for name in names[:MAX_DISTRIBUTIONS]:
+        whole = [c.labels[name] for c in report.cases if c.labels and name in c.labels and c.labels[name].whole]
+        marked = [(c.case, c.labels[name].volume_ml, c.labels[name].extent_mm) for c in report.cases
+                  if c.case in flagged.get(name, ()) and c.labels and name in c.labels and c.labels[name].voxels]
+        series.append(ClassSeries(name, [s.volume_ml for s in whole if s.volume_ml is not None],
+                                  [s.extent_mm for s in whole if s.extent_mm is not None], marked))
+    return series
+
+
+def distributions(report: Report) -> FigureView | None:
+    uri = class_distributions_figure(class_series(report)) if report.classes else None
+    return None if uri is None else FigureView("Per class distributions of whole masks, flagged cases in red", uri)
+
+
 def pictures(report: Report, report_dir: Folder | None) -> list[Picture]:
     """The report's evidence pictures, read from beside report.json; a missing or unreadable file is left out."""
     if report_dir is None:
@@ -483,7 +520,8 @@ def build_page(report: Report, report_dir: Folder | None = None, drawings: bool 
         volume_decades=volume_scale(report.classes), class_findings=class_findings,
         overlaps=report.overlaps[:TOP_OVERLAPS], geometry=geometry(cases), splits=split_rows(cases, spec.splits),
         expected_splits=spec.splits is not None, columns=columns, figures=figures(cases, numbers) if drawings else [],
-        pictures=shown, gate=describe(report), index_href=index_href)
+        pictures=shown, gate=describe(report), index_href=index_href,
+        distributions=distributions(report) if drawings else None, drift=report.drift[:TOP_DRIFT])
 
 
 @cache
