@@ -16,7 +16,7 @@ from pathlib import Path
 
 import jsonschema
 
-from qa.source.base import MemberReader
+from qa.source.base import MemberReader, ReleaseSource
 from qa.source.fs import FolderSource
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,3 +127,9 @@ def without_cut_organs(findings: list) -> list:
     """Findings but LABEL_TRUNCATED: a sample's field of view cuts some of the phantom's organs, as a real scan's
     does, so these infos come with every deep check of a sample and say nothing about what a test made."""
     return [f for f in findings if (f["code"] if isinstance(f, dict) else f.code) != "LABEL_TRUNCATED"]
+
+
+def read_meta_csv(source: ReleaseSource) -> bytes:
+    """meta.csv through a source: for a worker process to call, which imports this module by its name, as a spawned
+    process cannot import a test module."""
+    return source.read("meta.csv", 1 << 20)

@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from support import read_meta_csv
 
 from qa.source.base import MemberMissing, SourceError
 from qa.source.fs import FolderSource
@@ -102,15 +103,12 @@ def test_the_layout_says_how_the_archive_is_made(zips: dict) -> None:
                                                                              folders)
 
 
-def _read_in_worker(source: ZipSource) -> bytes:
-    return source.read("meta.csv", 1 << 20)
-
-
 def test_a_source_pickles_as_its_path_and_reopens_in_a_fresh_process(zips: dict, example_root: Path) -> None:
     source = ZipSource(zips[None, "deflated", True])
     assert len(pickle.dumps(source)) < 500
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        assert pool.apply(_read_in_worker, (source,)) == (example_root / "meta.csv").read_bytes()
+        read = pool.apply_async(read_meta_csv, (source,)).get(timeout=120)
+    assert read == (example_root / "meta.csv").read_bytes()
 
 
 def write(path: Path, members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> Path:
