@@ -49,7 +49,8 @@ class Worker:
             return
         for job_id in JobStore(self.config.db).fail_interrupted(INTERRUPTED):
             log.warning("check %s was running when the service stopped: marked failed", job_id)
-        self.process = subprocess.Popen([sys.executable, "-m", "qa.app.serve.worker"], stdin=subprocess.PIPE)
+        # -P: the tsqa this service runs, never a `qa` folder that happens to be in the current directory
+        self.process = subprocess.Popen([sys.executable, "-P", "-m", "qa.app.serve.worker"], stdin=subprocess.PIPE)
         self.process.stdin.write(self.config.model_dump_json().encode())
         self.process.stdin.close()
 
