@@ -1,5 +1,6 @@
-"""Test support shared by test modules: where the repository and its test data are, copies of the real example, and
-a source that kills the worker reading one case."""
+"""Test support shared by test modules: where the repository and its test data are, copies of the real example,
+sources and functions that kill the worker running them, and views of processes from outside (their process group,
+their peak memory)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import multiprocessing
 import os
 import shutil
 import signal
+import threading
+import time
 from pathlib import Path
 
 from qa.source.base import MemberReader
@@ -46,3 +49,115 @@ class KillingSource(FolderSource):
         if path.startswith(f"{self.case}/") and multiprocessing.parent_process() is not None:
             os.kill(os.getpid(), signal.SIGKILL)
         return super().open(path)
+
+
+class KillOnceSource(FolderSource):
+    """A folder whose files of one case kill the first worker process that opens them (a `marker` file remembers it):
+    a death that was not the case's doing."""
+
+    def __init__(self, root: Path, case: str, marker: Path) -> None:
+        super().__init__(root)
+        self.case, self.marker = case, marker
+
+    def open(self, path: str) -> MemberReader:
+        if path.startswith(f"{self.case}/") and multiprocessing.parent_process() is not None:
+            try:
+                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                pass
+            else:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return super().open(path)
+
+
+def square_or_die(item: int) -> int:
+    """Squares its item; item 13 kills the worker process running it (only in a worker, never the test itself)."""
+    if item == 13 and multiprocessing.parent_process() is not None:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return item * item
+
+
+def logged_run(item: tuple[int, str]) -> tuple[int, float, float]:
+    """Runs item (n, log folder): appends a line to the folder's n.log, sleeps a little, and returns (n, start, end) on
+    the system-wide monotonic clock; n == 13 kills its worker, at every attempt."""
+    n, folder = item
+    start = time.monotonic()
+    with open(Path(folder) / f"{n}.log", "a") as log:
+        log.write(f"{os.getpid()}\n")
+    if n == 13:
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.2)
+    return n, start, time.monotonic()
+
+
+def worker_pid(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie (a dead process its parent has not reaped yet)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def parent_of(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError):
+        return None
+
+
+def process_group(pgid: int) -> list[int]:
+    """The live processes of a process group (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def peak_kib(pid: int) -> int:
+    """A process's peak resident memory so far (VmHWM), 0 when it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+
+
+class PeakSampler:
+    """Watches a process group from outside while it runs: every few milliseconds, the peak resident memory (VmHWM,
+    which only grows) of each of its processes. A process is sampled until it exits, so its last few milliseconds
+    may be missed; a peak that builds up over an allocation is not."""
+
+    def __init__(self, pgid: int, every: float = 0.005) -> None:
+        self.pgid, self.every = pgid, every
+        self.peaks: dict[int, int] = {}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> PeakSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._done.is_set():
+            for pid in process_group(self.pgid):
+                self.peaks[pid] = max(self.peaks.get(pid, 0), peak_kib(pid))
+            time.sleep(self.every)
+
+    def largest_mib(self) -> float:
+        return max(self.peaks.values(), default=0) / 1024

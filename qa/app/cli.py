@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 import textwrap
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,10 +17,26 @@ from qa.rules.codes import CODES
 from qa.rules.spec import SpecError, builtin_spec_names, load_spec
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+# 128 + the signal's number: what a shell reports for a process the signal ended.
+EXIT_SIGNALLED = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 class UsageError(Exception):
     """A problem with how tsqa was called; reported in one line, exit 2."""
+
+
+class Stopped(BaseException):
+    """SIGINT or SIGTERM, raised where the main process is so that it stops its workers before it exits; a
+    BaseException, so that no `except Exception` on the way swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, frame: object) -> None:
+    signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process at once; its workers die with it
+    raise Stopped(signum)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -140,6 +158,9 @@ def _specs() -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from qa.app.workers import prepare_workers
+
+    prepare_workers()  # the workers' imports, in their own process, overlap with this one's
     from qa.app.pipeline import run_check, write_outputs
     from qa.output.console import print_summary
     from qa.output.progress import progress_bar
@@ -222,6 +243,22 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; SIGINT and SIGTERM stop the workers and exit 130 and 143 with one line on stderr."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+        return _main(argv)
+    previous = {signum: signal.signal(signum, _stop) for signum in EXIT_SIGNALLED}
+    try:
+        return _main(argv)
+    except Stopped as stop:
+        name = signal.Signals(stop.signum).name
+        print(f"tsqa: {'interrupted' if stop.signum == signal.SIGINT else 'terminated'} ({name})", file=sys.stderr)
+        return EXIT_SIGNALLED[stop.signum]
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -247,6 +284,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, SpecError) as exc:
         print(f"tsqa: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("tsqa: interrupted", file=sys.stderr)
-        return 130

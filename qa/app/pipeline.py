@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from qa import __version__
 from qa.app.evidence import make_evidence
+from qa.app.workers import WORKER_MODULES
 from qa.checks.base import usable_header
 from qa.checks.geometry import axcodes
 from qa.checks.registry import judge
@@ -32,18 +34,22 @@ from qa.source.fs import FolderSource
 
 
 def executor_for(jobs: int) -> Executor:
-    return SerialExecutor() if jobs <= 1 else PoolExecutor(jobs)
+    """Worker processes even for one job: a file that crashes a reader or exhausts memory costs its case, not the
+    run (a worker starts in milliseconds from the fork server)."""
+    return PoolExecutor(jobs, preload=WORKER_MODULES)
 
 
 def scan_cases(source: ReleaseSource, cases: list[str], layout: Layout, mode: ScanMode,
                executor: Executor) -> Iterator[CaseFacts]:
     """Facts of each case as its scan completes; a case whose worker died becomes an unscanned case."""
     scan = functools.partial(scan_case_guarded, source, layout, mode)
-    for outcome in executor.map(scan, cases):
-        if outcome.crash is not None:
-            yield CaseFacts(case=outcome.item, internal_error=Problem("crash", outcome.crash))
-        else:
-            yield outcome.result
+    # closing: an interrupted run stops the workers now, not when the garbage collector gets to the generator
+    with contextlib.closing(executor.map(scan, cases)) as outcomes:
+        for outcome in outcomes:
+            if outcome.crash is not None:
+                yield CaseFacts(case=outcome.item, internal_error=Problem("crash", outcome.crash))
+            else:
+                yield outcome.result
 
 
 def scan_release(source: ReleaseSource, layout: Layout, mode: ScanMode = "quick", executor: Executor | None = None,
@@ -53,11 +59,12 @@ def scan_release(source: ReleaseSource, layout: Layout, mode: ScanMode = "quick"
     cases = case_folders(root_entries, layout.case_pattern)
     scanned: dict[str, CaseFacts] = {}
     files = 0
-    for facts in scan_cases(source, cases, layout, mode, executor or SerialExecutor()):
-        scanned[facts.case] = facts
-        files += len(facts.files)
-        if progress is not None:
-            progress(len(scanned), len(cases), files)
+    with contextlib.closing(scan_cases(source, cases, layout, mode, executor or SerialExecutor())) as each:
+        for facts in each:
+            scanned[facts.case] = facts
+            files += len(facts.files)
+            if progress is not None:
+                progress(len(scanned), len(cases), files)
     return ReleaseFacts(root=source.location, meta=read_meta(source, layout.meta_file), root_entries=root_entries,
                         cases=[scanned[case] for case in cases])
 
