@@ -327,12 +327,14 @@ _CODES += [
     ),
     Code(
         "QA_INTERNAL", "error", "tsqa could not check a case",
-        "Checking this case raised an unexpected error or killed its worker process. The other cases were checked. "
-        "details.error says what happened.",
+        "Checking this case raised an unexpected error or killed its worker process. A case runs in a worker process "
+        "of its own (one case per worker at a time, even with --jobs 1); when that process dies (a crash, the kernel's "
+        "out-of-memory killer, a kill), the case runs once more in a fresh worker, and only a second death makes this "
+        "finding. The other cases were checked. details.error says what happened.",
         "Nothing is known about the case, so it must not pass silently.",
         "Look at the case's files by hand, and report the error to tsqa's developers with the details.",
         subcodes=(
-            Subcode("crash", "the worker process checking the case died (crash or killed)"),
+            Subcode("crash", "the worker process checking the case died twice (crash or killed)"),
             Subcode("error", "checking the case raised an unexpected error"),
         ),
     ),
