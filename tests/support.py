@@ -9,9 +9,14 @@ import multiprocessing
 import os
 import shutil
 import signal
+import struct
 import threading
 import time
+import zlib
 from pathlib import Path
+
+import numpy as np
+from nibabel.nifti1 import Nifti1Header
 
 from qa.source.base import MemberReader
 from qa.source.fs import FolderSource
@@ -160,4 +165,44 @@ class PeakSampler:
             time.sleep(self.every)
 
     def largest_mib(self) -> float:
+        """The largest peak of any one process, in MiB."""
         return max(self.peaks.values(), default=0) / 1024
+
+
+ZERO_UNIT = 1 << 20  # uncompressed bytes per repeated deflate block of zeros
+
+
+def write_zeros_nifti(path: Path, shape: tuple[int, ...], dtype: str, affine: np.ndarray, ones: int = 0,
+                      garbage_after: int | None = None) -> None:
+    """A gzip NIfTI-1 of `shape` whose voxels are all 0 but the first `ones` (1), written in milliseconds whatever its
+    size: one deflate block of zeros, ended by a full flush so that it can be repeated, stands for each megabyte.
+    Its trailer (CRC32 and length) is right. With `garbage_after`, the deflate data is cut after that many
+    compressed bytes and random bytes follow, up to the length the whole would have had: the header and trailer
+    still promise the whole volume."""
+    header = Nifti1Header()
+    header.set_data_shape(shape)
+    header.set_data_dtype(dtype)
+    header.set_sform(affine, code=2)
+    header["vox_offset"] = 352
+    head = header.binaryblock + b"\0" * 4
+    itemsize = np.dtype(dtype).itemsize
+    data_bytes = int(np.prod(shape, dtype=object)) * itemsize
+    first = np.zeros(min(data_bytes, max(ZERO_UNIT, ones * itemsize)), dtype=np.uint8)
+    first.view(dtype)[:ones] = 1
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -15)
+    body = [deflater.compress(head + first.tobytes()) + deflater.flush(zlib.Z_FULL_FLUSH)]
+    crc = zlib.crc32(head + first.tobytes())
+    zeros = bytes(ZERO_UNIT)
+    units, rest = divmod(data_bytes - first.size, ZERO_UNIT)
+    if units:
+        unit = deflater.compress(zeros) + deflater.flush(zlib.Z_FULL_FLUSH)
+        body.append(unit * units)
+        for _ in range(units):
+            crc = zlib.crc32(zeros, crc)
+    body.append(deflater.compress(bytes(rest)) + deflater.flush(zlib.Z_FINISH))
+    crc = zlib.crc32(bytes(rest), crc)
+    deflate = b"".join(body)
+    if garbage_after is not None:
+        deflate = deflate[:garbage_after] + np.random.default_rng(0).bytes(len(deflate) - garbage_after)
+    trailer = struct.pack("<II", crc, (len(head) + data_bytes) % (1 << 32))
+    path.write_bytes(b"\x1f\x8b\x08\x00\0\0\0\0\x00\xff" + deflate + trailer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -54,6 +55,22 @@ def _positive(text: str) -> int:
     return value
 
 
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _memory(text: str) -> int:
+    """A memory size: a number of bytes, or of K, M, G or T (binary: 1G = 1 GiB), with or without 'iB'."""
+    from qa.scan.memory import LEANEST, mib
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:iB)?\s*", text, flags=re.IGNORECASE)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a memory size (like 768M or 2G)")
+    size = int(float(match[1]) * _UNITS[match[2].upper()])
+    if size < LEANEST:
+        raise argparse.ArgumentTypeError(f"{text!r} is less than the {mib(LEANEST)} a worker needs to stream one file")
+    return size
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tsqa", description="Release QA for TotalSegmentator-style segmentation datasets.")
     parser.add_argument("--version", action="version", version=f"tsqa {__version__}")
@@ -83,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--subset", action="store_true", help="the folder holds part of a release: skip split counts")
     check.add_argument(
         "--jobs", type=_positive, default=os.cpu_count() or 1, help="parallel worker processes (default: all cores)"
+    )
+    check.add_argument(
+        "--max-memory", type=_memory, default="1G", metavar="SIZE",
+        help="the most memory the cases being scanned hold at once, all workers together (default 1G, binary units); "
+        "cases start while they fit, a file too large for it is streamed in bounded steps, and a check it leaves out "
+        "is reported as QA_PARTIAL",
     )
     check.add_argument(
         "--fail-on",
@@ -193,8 +216,9 @@ def _check(args: argparse.Namespace) -> int:
             subset=args.subset,
             fail_on=args.fail_on,
             progress=advance,
+            max_memory=args.max_memory,
         )
-    path = write_outputs(report, source, spec, out, index=args.out is None)
+    path = write_outputs(report, source, spec, out, index=args.out is None, max_memory=args.max_memory)
     if not args.quiet:
         print_summary(report, path)
     return EXIT_OK if report.summary.passed else EXIT_FINDINGS

@@ -16,6 +16,7 @@ from qa.report.model import Evidence, Report
 from qa.rules.codes import SEVERITY_RANK
 from qa.rules.finding import Finding
 from qa.scan.case import Layout
+from qa.scan.memory import DEFAULT_BUDGET
 from qa.scan.volume import Volume, read_volume
 from qa.source.base import ReleaseSource
 
@@ -46,8 +47,11 @@ def picture_candidates(findings: list[Finding]) -> list[Finding]:
 
 
 def make_evidence(report: Report, source: ReleaseSource, layout: Layout, out_dir: Path,
-                  limit: int = MAX_PICTURES, seconds: float = PICTURE_SECONDS) -> list[Evidence]:
-    """Slice pictures of flagged masks written as PNG files under out_dir/evidence/, and what each shows."""
+                  limit: int = MAX_PICTURES, seconds: float = PICTURE_SECONDS,
+                  max_memory: int = DEFAULT_BUDGET) -> list[Evidence]:
+    """Slice pictures of flagged masks written as PNG files under out_dir/evidence/, and what each shows. The image
+    (at most half of `max_memory`) and two masks (an eighth each) held for a picture stay within `max_memory`: a
+    larger volume gets no picture."""
     made: list[Evidence] = []
     deadline = time.monotonic() + seconds
     image_cache: dict[str, Volume | None] = {}
@@ -57,10 +61,11 @@ def make_evidence(report: Report, source: ReleaseSource, layout: Layout, out_dir
         image_path = f"{f.case}/{layout.image}"
         if image_path not in image_cache:
             image_cache.clear()  # one image in memory at a time
-            image_cache[image_path] = read_volume(source, image_path, layout)
-        mask = read_volume(source, f.path, layout)
+            image_cache[image_path] = read_volume(source, image_path, layout, max_memory // 2)
+        mask = read_volume(source, f.path, layout, max_memory // 8)
         other = f.details.get("path_a") if f.code == "LABEL_OVERLAP" else None
-        other_mask = read_volume(source, other, layout) if isinstance(other, str) and mask is not None else None
+        other_mask = (read_volume(source, other, layout, max_memory // 8)
+                      if isinstance(other, str) and mask is not None else None)
         shown = [m for m in (mask, other_mask) if m is not None]
         png = slice_picture(image_cache[image_path], shown)
         if png is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import operator
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -26,40 +27,45 @@ from qa.report.aggregate import case_labels, class_stats, image_stats, overlap_s
 from qa.report.model import CaseReport, FailOn, ImageSummary, Mode, Report, SpecSnapshot, summarize
 from qa.rules.finding import Finding
 from qa.rules.spec import ReleaseSpec, case_folders
-from qa.scan.case import Layout, ScanMode, scan_case_guarded
+from qa.scan.case import Layout, ScanMode, case_task, scan_case_guarded
 from qa.scan.facts import CaseFacts, Problem, ReleaseFacts
+from qa.scan.memory import DEFAULT_BUDGET
 from qa.scan.meta import read_meta
 from qa.source.base import ReleaseSource
 from qa.source.fs import FolderSource
 
 
-def executor_for(jobs: int) -> Executor:
+def executor_for(jobs: int, max_memory: int = DEFAULT_BUDGET) -> Executor:
     """Worker processes even for one job: a file that crashes a reader or exhausts memory costs its case, not the
-    run (a worker starts in milliseconds from the fork server)."""
-    return PoolExecutor(jobs, preload=WORKER_MODULES)
+    run (a worker starts in milliseconds from the fork server). Cases start while their costs fit in `max_memory`."""
+    return PoolExecutor(jobs, budget=max_memory, preload=WORKER_MODULES)
 
 
-def scan_cases(source: ReleaseSource, cases: list[str], layout: Layout, mode: ScanMode,
-               executor: Executor) -> Iterator[CaseFacts]:
-    """Facts of each case as its scan completes; a case whose worker died becomes an unscanned case."""
+def scan_cases(source: ReleaseSource, cases: list[str], layout: Layout, mode: ScanMode, executor: Executor,
+               max_memory: int = DEFAULT_BUDGET) -> Iterator[CaseFacts]:
+    """Facts of each case as its scan completes; a case whose worker died becomes an unscanned case. Each case is
+    costed (from its image's header) when the executor has room for it, so that the cases in flight fit in
+    `max_memory` together."""
     scan = functools.partial(scan_case_guarded, source, layout, mode)
+    tasks = (case_task(source, case, layout, mode, max_memory) for case in cases)
     # closing: an interrupted run stops the workers now, not when the garbage collector gets to the generator
-    with contextlib.closing(executor.map(scan, cases)) as outcomes:
+    with contextlib.closing(executor.map(scan, tasks, cost=operator.attrgetter("cost"))) as outcomes:
         for outcome in outcomes:
             if outcome.crash is not None:
-                yield CaseFacts(case=outcome.item, internal_error=Problem("crash", outcome.crash))
+                yield CaseFacts(case=outcome.item.case, internal_error=Problem("crash", outcome.crash))
             else:
                 yield outcome.result
 
 
 def scan_release(source: ReleaseSource, layout: Layout, mode: ScanMode = "quick", executor: Executor | None = None,
-                 progress: Progress | None = None) -> ReleaseFacts:
+                 progress: Progress | None = None, max_memory: int = DEFAULT_BUDGET) -> ReleaseFacts:
     """Facts of a whole release: meta.csv bytes, the root's entries, and every case folder's facts, in folder order."""
     root_entries = source.entries("")
     cases = case_folders(root_entries, layout.case_pattern)
     scanned: dict[str, CaseFacts] = {}
     files = 0
-    with contextlib.closing(scan_cases(source, cases, layout, mode, executor or SerialExecutor())) as each:
+    scanned_cases = scan_cases(source, cases, layout, mode, executor or SerialExecutor(), max_memory)
+    with contextlib.closing(scanned_cases) as each:
         for facts in each:
             scanned[facts.case] = facts
             files += len(facts.files)
@@ -115,19 +121,23 @@ def build_report(facts: ReleaseFacts, spec: ReleaseSpec, spec_reason: str, mode:
 
 
 def run_check(root: Path | ReleaseSource, spec: ReleaseSpec, spec_reason: str, mode: Mode = "deep", jobs: int = 1,
-              subset: bool = False, fail_on: FailOn = "error", progress: Progress | None = None) -> Report:
-    """Scan and judge a release (a folder, or any source) with `jobs` worker processes."""
+              subset: bool = False, fail_on: FailOn = "error", progress: Progress | None = None,
+              max_memory: int = DEFAULT_BUDGET) -> Report:
+    """Scan and judge a release (a folder, or any source) with `jobs` worker processes, whose cases in flight hold at
+    most `max_memory` bytes together."""
     source = root if isinstance(root, ReleaseSource) else FolderSource(root)
     started = datetime.now(UTC)
     clock = time.perf_counter()
-    facts = scan_release(source, Layout.of(spec), mode=mode, executor=executor_for(jobs), progress=progress)
+    facts = scan_release(source, Layout.of(spec), mode=mode, executor=executor_for(jobs, max_memory),
+                         progress=progress, max_memory=max_memory)
     return build_report(facts, spec, spec_reason, mode, subset, fail_on, started, time.perf_counter() - clock)
 
 
-def write_outputs(report: Report, source: ReleaseSource, spec: ReleaseSpec, out: Path, index: bool = True) -> Path:
-    """Evidence pictures, report.json and report.html into `out`; with `index`, refresh the reports index of the
-    folder holding `out`. Returns the path of report.json."""
-    report.evidence = make_evidence(report, source, Layout.of(spec), out)
+def write_outputs(report: Report, source: ReleaseSource, spec: ReleaseSpec, out: Path, index: bool = True,
+                  max_memory: int = DEFAULT_BUDGET) -> Path:
+    """Evidence pictures (their volumes within `max_memory`), report.json and report.html into `out`; with `index`,
+    refresh the reports index of the folder holding `out`. Returns the path of report.json."""
+    report.evidence = make_evidence(report, source, Layout.of(spec), out, max_memory=max_memory)
     path = write_report(report, out)
     publish_html(report, out, index=index)
     return path

@@ -338,6 +338,23 @@ _CODES += [
             Subcode("error", "checking the case raised an unexpected error"),
         ),
     ),
+    Code(
+        "QA_PARTIAL", "warning", "tsqa checked a case only in part",
+        "Measuring the case in full at once needs more memory than --max-memory allows (its files declare a large "
+        "grid, or a mask has very many voxels), so the deep pass left a measurement out. Every byte was still "
+        "decompressed and verified, and the image and every mask were measured (values, voxels, extent), streamed "
+        "in bounded steps where they did not fit whole. details.reason says what it would have needed.",
+        "A problem of the kind left out cannot be seen in this case: its absence from the report proves nothing.",
+        "Run again with a larger --max-memory where the machine has it (the reason says how much the case needs), "
+        "or look at the file: a grid declared far larger than the release's others is a problem of its own.",
+        needs="deep",
+        subcodes=(
+            Subcode("overlaps", "shared voxels were not counted (LABEL_OVERLAP): for the whole case (no room for "
+                                "an owner per voxel), or for one mask (no room for its voxels' indices)"),
+            Subcode("padding", "the image was streamed, not held: no mask was measured against it "
+                               "(LABEL_IN_PADDING, the mean HU inside masks)"),
+        ),
+    ),
 ]
 
 CODES: dict[str, Code] = {c.code: c for c in _CODES}

@@ -14,7 +14,7 @@ from pydantic import ConfigDict, TypeAdapter
 
 from qa.source.base import Entry
 
-FACTS_VERSION = 1
+FACTS_VERSION = 2
 # gzip's trailer keeps the uncompressed size modulo 2^32.
 ISIZE_MODULUS = 1 << 32
 # NaN and infinity (a hostile header's) and raw bytes (meta.csv's) survive a trip through JSON.
@@ -154,9 +154,21 @@ class Overlap:
     voxels: int
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A measurement the deep pass left out to stay within its memory budget: what ("overlaps": shared voxels not
+    counted; "padding": no image inside the masks), where (the case folder, or the one mask), and why."""
+
+    __pydantic_config__ = _JSON
+
+    what: Literal["overlaps", "padding"]
+    path: str
+    reason: str
+
+
 @dataclass
 class DeepFacts:
-    """What the deep pass measured in a case, keyed by relative path."""
+    """What the deep pass measured in a case, keyed by relative path, and what it had to leave out."""
 
     __pydantic_config__ = _JSON
 
@@ -164,6 +176,7 @@ class DeepFacts:
     image: ImageValues | None = None
     masks: dict[str, MaskValues] = field(default_factory=dict)
     overlaps: list[Overlap] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
 
 
 @dataclass
