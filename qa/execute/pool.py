@@ -24,6 +24,9 @@ from qa.execute.base import Cost, Executor, Outcome, R, T
 # was not the item's doing (the OOM killer choosing that process, an operator's kill) then costs nothing. An item that
 # kills its worker twice gets no result.
 ATTEMPTS = 2
+# Items sent to a worker at once: the one it runs and the next, which it reads while this process takes the last
+# result, so that it never waits for this process (latency that a busy machine makes long).
+DEPTH = 2
 STOP_SECONDS = 5.0
 
 
@@ -60,14 +63,19 @@ class _Queue:
         return self.ahead.popleft()
 
     def again(self, task: _Task) -> None:
+        """A task whose worker died running it: first in line, one attempt more."""
         self.ahead.appendleft(replace(task, attempt=task.attempt + 1))
+
+    def back(self, tasks: list[_Task]) -> None:
+        """Tasks sent to a worker that died before it began them: back in line, in their order, as they were."""
+        self.ahead.extendleft(reversed(tasks))
 
 
 _END = object()
 
 
 class _Worker:
-    """A worker process, this end of its pipe, and the task it runs, if any."""
+    """A worker process, this end of its pipe, and the tasks sent to it and not answered yet, in order."""
 
     def __init__(self, context: BaseContext, lifeline: Connection, fn: Callable[[Any], Any]) -> None:
         self.conn, child_end = context.Pipe()
@@ -75,14 +83,17 @@ class _Worker:
                                        daemon=True)
         self.process.start()
         child_end.close()
-        self.task: _Task | None = None
+        self.tasks: deque[_Task] = deque()
 
-    def start(self, task: _Task) -> None:
-        self.task = task
-        self.conn.send(task.item)
+    def send(self, task: _Task) -> None:
+        self.tasks.append(task)
+        try:
+            self.conn.send(task.item)
+        except OSError:  # it has died: its sentinel says so next, and its tasks are dealt with then
+            pass
 
     def reply(self) -> tuple[bool, Any]:
-        """(True, what the worker sent) or (False, None) when it died instead."""
+        """(True, what the worker sent for its first task) or (False, None) when it died instead."""
         try:
             if self.conn.poll():
                 return True, self.conn.recv()
@@ -107,9 +118,10 @@ class PoolExecutor(Executor):
     """`jobs` worker processes, started from a fork server that has imported `preload` (so that each worker starts in
     milliseconds with no more memory than those modules need) and killed when the map ends or is abandoned.
 
-    A worker runs one item at a time, so when it dies the culprit is known: that item runs once more in a fresh worker
-    (ATTEMPTS), and its outcome is a crash if it dies again; the other items are not disturbed. With a `budget`, an
-    item starts only while the costs of the items in flight fit in it."""
+    A worker runs one item at a time, in the order it was sent them, so when it dies the culprit is known: the first
+    item it had not answered. That item runs once more in a fresh worker (ATTEMPTS), and its outcome is a crash if it
+    dies again; the item sent behind it never started and just goes back in line; the other workers are not disturbed.
+    With a `budget`, an item is sent only while the costs of the items sent and not answered fit in it."""
 
     def __init__(self, jobs: int, budget: int | None = None, preload: Sequence[str] = ()) -> None:
         self.jobs, self.budget, self.preload = jobs, budget, tuple(preload)
@@ -137,38 +149,47 @@ class PoolExecutor(Executor):
             self_end.close()
             lifeline.close()
 
-    def _fits(self, held: int, task: _Task, busy: int) -> bool:
-        return busy == 0 or self.budget is None or held + task.cost <= self.budget
+    def _send(self, workers: list[_Worker], queue: _Queue, held: int) -> int:
+        """Sends items while they fit: one to each idle worker first, then one more to each (DEPTH); the new total."""
+        for depth in range(1, DEPTH + 1):
+            for worker in workers:
+                if len(worker.tasks) >= depth:
+                    continue
+                task = queue.peek()
+                sent = any(w.tasks for w in workers)
+                if task is None or (sent and self.budget is not None and held + task.cost > self.budget):
+                    return held
+                worker.send(queue.pop())
+                held += task.cost
+        return held
 
     def _run(self, start: Callable[[], _Worker], workers: list[_Worker], queue: _Queue) -> Iterator[Outcome[T, R]]:
-        idle, held = list(workers), 0
+        held = 0
         while True:
-            while idle and (task := queue.peek()) is not None and self._fits(held, task, len(workers) - len(idle)):
-                idle.pop().start(queue.pop())
-                held += task.cost
-            busy = [w for w in workers if w.task is not None]
+            held = self._send(workers, queue, held)
+            busy = [w for w in workers if w.tasks]
             if not busy:
                 return
             ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy]))
             for worker in busy:
                 if worker.conn not in ready and worker.process.sentinel not in ready:
                     continue
-                task, worker.task = worker.task, None
-                held -= task.cost
                 alive, reply = worker.reply()
                 if alive:
-                    idle.append(worker)
+                    task = worker.tasks.popleft()
+                    held -= task.cost
                     yield (Outcome(task.item, crash=f"the worker raised {reply.error}") if isinstance(reply, _Raised)
                            else Outcome(task.item, reply))
                     continue
+                culprit, *behind = worker.tasks
+                held -= sum(task.cost for task in worker.tasks)
                 how = worker.death()
-                fresh = start()
-                workers[workers.index(worker)] = fresh
-                idle.append(fresh)
-                if task.attempt < ATTEMPTS:
-                    queue.again(task)
+                workers[workers.index(worker)] = start()
+                queue.back(behind)
+                if culprit.attempt < ATTEMPTS:
+                    queue.again(culprit)
                 else:
-                    yield Outcome(task.item, crash=f"the worker process died {ATTEMPTS} times running it ({how})")
+                    yield Outcome(culprit.item, crash=f"the worker process died {ATTEMPTS} times running it ({how})")
 
 
 def _context(preload: tuple[str, ...]) -> BaseContext:
