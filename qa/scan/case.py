@@ -6,11 +6,10 @@ import hashlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from qa.rules.spec import ReleaseSpec
 from qa.scan.facts import CaseFacts, DeepFacts, FileFacts, MaskValues, Problem, Skipped, StreamFacts
 from qa.scan.memory import (
     DEFAULT_BUDGET,
@@ -28,6 +27,9 @@ from qa.scan.nifti import inflate, read_file_facts
 from qa.scan.stream import BLOB_KEY_BYTES, GzipStream, blob_key, voxel_slabs
 from qa.scan.voxels import ImageStats, MaskStats, OverlapTracker, image_values, measure_mask, voxel_array
 from qa.source.base import ReleaseSource, SourceError
+
+if TYPE_CHECKING:  # a worker scans without the spec module (pydantic models, YAML): it starts faster
+    from qa.rules.spec import ReleaseSpec
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
