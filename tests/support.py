@@ -95,6 +95,19 @@ def logged_run(item: tuple[int, str]) -> tuple[int, float, float]:
     return n, start, time.monotonic()
 
 
+def meet(item: tuple[int, str]) -> bool:
+    """Runs item (n, folder): marks that it started, then waits (10 s at most) for another item to have started too;
+    whether it met one, i.e. whether two items ran at the same time."""
+    n, folder = item
+    (Path(folder) / f"{n}.started").touch()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if len(list(Path(folder).glob("*.started"))) >= 2:
+            return True
+        time.sleep(0.01)
+    return False
+
+
 def worker_pid(seconds: float) -> int:
     time.sleep(seconds)
     return os.getpid()
@@ -116,33 +129,31 @@ def parent_of(pid: int) -> int | None:
         return None
 
 
-def process_group(pgid: int) -> list[int]:
-    """The live processes of a process group (Linux /proc)."""
-    found = []
+def _statuses(pgid: int) -> dict[int, dict[str, str]]:
+    """The status lines of each live process of a process group (Linux /proc), each file read once: a pid read twice
+    may have been reused by another process in between."""
+    found = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                found.append(int(entry.name))
+        if not entry.name.isdigit():
+            continue
+        try:
+            lines = dict(line.split(":", 1) for line in (entry / "status").read_text().splitlines() if ":" in line)
+        except OSError:
+            continue
+        if lines.get("NSpgid", "").split()[-1:] == [str(pgid)] and not lines.get("State", "").strip().startswith("Z"):
+            found[int(entry.name)] = lines
     return found
 
 
-def peak_kib(pid: int) -> int:
-    """A process's peak resident memory so far (VmHWM), 0 when it is gone."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+def process_group(pgid: int) -> list[int]:
+    """The live processes of a process group."""
+    return sorted(_statuses(pgid))
 
 
 class PeakSampler:
-    """Watches a process group from outside while it runs: every few milliseconds, the peak resident memory (VmHWM,
-    which only grows) of each of its processes. A process is sampled until it exits, so its last few milliseconds
-    may be missed; a peak that builds up over an allocation is not."""
+    """Watches a process group from outside while it runs: every few milliseconds, the peak resident memory (VmHWM)
+    of each of its processes. A process is sampled until it exits, so its last few milliseconds may be missed; a peak
+    that builds up over an allocation is not."""
 
     def __init__(self, pgid: int, every: float = 0.005) -> None:
         self.pgid, self.every = pgid, every
@@ -160,8 +171,10 @@ class PeakSampler:
 
     def _watch(self) -> None:
         while not self._done.is_set():
-            for pid in process_group(self.pgid):
-                self.peaks[pid] = max(self.peaks.get(pid, 0), peak_kib(pid))
+            for pid, status in _statuses(self.pgid).items():
+                # VmHWM only grows, except across exec, which starts a process afresh: the last value is its peak. (A
+                # child caught between fork and exec would otherwise keep its parent's peak.)
+                self.peaks[pid] = int(status.get("VmHWM", "0 kB").split()[0])
             time.sleep(self.every)
 
     def largest_mib(self) -> float:
