@@ -20,6 +20,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from peaks import run_watched
 
 SPEC_NAME = "totalsegmentator-v2"
 SHAPE = (240, 200, 240)
@@ -173,42 +174,43 @@ def _smooth_field(shape: tuple[int, int, int], rng: np.random.Generator) -> np.n
     return field / 4
 
 
-def synthetic_case(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_case(rng: np.random.Generator, shape: tuple[int, int, int] = SHAPE) -> tuple[np.ndarray, np.ndarray]:
     """A synthetic abdominal CT in int16 HU and its label map (0 = no class, i = ORGANS[i - 1]), voxel-disjoint."""
-    axes = _axes_mm(SHAPE)
+    axes = _axes_mm(shape)
     x, y = axes[0][:, None], axes[1][None, :]
     scale = rng.uniform(0.93, 1.07)
     ax, ay = BODY_SEMI_AXES_MM[0] * scale, BODY_SEMI_AXES_MM[1] * scale
     radius = np.sqrt((x / ax) ** 2 + ((y + 10) / ay) ** 2)  # the body outline, the same on every slice
     body = radius < 1
-    labels = np.zeros(SHAPE, dtype=np.uint8)
+    labels = np.zeros(shape, dtype=np.uint8)
     for index, organ in enumerate(ORGANS, start=1):
         box, inside = _organ_voxels(organ, axes, rng.normal(0, 4, 3))
         free = inside & (labels[box] == 0) & body[box[0], box[1]][:, :, None]
         labels[box][free] = index
-    texture = _smooth_field(SHAPE, rng)
+    texture = _smooth_field(shape, rng)
     base = np.where(radius < 1 - SUBCUTANEOUS_FAT_MM / min(ax, ay), SOFT_HU, FAT_HU).astype(np.float32)
     ct = np.where(body[:, :, None], base[:, :, None], AIR_HU).astype(np.float32)
     ct = np.where(body[:, :, None] & (texture > 0.35), FAT_HU, ct)
     hu = np.array([0, *(o.hu for o in ORGANS)], dtype=np.float32)
     ct = np.where(labels > 0, hu[labels] + 8 * texture, ct)
-    noise = rng.standard_normal(SHAPE, dtype=np.float32)
+    noise = rng.standard_normal(shape, dtype=np.float32)
     ct += noise * np.where(body, NOISE_HU, NOISE_HU / 3)[:, :, None]
     outside_fov = (x**2 + y**2) > FOV_RADIUS_MM**2
     ct[outside_fov] = OUTSIDE_FOV_HU
     return np.clip(np.rint(ct), -1024, 3071).astype(np.int16), labels
 
 
-def affine_of(case_number: int) -> np.ndarray:
+def affine_of(case_number: int, shape: tuple[int, int, int] = SHAPE) -> np.ndarray:
     affine = np.diag([SPACING_MM, SPACING_MM, SPACING_MM, 1.0])
-    affine[:3, 3] = [-(SHAPE[0] - 1) / 2 * SPACING_MM, -(SHAPE[1] - 1) / 2 * SPACING_MM, -400.0 + 3.0 * case_number]
+    affine[:3, 3] = [-(shape[0] - 1) / 2 * SPACING_MM, -(shape[1] - 1) / 2 * SPACING_MM, -400.0 + 3.0 * case_number]
     return affine
 
 
-def write_case(folder: Path, case_number: int, classes: list[str], seed: int) -> None:
+def write_case(folder: Path, case_number: int, classes: list[str], seed: int,
+               shape: tuple[int, int, int] = SHAPE) -> None:
     """A case as TotalSegmentator writes it with nibabel: int16 CT, one uint8 mask per class, all on one grid."""
-    ct, labels = synthetic_case(np.random.default_rng([seed, case_number]))
-    affine = affine_of(case_number)
+    ct, labels = synthetic_case(np.random.default_rng([seed, case_number]), shape)
+    affine = affine_of(case_number, shape)
     (folder / "segmentations").mkdir(parents=True)
     nib.save(nib.Nifti1Image(ct, affine), folder / "ct.nii.gz")
     index = {organ.name: i for i, organ in enumerate(ORGANS, start=1)}
@@ -216,7 +218,7 @@ def write_case(folder: Path, case_number: int, classes: list[str], seed: int) ->
     for name in classes:
         path = folder / "segmentations" / f"{name}.nii.gz"
         if name in index or empty is None:
-            mask = (labels == index[name]).astype(np.uint8) if name in index else np.zeros(SHAPE, dtype=np.uint8)
+            mask = (labels == index[name]).astype(np.uint8) if name in index else np.zeros(shape, dtype=np.uint8)
             nib.save(nib.Nifti1Image(mask, affine), path)
             empty = empty if name in index else path
         else:
@@ -293,6 +295,15 @@ def _timing(name: str, processes: int, cases: int, wall: float, cpu: float, ok: 
     return Timing(name, processes, cases, wall, _cpu_s() - cpu, parent, worker, ok, note)
 
 
+def reap_workers() -> None:
+    """tsqa's workers are children of multiprocessing's fork server, which would outlive the measurement until this
+    process exits: stop it and wait for it, so that RUSAGE_CHILDREN counts the workers it waited for (their CPU time
+    and peak memory), as it counts the children of a pool forked from this process."""
+    from multiprocessing import forkserver
+
+    forkserver._forkserver._stop()  # private, but the only way to wait for the server
+
+
 def measure_deep(root: Path, jobs: int) -> Timing:
     """tsqa's deep pass through the engine; clean means no error finding but the subset's META_SPLIT_COUNTS."""
     from qa.app.pipeline import run_check
@@ -302,6 +313,7 @@ def measure_deep(root: Path, jobs: int) -> Timing:
     clock, cpu = time.perf_counter(), _cpu_s()
     report = run_check(root, spec, "benchmark", mode="deep", jobs=jobs, subset=True)
     wall = time.perf_counter() - clock
+    reap_workers()
     errors = sorted({f.code for f in report.findings if f.severity == "error"} - {"META_SPLIT_COUNTS"})
     return _timing(f"tsqa deep (jobs={jobs})", jobs, len(report.cases), wall, cpu, not errors,
                    f"errors other than META_SPLIT_COUNTS: {errors or 'none'}")
@@ -457,13 +469,18 @@ def case_dirs(root: Path) -> list[str]:
 
 
 def _run_fresh(kind: str, root: Path, jobs: int, naive_cases: int) -> object:
-    """One measurement in a fresh interpreter, so that its peak RSS and its workers' are its own; its JSON result."""
+    """One measurement in a fresh interpreter, so that its peak RSS and its workers' are its own; its JSON result.
+    tsqa's workers' peak is watched from /proc (see peaks.py): their ru_maxrss would be their launcher's."""
     command = [sys.executable, __file__, "--measure", kind, "--root", str(root), "--jobs", str(jobs),
                "--naive-cases", str(naive_cases)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    watched = run_watched(command)
+    done = watched.done
     if done.returncode != 0:
         raise SystemExit(f"measurement {kind} failed (exit {done.returncode}):\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if kind == "deep":
+        result["worker_rss_mb"] = watched.largest_other_mib
+    return result
 
 
 def run_measurement(kind: str, root: Path, jobs: int, naive_cases: int) -> Timing:
