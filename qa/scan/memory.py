@@ -18,8 +18,8 @@ MIB = 1 << 20
 # What --max-memory defaults to: the whole of what the cases in flight hold, and so the most any worker holds.
 DEFAULT_BUDGET = 1 << 30
 # A worker's own resident memory before any case and between cases: the interpreter, numpy, nibabel, pydantic and
-# one case's facts (measured at 55-70 MiB for a worker forked from the fork server; rounded up).
-WORKER_BASE = 96 * MIB
+# one case's facts (measured at 36-60 MiB for a worker forked from the fork server; rounded up).
+WORKER_BASE = 64 * MIB
 # Temporaries of measuring one slab: a few arrays of 8 bytes per voxel (flat indices, coordinates, the image inside).
 SLAB_BYTES = 6 * 8 * SLAB_VOXELS
 # Streaming one file: a compressed step, an inflated step and a slab of voxels of up to 8 bytes.

@@ -11,13 +11,13 @@ from collections.abc import Iterator
 import numpy as np
 
 from qa.scan.facts import ISIZE_MODULUS, HeaderFacts, StreamFacts
+from qa.scan.voxels import SLAB_VOXELS
 from qa.source.base import MemberReader, ReleaseSource, SourceError
 
 GZIP_MAGIC = b"\x1f\x8b"
 READ_STEP = 1 << 20  # compressed bytes read at a time
 INFLATE_STEP = 1 << 22  # uncompressed bytes produced at a time
 MAX_GZIP_HEADER = 1 << 16  # a member header longer than this (its file name or comment) is not a NIfTI's
-SLAB_VOXELS = 1 << 20  # voxels handed on at a time
 BLOB_KEY_BYTES = 16
 
 

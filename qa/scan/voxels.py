@@ -16,7 +16,7 @@ MAX_REPORTED_VALUES = 20
 # Distinct values other than 0 and 1 counted per mask; a mask with more (noise) keeps its most frequent ones.
 MAX_TRACKED_VALUES = 1 << 12
 # Voxels measured at a time: every temporary of a measurement is at most a few arrays of this many voxels.
-SLAB_VOXELS = 1 << 20
+SLAB_VOXELS = 1 << 19
 # Padding (outside the scanned field of view) is one constant value, the image's minimum, over a large region; a
 # minimum that few voxels reach is just the darkest air, not padding.
 PADDING_MIN_SHARE = 0.01
