@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
+from peaks import run_watched
 
 if TYPE_CHECKING:
     from qa.rules.spec import ReleaseSpec
@@ -190,6 +191,15 @@ def _timing(name: str, processes: int, cases: int, wall: float, cpu: float, ok: 
     return Timing(name, processes, cases, wall, _cpu_s() - cpu, parent, worker, ok, note)
 
 
+def reap_workers() -> None:
+    """tsqa's workers are children of multiprocessing's fork server, which would outlive the measurement until this
+    process exits: stop it and wait for it, so that RUSAGE_CHILDREN counts the workers it waited for (their CPU time
+    and peak memory), as it counts the children of a pool forked from this process."""
+    from multiprocessing import forkserver
+
+    forkserver._forkserver._stop()  # private, but the only way to wait for the server
+
+
 def measure_deep(root: Path, jobs: int) -> Timing:
     """tsqa's deep pass through the pipeline, checked as a subset (a few cases cannot have the release's split sizes);
     clean means no finding at warning or above, as `tsqa check --subset --fail-on warning` exits 0."""
@@ -200,6 +210,7 @@ def measure_deep(root: Path, jobs: int) -> Timing:
     clock, cpu = time.perf_counter(), _cpu_s()
     report = run_check(root, spec, "benchmark", mode="deep", jobs=jobs, subset=True, fail_on="warning")
     wall = time.perf_counter() - clock
+    reap_workers()
     return _timing(f"tsqa deep (jobs={jobs})", jobs, len(report.cases), wall, cpu, report.summary.passed,
                    f"{len(report.findings)} findings {json.dumps(report.summary.by_code)}")
 
@@ -217,6 +228,7 @@ def measure_deep_zip(archive: Path, jobs: int, checksum: bool = True) -> Timing:
     report = run_check(source, spec, "benchmark", mode="deep", jobs=jobs, subset=True, fail_on="warning",
                        checksum=checksum)
     wall = time.perf_counter() - clock
+    reap_workers()
     method = "stored" if source.layout.stored >= source.layout.deflated else "deflated"
     md5 = ", MD5" if checksum else ", no MD5"
     return _timing(f"tsqa deep, {method} zip{md5} (jobs={jobs})", jobs, len(report.cases), wall, cpu,
@@ -373,13 +385,18 @@ def case_dirs(root: Path) -> list[str]:
 
 
 def _run_fresh(kind: str, root: Path, jobs: int, naive_cases: int) -> object:
-    """One measurement in a fresh interpreter, so that its peak RSS and its workers' are its own; its JSON result."""
+    """One measurement in a fresh interpreter, so that its peak RSS and its workers' are its own; its JSON result.
+    tsqa's workers' peak is watched from /proc (see peaks.py): their ru_maxrss would be their launcher's."""
     command = [sys.executable, __file__, "--measure", kind, "--root", str(root), "--jobs", str(jobs),
                "--naive-cases", str(naive_cases)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    watched = run_watched(command)
+    done = watched.done
     if done.returncode != 0:
         raise SystemExit(f"measurement {kind} failed (exit {done.returncode}):\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if kind in ("deep", *ZIP_KINDS):
+        result["worker_rss_mb"] = watched.largest_other_mib
+    return result
 
 
 def run_measurement(kind: str, root: Path, jobs: int, naive_cases: int) -> Timing:

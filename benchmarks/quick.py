@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
+from peaks import run_watched
 
 if TYPE_CHECKING:
     from qa.rules.spec import ReleaseSpec
@@ -146,6 +147,21 @@ def _peak_rss_mb() -> float:
     return (own + workers) / 1024
 
 
+def _own_peak_mb() -> float:
+    """This process's VmHWM: its launcher's memory is not in it (ru_maxrss carries it across exec)."""
+    status = Path("/proc/self/status").read_text()
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")) / 1024
+
+
+def reap_workers() -> None:
+    """tsqa's workers are children of multiprocessing's fork server, which would outlive the measurement until this
+    process exits: stop it and wait for it, so that RUSAGE_CHILDREN counts the workers it waited for (their CPU time
+    and peak memory), as it counts the children of a pool forked from this process."""
+    from multiprocessing import forkserver
+
+    forkserver._forkserver._stop()  # private, but the only way to wait for the server
+
+
 def measure_quick(root: Path, jobs: int, subset: bool) -> Timing:
     """tsqa's quick pass through the pipeline, in this (fresh) process, so that its peak RSS is its own; clean means
     no finding at warning or above, as `tsqa check --fail-on warning` exits 0."""
@@ -155,10 +171,12 @@ def measure_quick(root: Path, jobs: int, subset: bool) -> Timing:
     spec = load_spec(SPEC_NAME)
     cpu, clock = cpu_seconds(), time.perf_counter()
     report = run_check(root, spec, "benchmark", mode="quick", jobs=jobs, subset=subset, fail_on="warning")
-    wall, cpu = time.perf_counter() - clock, cpu_seconds() - cpu
+    wall = time.perf_counter() - clock
+    reap_workers()
+    cpu = cpu_seconds() - cpu
     return Timing(f"tsqa quick (jobs={jobs})", jobs, wall, cpu, report.summary.files, report.summary.passed,
                   note=f"{len(report.findings)} findings {json.dumps(report.summary.by_code)}",
-                  peak_rss_mb=_peak_rss_mb())
+                  peak_rss_mb=_own_peak_mb())
 
 
 def naive_case(case: str) -> tuple[int, int]:
@@ -204,10 +222,14 @@ def run_measurement(kind: str, root: Path, jobs: int, subset: bool) -> Timing:
     command = [sys.executable, __file__, "--measure", kind, "--root", str(root), "--jobs", str(jobs)]
     if subset:
         command.append("--subset")
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    watched = run_watched(command)
+    done = watched.done
     if done.returncode != 0:
         raise SystemExit(f"measurement {kind} failed (exit {done.returncode}):\n{done.stderr}")
-    return Timing(**json.loads(done.stdout.strip().splitlines()[-1]))
+    timing = Timing(**json.loads(done.stdout.strip().splitlines()[-1]))
+    if kind == "quick":  # main + largest worker, that worker's peak watched from /proc (see peaks.py)
+        return dataclasses.replace(timing, peak_rss_mb=timing.peak_rss_mb + watched.largest_other_mib)
+    return timing
 
 
 def print_table(rows: list[Timing], quick: Timing) -> None:

@@ -1,6 +1,8 @@
-"""Test support shared by test modules: where the repository and its test data are, copies of the real example, a
-source that kills the worker reading one case, what GitHub and the SARIF schema would refuse in a SARIF log, and
-`tsqa` run as a process of its own."""
+"""Test support shared by test modules: where the repository and its test data are, copies of the real example,
+sources and functions that kill the worker running them, what GitHub and the SARIF schema would refuse in a SARIF log,
+`tsqa` run as a process of its own, and views of processes from outside (their process group, their peak memory).
+Functions a worker process runs live here: a spawned or fork-server worker imports this module by its name, and
+cannot import a test module."""
 
 from __future__ import annotations
 
@@ -9,12 +11,18 @@ import multiprocessing
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
+import threading
+import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema
+import numpy as np
+from nibabel.nifti1 import Nifti1Header
 
 from qa.source.base import MemberReader, ReleaseSource
 from qa.source.fs import FolderSource
@@ -133,3 +141,168 @@ def read_meta_csv(source: ReleaseSource) -> bytes:
     """meta.csv through a source: for a worker process to call, which imports this module by its name, as a spawned
     process cannot import a test module."""
     return source.read("meta.csv", 1 << 20)
+
+
+class KillOnceSource(FolderSource):
+    """A folder whose files of one case kill the first worker process that opens them (a `marker` file remembers it):
+    a death that was not the case's doing."""
+
+    def __init__(self, root: Path, case: str, marker: Path) -> None:
+        super().__init__(root)
+        self.case, self.marker = case, marker
+
+    def open(self, path: str) -> MemberReader:
+        if path.startswith(f"{self.case}/") and multiprocessing.parent_process() is not None:
+            try:
+                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                pass
+            else:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return super().open(path)
+
+
+def square_or_die(item: int) -> int:
+    """Squares its item; item 13 kills the worker process running it (only in a worker, never the test itself)."""
+    if item == 13 and multiprocessing.parent_process() is not None:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return item * item
+
+
+def logged_run(item: tuple[int, str]) -> tuple[int, float, float]:
+    """Runs item (n, log folder): appends a line to the folder's n.log, sleeps a little, and returns (n, start, end) on
+    the system-wide monotonic clock; n == 13 kills its worker, at every attempt."""
+    n, folder = item
+    start = time.monotonic()
+    with open(Path(folder) / f"{n}.log", "a") as log:
+        log.write(f"{os.getpid()}\n")
+    if n == 13:
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.2)
+    return n, start, time.monotonic()
+
+
+def meet(item: tuple[int, str]) -> bool:
+    """Runs item (n, folder): marks that it started, then waits (10 s at most) for another item to have started too;
+    whether it met one, i.e. whether two items ran at the same time."""
+    n, folder = item
+    (Path(folder) / f"{n}.started").touch()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if len(list(Path(folder).glob("*.started"))) >= 2:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def worker_pid(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie (a dead process its parent has not reaped yet)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def parent_of(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError):
+        return None
+
+
+def _statuses(pgid: int) -> dict[int, dict[str, str]]:
+    """The status lines of each live process of a process group (Linux /proc), each file read once: a pid read twice
+    may have been reused by another process in between."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            lines = dict(line.split(":", 1) for line in (entry / "status").read_text().splitlines() if ":" in line)
+        except OSError:
+            continue
+        if lines.get("NSpgid", "").split()[-1:] == [str(pgid)] and not lines.get("State", "").strip().startswith("Z"):
+            found[int(entry.name)] = lines
+    return found
+
+
+def process_group(pgid: int) -> list[int]:
+    """The live processes of a process group."""
+    return sorted(_statuses(pgid))
+
+
+class PeakSampler:
+    """Watches a process group from outside while it runs: every few milliseconds, the peak resident memory (VmHWM)
+    of each of its processes. A process is sampled until it exits, so its last few milliseconds may be missed; a peak
+    that builds up over an allocation is not."""
+
+    def __init__(self, pgid: int, every: float = 0.005) -> None:
+        self.pgid, self.every = pgid, every
+        self.peaks: dict[int, int] = {}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> PeakSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._done.is_set():
+            for pid, status in _statuses(self.pgid).items():
+                # VmHWM only grows, except across exec, which starts a process afresh: the last value is its peak. (A
+                # child caught between fork and exec would otherwise keep its parent's peak.)
+                self.peaks[pid] = int(status.get("VmHWM", "0 kB").split()[0])
+            time.sleep(self.every)
+
+    def largest_mib(self) -> float:
+        """The largest peak of any one process, in MiB."""
+        return max(self.peaks.values(), default=0) / 1024
+
+
+ZERO_UNIT = 1 << 20  # uncompressed bytes per repeated deflate block of zeros
+
+
+def write_zeros_nifti(path: Path, shape: tuple[int, ...], dtype: str, affine: np.ndarray, ones: int = 0,
+                      garbage_after: int | None = None) -> None:
+    """A gzip NIfTI-1 of `shape` whose voxels are all 0 but the first `ones` (1), written in milliseconds whatever its
+    size: one deflate block of zeros, ended by a full flush so that it can be repeated, stands for each megabyte.
+    Its trailer (CRC32 and length) is right. With `garbage_after`, the deflate data is cut after that many
+    compressed bytes and random bytes follow, up to the length the whole would have had: the header and trailer
+    still promise the whole volume."""
+    header = Nifti1Header()
+    header.set_data_shape(shape)
+    header.set_data_dtype(dtype)
+    header.set_sform(affine, code=2)
+    header["vox_offset"] = 352
+    head = header.binaryblock + b"\0" * 4
+    itemsize = np.dtype(dtype).itemsize
+    data_bytes = int(np.prod(shape, dtype=object)) * itemsize
+    first = np.zeros(min(data_bytes, max(ZERO_UNIT, ones * itemsize)), dtype=np.uint8)
+    first.view(dtype)[:ones] = 1
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -15)
+    body = [deflater.compress(head + first.tobytes()) + deflater.flush(zlib.Z_FULL_FLUSH)]
+    crc = zlib.crc32(head + first.tobytes())
+    zeros = bytes(ZERO_UNIT)
+    units, rest = divmod(data_bytes - first.size, ZERO_UNIT)
+    if units:
+        unit = deflater.compress(zeros) + deflater.flush(zlib.Z_FULL_FLUSH)
+        body.append(unit * units)
+        for _ in range(units):
+            crc = zlib.crc32(zeros, crc)
+    body.append(deflater.compress(bytes(rest)) + deflater.flush(zlib.Z_FINISH))
+    crc = zlib.crc32(bytes(rest), crc)
+    deflate = b"".join(body)
+    if garbage_after is not None:
+        deflate = deflate[:garbage_after] + np.random.default_rng(0).bytes(len(deflate) - garbage_after)
+    trailer = struct.pack("<II", crc, (len(head) + data_bytes) % (1 << 32))
+    path.write_bytes(b"\x1f\x8b\x08\x00\0\0\0\0\x00\xff" + deflate + trailer)

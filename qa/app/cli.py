@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import signal
 import sys
 import tempfile
 import textwrap
+import threading
 from collections.abc import Sequence
 from contextlib import ExitStack
 from datetime import UTC, date, datetime
@@ -27,10 +30,26 @@ if TYPE_CHECKING:
     from qa.source.base import ReleaseSource
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+# 128 + the signal's number: what a shell reports for a process the signal ended.
+EXIT_SIGNALLED = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 class UsageError(Exception):
     """A problem with how tsqa was called; reported in one line, exit 2."""
+
+
+class Stopped(BaseException):
+    """SIGINT or SIGTERM, raised where the main process is so that it stops its workers before it exits; a
+    BaseException, so that no `except Exception` on the way swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, frame: object) -> None:
+    signal.signal(signum, signal.SIG_DFL)  # a second signal ends the process at once; its workers die with it
+    raise Stopped(signum)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,6 +90,22 @@ def _share(text: str) -> float:
     return value
 
 
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _memory(text: str) -> int:
+    """A memory size: a number of bytes, or of K, M, G or T (binary: 1G = 1 GiB), with or without 'iB'."""
+    from qa.scan.memory import LEANEST, mib
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:iB)?\s*", text, flags=re.IGNORECASE)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a memory size (like 768M or 2G)")
+    size = int(float(match[1]) * _UNITS[match[2].upper()])
+    if size < LEANEST:
+        raise argparse.ArgumentTypeError(f"{text!r} is less than the {mib(LEANEST)} a worker needs to stream one file")
+    return size
+
+
 FAIL_ON_HELP = ("lowest severity that makes the exit code 1 (default: error; never: always 0); with --baseline only "
                 "findings new against the baseline count, and waived findings never do")
 
@@ -109,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--subset", action="store_true", help="the folder holds part of a release: skip split counts")
     check.add_argument(
         "--jobs", type=_positive, default=os.cpu_count() or 1, help="parallel worker processes (default: all cores)"
+    )
+    check.add_argument(
+        "--max-memory", type=_memory, default="1G", metavar="SIZE",
+        help="the most memory the cases being scanned hold at once, all workers together (default 1G, binary units); "
+        "cases start while they fit, a file too large for it is streamed in bounded steps, and a check it leaves out "
+        "is reported as QA_PARTIAL",
     )
     check.add_argument("--fail-on", choices=["error", "warning", "never"], default="error", help=FAIL_ON_HELP)
     check.add_argument("--baseline", type=Path, metavar="FILE",
@@ -266,6 +307,9 @@ def _gate(args: argparse.Namespace, spec_id: str) -> Gate | None:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from qa.app.workers import prepare_workers
+
+    prepare_workers()  # the workers' imports, in their own process, overlap with this one's
     from qa.app.pipeline import OutputError, keep_run, open_history, open_output, run_check, write_outputs
     from qa.output.console import print_summary
     from qa.output.progress import progress_bar
@@ -300,13 +344,14 @@ def _check(args: argparse.Namespace) -> int:
         with progress_bar(not args.quiet and sys.stderr.isatty()) as advance:
             report = run_check(source, spec, reason, mode=args.mode, jobs=args.jobs, subset=args.subset,
                                fail_on=args.fail_on, progress=advance, checksum=not args.no_checksum,
-                               checksum_progress=None if advance is None else advance.checksum)
+                               checksum_progress=None if advance is None else advance.checksum,
+                               max_memory=args.max_memory)
         if gate is not None:
             report = apply_gate(report, gate, spec)
         if args.out is not None:
-            path = write_outputs(report, source, spec, out)
+            path = write_outputs(report, source, spec, out, max_memory=args.max_memory)
         else:
-            path = keep_run(report, source, spec, reports, history)
+            path = keep_run(report, source, spec, reports, history, max_memory=args.max_memory)
     _write_ci_files(args, report, root)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         _github(report, root, path)
@@ -546,6 +591,22 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; SIGINT and SIGTERM stop the workers and exit 130 and 143 with one line on stderr."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+        return _main(argv)
+    previous = {signum: signal.signal(signum, _stop) for signum in EXIT_SIGNALLED}
+    try:
+        return _main(argv)
+    except Stopped as stop:
+        name = signal.Signals(stop.signum).name
+        print(f"tsqa: {'interrupted' if stop.signum == signal.SIGINT else 'terminated'} ({name})", file=sys.stderr)
+        return EXIT_SIGNALLED[stop.signum]
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -577,6 +638,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, SpecError, BaselineError, WaiverError) as exc:
         print(f"tsqa: error: {safe_text(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("tsqa: interrupted", file=sys.stderr)
-        return 130

@@ -15,6 +15,7 @@ from qa.report.model import Evidence, Report
 from qa.rules.codes import SEVERITY_RANK
 from qa.rules.finding import Finding
 from qa.scan.case import Layout
+from qa.scan.memory import DEFAULT_BUDGET
 from qa.scan.volume import Volume, read_volume
 from qa.source.base import ReleaseSource
 
@@ -52,8 +53,11 @@ def picture_candidates(findings: list[Finding]) -> list[Finding]:
 
 
 def make_evidence(report: Report, source: ReleaseSource, layout: Layout, out: Folder,
-                  limit: int = MAX_PICTURES, seconds: float = PICTURE_SECONDS) -> list[Evidence]:
-    """Slice pictures of flagged masks written as PNG files under evidence/ in `out`, and what each shows."""
+                  limit: int = MAX_PICTURES, seconds: float = PICTURE_SECONDS,
+                  max_memory: int = DEFAULT_BUDGET) -> list[Evidence]:
+    """Slice pictures of flagged masks written as PNG files under evidence/ in `out`, and what each shows. The image
+    (at most half of `max_memory`) and up to three masks (an eighth each) held for a picture stay within
+    `max_memory`: a larger volume gets no picture."""
     made: list[Evidence] = []
     deadline = time.monotonic() + seconds
     image_cache: dict[str, Volume | None] = {}
@@ -63,9 +67,10 @@ def make_evidence(report: Report, source: ReleaseSource, layout: Layout, out: Fo
         image_path = f"{f.case}/{layout.image}"
         if image_path not in image_cache:
             image_cache.clear()  # one image in memory at a time
-            image_cache[image_path] = _volume(source, image_path, layout)
-        mask = _volume(source, f.path, layout)
-        read = [] if mask is None else [(name, _volume(source, path, layout)) for name, path in _other_masks(f)]
+            image_cache[image_path] = _volume(source, image_path, layout, max_memory // 2)
+        mask = _volume(source, f.path, layout, max_memory // 8)
+        read = ([] if mask is None else
+                [(name, _volume(source, path, layout, max_memory // 8)) for name, path in _other_masks(f)])
         others = [(name, volume) for name, volume in read if volume is not None]
         view = VIEWS.get(f.code, "axial")
         png = _picture(image_cache[image_path], [mask, *(volume for _, volume in others)], view)
@@ -80,9 +85,9 @@ def make_evidence(report: Report, source: ReleaseSource, layout: Layout, out: Fo
 
 # The files pictured are the flagged ones, hostile at times: whatever goes wrong with one costs its picture, never the
 # report that is written after the pictures.
-def _volume(source: ReleaseSource, path: str, layout: Layout) -> Volume | None:
+def _volume(source: ReleaseSource, path: str, layout: Layout, limit: int) -> Volume | None:
     try:
-        return read_volume(source, path, layout)
+        return read_volume(source, path, layout, limit)
     except Exception:
         return None
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import operator
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -11,6 +13,7 @@ from pathlib import Path
 from qa import __version__
 from qa.app.checksum import Checksum
 from qa.app.evidence import make_evidence
+from qa.app.workers import WORKER_MODULES
 from qa.checks.base import usable_header
 from qa.checks.geometry import axcodes
 from qa.checks.registry import judge
@@ -27,41 +30,51 @@ from qa.report.model import ArchiveReport, CaseReport, FailOn, ImageSummary, Mod
 from qa.rules.finding import Finding
 from qa.rules.spec import ReleaseSpec, all_builtin_specs, case_folders
 from qa.rules.text import safe_text
-from qa.scan.case import Layout, ScanMode, scan_case_guarded
+from qa.scan.case import Layout, ScanMode, case_task, scan_case_guarded
 from qa.scan.facts import ArchiveFacts, CaseFacts, Problem, ReleaseFacts
+from qa.scan.memory import DEFAULT_BUDGET
 from qa.scan.meta import read_meta
 from qa.source.base import ReleaseSource
 from qa.source.fs import FolderSource
 from qa.source.zip import ZipSource
 
 
-def executor_for(jobs: int) -> Executor:
-    return SerialExecutor() if jobs <= 1 else PoolExecutor(jobs)
+def executor_for(jobs: int, max_memory: int = DEFAULT_BUDGET) -> Executor:
+    """Worker processes even for one job: a file that crashes a reader or exhausts memory costs its case, not the
+    run (a worker starts in milliseconds from the fork server). Cases start while their costs fit in `max_memory`."""
+    return PoolExecutor(jobs, budget=max_memory, preload=WORKER_MODULES)
 
 
-def scan_cases(source: ReleaseSource, cases: list[str], layout: Layout, mode: ScanMode,
-               executor: Executor) -> Iterator[CaseFacts]:
-    """Facts of each case as its scan completes; a case whose worker died becomes an unscanned case."""
+def scan_cases(source: ReleaseSource, cases: list[str], layout: Layout, mode: ScanMode, executor: Executor,
+               max_memory: int = DEFAULT_BUDGET) -> Iterator[CaseFacts]:
+    """Facts of each case as its scan completes; a case whose worker died becomes an unscanned case. Each case is
+    costed (from its image's header) when the executor has room for it, so that the cases in flight fit in
+    `max_memory` together."""
     scan = functools.partial(scan_case_guarded, source, layout, mode)
-    for outcome in executor.map(scan, cases):
-        if outcome.crash is not None:
-            yield CaseFacts(case=outcome.item, internal_error=Problem("crash", outcome.crash))
-        else:
-            yield outcome.result
+    tasks = (case_task(source, case, layout, mode, max_memory) for case in cases)
+    # closing: an interrupted run stops the workers now, not when the garbage collector gets to the generator
+    with contextlib.closing(executor.map(scan, tasks, cost=operator.attrgetter("cost"))) as outcomes:
+        for outcome in outcomes:
+            if outcome.crash is not None:
+                yield CaseFacts(case=outcome.item.case, internal_error=Problem("crash", outcome.crash))
+            else:
+                yield outcome.result
 
 
 def scan_release(source: ReleaseSource, layout: Layout, mode: ScanMode = "quick", executor: Executor | None = None,
-                 progress: Progress | None = None) -> ReleaseFacts:
+                 progress: Progress | None = None, max_memory: int = DEFAULT_BUDGET) -> ReleaseFacts:
     """Facts of a whole release: meta.csv bytes, the root's entries, and every case folder's facts, in folder order."""
     root_entries = source.entries("")
     cases = case_folders(root_entries, layout.case_pattern)
     scanned: dict[str, CaseFacts] = {}
     files = 0
-    for facts in scan_cases(source, cases, layout, mode, executor or SerialExecutor()):
-        scanned[facts.case] = facts
-        files += len(facts.files)
-        if progress is not None:
-            progress(len(scanned), len(cases), files)
+    scanned_cases = scan_cases(source, cases, layout, mode, executor or SerialExecutor(), max_memory)
+    with contextlib.closing(scanned_cases) as each:
+        for facts in each:
+            scanned[facts.case] = facts
+            files += len(facts.files)
+            if progress is not None:
+                progress(len(scanned), len(cases), files)
     return ReleaseFacts(root=source.location, meta=read_meta(source, layout.meta_file), root_entries=root_entries,
                         cases=[scanned[case] for case in cases])
 
@@ -126,16 +139,18 @@ def open_release(path: Path, spec: ReleaseSpec | None = None) -> ReleaseSource:
 
 def run_check(root: Path | ReleaseSource, spec: ReleaseSpec, spec_reason: str, mode: Mode = "deep", jobs: int = 1,
               subset: bool = False, fail_on: FailOn = "error", progress: Progress | None = None,
-              checksum: bool = True, checksum_progress: ChecksumProgress | None = None) -> Report:
-    """Scan and judge a release (a folder, a zip archive, or any source) with `jobs` worker processes. A release in a
-    zip archive also has the archive's MD5 computed in a process of its own meanwhile, unless `checksum` is False."""
+              checksum: bool = True, checksum_progress: ChecksumProgress | None = None,
+              max_memory: int = DEFAULT_BUDGET) -> Report:
+    """Scan and judge a release (a folder, a zip archive, or any source) with `jobs` worker processes, whose cases in
+    flight hold at most `max_memory` bytes together. A release in a zip archive also has the archive's MD5 computed in
+    a process of its own meanwhile, unless `checksum` is False."""
     source = root if isinstance(root, ReleaseSource) else open_release(Path(root), spec)
     started = datetime.now(UTC)
     clock = time.perf_counter()
     hashing = Checksum(source.location, source.layout.size) if checksum and isinstance(source, ZipSource) else None
     try:
-        facts = scan_release(source, Layout.of(spec), mode=mode, executor=executor_for(jobs),
-                             progress=_with_checksum(progress, hashing, checksum_progress))
+        facts = scan_release(source, Layout.of(spec), mode=mode, executor=executor_for(jobs, max_memory),
+                             progress=_with_checksum(progress, hashing, checksum_progress), max_memory=max_memory)
         if isinstance(source, ZipSource):
             facts.archive = _archive_facts(source, hashing, checksum_progress)
     finally:
@@ -207,15 +222,16 @@ def open_output(out: Path, release: Path, lock: bool = True, what: str = "--out"
 
 
 def write_outputs(report: Report, source: ReleaseSource, spec: ReleaseSpec, out: Folder,
-                  index_dir: Folder | None = None, record: bool = False) -> Path:
-    """Evidence pictures, report.json and report.html into `out`; with `record`, run.json and the latest.json beside
-    `out` (a run of the history); with `index_dir`, the page links that folder's index, which is refreshed last.
-    Every file is written through the folders' handles. Returns the path of report.json."""
+                  index_dir: Folder | None = None, record: bool = False, max_memory: int = DEFAULT_BUDGET) -> Path:
+    """Evidence pictures (their volumes within `max_memory`), report.json and report.html into `out`; with `record`,
+    run.json and the latest.json beside `out` (a run of the history); with `index_dir`, the page links that folder's
+    index, which is refreshed last. Every file is written through the folders' handles. Returns the path of
+    report.json."""
     # matplotlib and Jinja2: only a run that writes pages loads them
     from qa.output.html.history import index_href, write_index
     from qa.output.html.page import write_html
 
-    report.evidence = make_evidence(report, source, Layout.of(spec), out)
+    report.evidence = make_evidence(report, source, Layout.of(spec), out, max_memory=max_memory)
     path = write_report(report, out)
     write_html(report, out, index_href=index_href(out.path, None if index_dir is None else index_dir.path))
     if record:
@@ -237,9 +253,10 @@ def open_history(reports: Path, spec: ReleaseSpec, source: ReleaseSource, releas
         raise
 
 
-def keep_run(report: Report, source: ReleaseSource, spec: ReleaseSpec, reports: Folder, history: Folder) -> Path:
+def keep_run(report: Report, source: ReleaseSource, spec: ReleaseSpec, reports: Folder, history: Folder,
+             max_memory: int = DEFAULT_BUDGET) -> Path:
     """Write a run into the history: a new <UTC start>/ folder in the release's, its latest.json pointer and the
     refreshed index.html of `reports`. Returns the path of report.json."""
     run = new_run_dir(history, report.started)
     with history.child(run.name) as folder:
-        return write_outputs(report, source, spec, folder, index_dir=reports, record=True)
+        return write_outputs(report, source, spec, folder, index_dir=reports, record=True, max_memory=max_memory)

@@ -1,4 +1,5 @@
-"""Checks of the deep pass: broken streams, mask values, overlaps, empty cases, image values; cases not checked."""
+"""Checks of the deep pass: broken streams, mask values, overlaps, empty cases, image values; cases checked in part
+or not at all."""
 
 from __future__ import annotations
 
@@ -105,6 +106,21 @@ def check_padding(case: CaseFacts, ctx: Context) -> list[Finding]:
                                  voxels=values.padding_voxels, share=round(share, 6),
                                  padding_value=case.deep.image.padding_value))
     return found
+
+
+SKIPPED = {"overlaps": "overlaps with other masks not counted",
+           "padding": "masks not measured against the image (padding, HU inside)",
+           "pieces": "connected pieces not counted"}
+
+
+@check("labels.partial", ("QA_PARTIAL",), needs="deep")
+def check_partial(case: CaseFacts, ctx: Context) -> list[Finding]:
+    """What the deep pass left out to stay within --max-memory: never silently."""
+    classes = {path: name for name, path in mask_paths(case, ctx.spec)}
+    return [finding(ctx.spec, "QA_PARTIAL", case.case, skipped.path, f"{skipped.path}: {SKIPPED[skipped.what]}: "
+                    f"{skipped.reason}", subcode=skipped.what, class_name=classes.get(skipped.path),
+                    reason=skipped.reason)
+            for skipped in case.deep.skipped]
 
 
 @check("labels.internal", ("QA_INTERNAL",), scope="unscanned_case")

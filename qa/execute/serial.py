@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 
-from qa.execute.base import Executor, Outcome, R, T
+from qa.execute.base import Cost, Executor, Outcome, R, T
 
 
 class SerialExecutor(Executor):
-    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[Outcome[T, R]]:
+    """One item at a time, so any budget holds; for library use and tests, where a crash may end the caller."""
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T], cost: Cost | None = None) -> Iterator[Outcome[T, R]]:
         for item in items:
             yield Outcome(item, fn(item))

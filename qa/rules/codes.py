@@ -468,13 +468,38 @@ _CODES += [
         "QA_INTERNAL", "error", "tsqa could not check a case or a file",
         "Checking this case raised an unexpected error or killed its worker process (the other cases were checked), "
         "or reading or measuring one file raised an unexpected error (the case's other files were checked; the "
-        "finding is on that file's path). details.error says what happened.",
+        "finding is on that file's path). A case runs in a worker process of its own (one case per worker at a time, "
+        "even with --jobs 1); when that process dies (a crash, the kernel's out-of-memory killer, a kill), the case "
+        "runs once more in a fresh worker, and only a second death makes this finding. details.error says what "
+        "happened.",
         "Nothing is known about the case or the file, so it must not pass silently.",
         "Look at the file or the case's files by hand, and report the error to tsqa's developers with the details.",
         subcodes=(
-            Subcode("crash", "the worker process checking the case died (crash or killed)"),
+            Subcode("crash", "the worker process checking the case died twice (crash or killed)"),
             Subcode("error", "checking the case raised an unexpected error"),
             Subcode("file", "reading or measuring one file raised an unexpected error"),
+        ),
+    ),
+    Code(
+        "QA_PARTIAL", "warning", "tsqa checked a case only in part",
+        "Measuring the case in full at once needs more memory than --max-memory allows (its files declare a large "
+        "grid, or a mask has very many voxels or a very large bounding box), so the deep pass left a measurement out. "
+        "Every byte was still decompressed and verified, and the image and every mask were measured (values, voxels, "
+        "extent), streamed in bounded steps where they did not fit whole. A case's cost is estimated from its image's "
+        "header before it starts, and cases run side by side only while their costs fit in --max-memory together; a "
+        "case too large for it runs alone with the most complete plan that fits. details.reason says what it would "
+        "have needed.",
+        "A problem of the kind left out cannot be seen in this case: its absence from the report proves nothing.",
+        "Run again with a larger --max-memory where the machine has it (the reason says how much the case needs), "
+        "or look at the file: a grid declared far larger than the release's others is a problem of its own.",
+        needs="deep",
+        subcodes=(
+            Subcode("overlaps", "shared voxels were not counted (LABEL_OVERLAP): for the whole case (no room for "
+                                "an owner per voxel), or for one mask (no room for its voxels' indices)"),
+            Subcode("padding", "the image was streamed, not held: no mask was measured against it "
+                               "(LABEL_IN_PADDING, LABEL_HU)"),
+            Subcode("pieces", "a mask's connected pieces were not counted (LABEL_FRAGMENTS): it was streamed and its "
+                              "voxels' indices did not fit, or labelling its bounding box did not"),
         ),
     ),
     Code(

@@ -16,7 +16,7 @@ from qa.scan.itk import Placement
 from qa.source.base import Entry
 from qa.source.zip import ArchiveLayout
 
-FACTS_VERSION = 5
+FACTS_VERSION = 6
 # gzip's trailer keeps the uncompressed size modulo 2^32.
 ISIZE_MODULUS = 1 << 32
 # Deflate turns at most 1032 bytes into one (a 258-byte match in two bits): a gzip file cannot hold more than this.
@@ -200,9 +200,22 @@ class Overlap:
     voxels: int
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A measurement the deep pass left out to stay within its memory budget: what ("overlaps": shared voxels not
+    counted; "padding": no image inside the masks; "pieces": a mask's connected components not counted), where (the
+    case folder, or the one mask), and why."""
+
+    __pydantic_config__ = _JSON
+
+    what: Literal["overlaps", "padding", "pieces"]
+    path: str
+    reason: str
+
+
 @dataclass
 class DeepFacts:
-    """What the deep pass measured in a case, keyed by relative path."""
+    """What the deep pass measured in a case, keyed by relative path, and what it had to leave out."""
 
     __pydantic_config__ = _JSON
 
@@ -210,6 +223,7 @@ class DeepFacts:
     image: ImageValues | None = None
     masks: dict[str, MaskValues] = field(default_factory=dict)
     overlaps: list[Overlap] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
 
 
 @dataclass

@@ -2,24 +2,28 @@
 stream. Every member is inflated and verified (CRC32 and length); bytes after the last member that are neither a
 member nor zero padding are an error, as `gzip -t` says.
 
-libdeflate inflates a whole member at once, far faster than zlib; its gzip_decompress_ex says how many input bytes a
-member took, which is what finds the next member. The `deflate` package wraps only gzip_decompress, which stops after
-the first member and ignores the rest, so the _ex function is called through ctypes from the libdeflate that the
-package's extension module links in and exports. zlib walks the members in bounded steps where the whole stream need
-not be kept: in the quick pass, and to say precisely why libdeflate refused a stream."""
+Two paths read the members, with one set of rules and one wording, so that a file gets the same finding whichever
+path read it. libdeflate inflates a whole stream held in memory, far faster than zlib; its gzip_decompress_ex says how
+many input bytes a member took, which is what finds the next member. The `deflate` package wraps only
+gzip_decompress, which stops after the first member and ignores the rest, so the _ex function is called through
+ctypes from the libdeflate that the package's extension module links in and exports. The member walk (zlib, bounded
+steps, reading through a byte-range callback) reads a stream too large to hold: it yields the uncompressed bytes
+step by step to the deep pass's streaming measurement, discards them in the quick pass, and says precisely why
+libdeflate refused a stream."""
 
 from __future__ import annotations
 
 import ctypes
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 
 import deflate
 import numpy as np
 
 from qa.scan.facts import ISIZE_MODULUS, StreamFacts
+from qa.source.base import MemberReader, SourceError
 
 GZIP_MAGIC = b"\x1f\x8b"
 TRAILER_BYTES = 8
@@ -85,18 +89,16 @@ def inflate(raw: bytes, expected: int) -> tuple[np.ndarray | None, StreamFacts]:
         if rest[:2].tobytes() != GZIP_MAGIC:
             return None, StreamFacts(written, _garbage(len(raw) - start, start))
     if written < expected:
-        return None, StreamFacts(written, f"data shorter than the header says: {written} of {expected} bytes")
+        return None, StreamFacts(written, _shorter(written, expected))
     return out, StreamFacts(written)
 
 
 def diagnose(raw: bytes, expected: int) -> StreamFacts:
     """Why a stream that libdeflate refused is broken, found by walking its members with zlib."""
-    found = walk(lambda offset, length: raw[offset : offset + length], len(raw), expected)
-    if found.error is not None:
-        return StreamFacts(found.inflated, found.error)
-    if found.inflated < expected:
-        return StreamFacts(found.inflated, f"data shorter than the header says: {found.inflated} of {expected} bytes")
-    return StreamFacts(found.inflated, "libdeflate refused the stream, though zlib reads it whole")
+    facts = stream_facts(walk(lambda offset, length: raw[offset : offset + length], len(raw), expected), expected)
+    if facts.error is None:
+        return StreamFacts(facts.inflated_bytes, "libdeflate refused the stream, though zlib reads it whole")
+    return facts
 
 
 @dataclass(frozen=True)
@@ -108,9 +110,28 @@ class Walk:
     error: str | None = None
 
 
+def stream_facts(found: Walk, expected: int) -> StreamFacts:
+    """What a walk found, as a stream fact: its error, or data shorter than the header's `expected` bytes."""
+    if found.error is None and found.inflated < expected:
+        return StreamFacts(found.inflated, _shorter(found.inflated, expected))
+    return StreamFacts(found.inflated, found.error)
+
+
 def walk(read_at: ReadAt, size: int, limit: int) -> Walk:
     """Read every member of a gzip stream of `size` bytes in bounded steps, output discarded, verifying each trailer;
     stop with an error once more than `limit` bytes came out."""
+    steps = inflated_steps(read_at, size, limit)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as end:
+            return end.value
+
+
+def inflated_steps(read_at: ReadAt, size: int, limit: int) -> Generator[bytes, None, Walk]:
+    """The member walk: yields the uncompressed bytes of every member in steps of at most OUTPUT_STEP, verifying each
+    member's trailer, and returns what it found. It stops with an error once more than `limit` bytes came out, at the
+    first broken member, or at bytes after the last member that are neither a member nor zero padding."""
     start = inflated = members = 0
     while start < size:
         head = read_at(start, HEADER_PEEK)
@@ -124,12 +145,32 @@ def walk(read_at: ReadAt, size: int, limit: int) -> Walk:
         except ValueError as exc:
             return Walk(inflated, members, f"{_member(members)}gzip header broken: {exc}")
         member = _Member(read_at, size, body, limit - inflated)
-        error = member.read()
+        error = yield from member.read()
         inflated += member.inflated
         if error is not None:
             return Walk(inflated, members, f"{_member(members)}{error}")
         start = member.end
     return Walk(inflated, members)
+
+
+class MemberStream:
+    """The uncompressed bytes of a gzip file read through its source in bounded steps (the member walk), then `facts`:
+    how many came out and what broke, worded as `inflate` words it. After the walk the reader checks the file against
+    the checksum its source records (a zip archive's CRC32), which, failing, is the reason, as when the file is read
+    whole; a read error is the reason too. Nothing past `expected` bytes is produced."""
+
+    def __init__(self, reader: MemberReader, expected: int) -> None:
+        self.reader, self.expected = reader, expected
+        self.facts: StreamFacts | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            found = yield from inflated_steps(self.reader.read_at, self.reader.size, self.expected)
+            self.reader.verify()
+        except SourceError as exc:
+            self.facts = StreamFacts(0, str(exc))
+            return
+        self.facts = stream_facts(found, self.expected)
 
 
 class _Member:
@@ -139,7 +180,8 @@ class _Member:
         self.read_at, self.size, self.position, self.room = read_at, size, body, room
         self.inflated, self.crc, self.end = 0, 0, body
 
-    def read(self) -> str | None:
+    def read(self) -> Generator[bytes, None, str | None]:
+        """Yields the member's uncompressed bytes step by step; returns what is wrong with it, or None."""
         inflater = zlib.decompressobj(wbits=-15)
         pending = b""
         try:
@@ -154,6 +196,8 @@ class _Member:
                 self.crc, self.inflated = deflate.crc32(out, self.crc), self.inflated + len(out)
                 if self.inflated > self.room:
                     return "the stream holds more data than the header says"
+                if out:
+                    yield out
         except zlib.error as exc:
             return f"deflate data broken after {self.inflated} uncompressed bytes: {str(exc).split(': ', 1)[-1]}"
         trailer_at = self.position - len(inflater.unused_data)
@@ -214,6 +258,10 @@ def _zero_from(read_at: ReadAt, start: int, size: int) -> bool:
 
 def _member(number: int) -> str:
     return "" if number == 1 else f"gzip member {number}: "
+
+
+def _shorter(inflated: int, expected: int) -> str:
+    return f"data shorter than the header says: {inflated} of {expected} bytes"
 
 
 def _garbage(count: int, start: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,12 +22,16 @@ class Volume:
     affine: np.ndarray
 
 
-def read_volume(source: ReleaseSource, path: str, layout: Layout) -> Volume | None:
-    """The file's voxels, or None when its header is unusable, it is larger than the scan allows, or it is broken."""
+def read_volume(source: ReleaseSource, path: str, layout: Layout, limit: int) -> Volume | None:
+    """The file's voxels, or None when its header is unusable, it is larger than the scan allows, reading it would
+    hold more than `limit` bytes (its file, its stream and a float copy when scaled), or it is broken."""
     facts = read_file_facts(source, path, layout.max_bytes)
     if facts.problem(layout.max_voxels, layout.max_bytes) is not None or not measurable(facts.header):
         return None
     header = facts.header
+    scaled = 0 if header.slope is None and header.inter is None else 4 * math.prod(header.shape)
+    if facts.size + header.stream_bytes + scaled > limit:
+        return None
     try:
         raw = source.read(path, facts.size)
     except SourceError:

@@ -13,6 +13,10 @@ from qa.scan.facts import HeaderFacts, ImageValues, MaskValues, Overlap
 PERCENTILE_SAMPLE = 1 << 20
 PERCENTILES = (1, 5, 50, 95, 99)
 MAX_REPORTED_VALUES = 20
+# Distinct values other than 0 and 1 counted per mask; a mask with more (noise) keeps its most frequent ones.
+MAX_TRACKED_VALUES = 1 << 12
+# Voxels measured at a time: every temporary of a measurement is at most a few arrays of this many voxels.
+SLAB_VOXELS = 1 << 19
 # Padding (outside the scanned field of view) is one constant value, the image's minimum, over a large region; a
 # minimum that few voxels reach is just the darkest air, not padding.
 PADDING_MIN_SHARE = 0.01
@@ -33,101 +37,207 @@ def voxel_array(buffer: bytes | np.ndarray, header: HeaderFacts) -> np.ndarray:
     return np.frombuffer(buffer, dtype=dtype, count=math.prod(header.shape), offset=header.data_offset)
 
 
-def padding_value(stored: np.ndarray) -> float | None:
-    """The stored value that fills the region outside the scanned volume, when the image has one."""
-    if stored.size == 0 or stored.dtype.kind not in "iu":
-        return None
-    low = stored.min()
-    return float(low) if np.count_nonzero(stored == low) >= PADDING_MIN_SHARE * stored.size else None
+class ImageStats:
+    """Statistics of an image accumulated over consecutive slabs of its stored voxels in file order, so that a volume
+    streamed in pieces and one held whole give the same facts: min, max, mean and percentiles in loaded units, NaN and
+    infinity counts, and the padding value (stored)."""
 
+    def __init__(self, voxels: int, dtype: np.dtype) -> None:
+        self.voxels, self.kind = voxels, dtype.kind
+        # Percentiles are taken on every `step`-th voxel: a regular sample of at most PERCENTILE_SAMPLE voxels.
+        self.step = max(1, math.ceil(voxels / PERCENTILE_SAMPLE))
+        self.sample: list[np.ndarray] = []
+        self.nan_count = self.inf_count = self.finite = 0
+        self.low = self.high = None
+        self.total = 0.0
+        self.floor, self.floor_count = None, 0  # the smallest stored value so far and how many voxels hold it
 
-def image_values(stored: np.ndarray, header: HeaderFacts) -> ImageValues:
-    """Min, max, mean and percentiles in loaded units, with NaN and infinity counts and the padding value (stored)."""
-    nan_count = inf_count = 0
-    finite = stored
-    if stored.dtype.kind == "f":
-        nan_count = int(np.count_nonzero(np.isnan(stored)))
-        inf_count = int(np.count_nonzero(np.isinf(stored)))
-        if nan_count or inf_count:
-            finite = stored[np.isfinite(stored)]
-    if finite.size == 0:
-        return ImageValues(stored.size, None, None, None, {}, nan_count, inf_count)
-    step = max(1, math.ceil(finite.size / PERCENTILE_SAMPLE))
-    quantiles = np.percentile(finite[::step], PERCENTILES)
-    low, high = sorted((header.loaded(float(finite.min())), header.loaded(float(finite.max()))))
-    return ImageValues(
-        voxels=int(stored.size),
-        min=low,
-        max=high,
-        mean=header.loaded(float(finite.mean(dtype=np.float64))),
-        percentiles={f"p{p}": header.loaded(float(q)) for p, q in zip(PERCENTILES, quantiles)},
-        nan_count=nan_count,
-        inf_count=inf_count,
-        padding_value=padding_value(stored),
-    )
+    def add(self, start: int, stored: np.ndarray) -> None:
+        finite = stored
+        if self.kind == "f":
+            nan, inf = int(np.count_nonzero(np.isnan(stored))), int(np.count_nonzero(np.isinf(stored)))
+            self.nan_count, self.inf_count = self.nan_count + nan, self.inf_count + inf
+            if nan or inf:
+                finite = stored[np.isfinite(stored)]
+        sample = stored[(-start) % self.step :: self.step]
+        self.sample.append(sample[np.isfinite(sample)] if self.kind == "f" else sample.copy())
+        if finite.size == 0:
+            return
+        low, high = finite.min(), finite.max()
+        self.low = low if self.low is None else min(self.low, low)
+        self.high = high if self.high is None else max(self.high, high)
+        self.total += float(finite.sum(dtype=np.float64))
+        self.finite += finite.size
+        if self.kind in "iu" and (self.floor is None or low <= self.floor):
+            count = int(np.count_nonzero(stored == low))
+            self.floor_count = count if self.floor is None or low < self.floor else self.floor_count + count
+            self.floor = low
 
-
-def _other_values(mask: np.ndarray) -> dict[str, int] | None:
-    """Values other than 0 and 1 with their counts, or None for a binary mask; the cheap test first."""
-    if mask.dtype == np.uint8 or mask.dtype == np.bool_:
-        if mask.max() <= 1:
+    def padding_value(self) -> float | None:
+        """The stored value that fills the region outside the scanned volume, when the image has one."""
+        if self.floor is None or self.floor_count < PADDING_MIN_SHARE * self.voxels:
             return None
-    elif bool(np.all((mask == 0) | (mask == 1))):
-        return None
-    values, counts = np.unique(mask, return_counts=True)
-    others = [(v, int(c)) for v, c in zip(values.tolist(), counts) if v not in (0, 1)]
-    others.sort(key=lambda vc: -vc[1])
-    return {f"{v:g}": c for v, c in others[:MAX_REPORTED_VALUES]}
+        return float(self.floor)
+
+    def result(self, header: HeaderFacts) -> ImageValues:
+        if self.finite == 0:
+            return ImageValues(self.voxels, None, None, None, {}, self.nan_count, self.inf_count)
+        quantiles = np.percentile(np.concatenate(self.sample), PERCENTILES)
+        low, high = sorted((header.loaded(float(self.low)), header.loaded(float(self.high))))
+        return ImageValues(
+            voxels=self.voxels,
+            min=low,
+            max=high,
+            mean=header.loaded(self.total / self.finite),
+            percentiles={f"p{p}": header.loaded(float(q)) for p, q in zip(PERCENTILES, quantiles)},
+            nan_count=self.nan_count,
+            inf_count=self.inf_count,
+            padding_value=self.padding_value(),
+        )
 
 
-def _nonzero(mask: np.ndarray, other: dict[str, int] | None, shape: tuple[int, ...]) -> np.ndarray:
-    """Flat indices of the non-zero voxels. numpy finds those of a bool array about 20 times faster than of a uint8
-    one, and a uint8 mask without other values holds only 0 and 1, which are exactly False and True. Most masks fill
-    a few of a CT's slices: a max per slice (cheap) bounds the search to the slices that hold voxels."""
-    if mask.dtype != np.uint8 or other is not None:
-        return np.flatnonzero(mask)
-    plane = shape[0] * (shape[1] if len(shape) > 1 else 1)
-    filled = np.flatnonzero(mask.reshape(-1, plane).max(axis=1))
-    if filled.size == 0:
-        return filled
-    start = int(filled[0]) * plane
-    index = np.flatnonzero(mask[start : (int(filled[-1]) + 1) * plane].view(np.bool_))
-    index += start
-    return index
+def image_values(stored: np.ndarray, header: HeaderFacts, slab: int = SLAB_VOXELS) -> ImageValues:
+    """The statistics of an image held whole, taken slab by slab: no temporary larger than a slab."""
+    stats = ImageStats(stored.size, stored.dtype)
+    for start in range(0, stored.size, slab):
+        stats.add(start, stored[start : start + slab])
+    return stats.result(header)
 
 
-def mask_values(mask: np.ndarray, shape: tuple[int, ...], image: np.ndarray | None,
-                padding: float | None = None) -> tuple[MaskValues, np.ndarray]:
-    """A mask's facts and the flat indices of its non-zero voxels; `image` is on the same grid, or None, and
-    `padding` is its stored padding value, if any."""
-    other = _other_values(mask)
-    index = _nonzero(mask, other, shape)
-    if index.size == 0:
-        image_sum = None if image is None else 0.0
-        padding_voxels = None if image is None or padding is None else 0
-        return MaskValues(0, other, None, None, image_sum, padding_voxels, image_sq_sum=image_sum), index
-    nx, ny = shape[0], shape[1] if len(shape) > 1 else 1
-    rest, x = np.divmod(index, nx)
-    z, y = np.divmod(rest, ny)
-    coords = (x, y, z)
-    bbox = (tuple(int(c.min()) for c in coords), tuple(int(c.max()) for c in coords))
-    centroid = tuple(float(c.mean()) for c in coords)
-    image_sum = padding_voxels = image_sq_sum = None
-    if image is not None:
-        inside = image[index]
-        image_sum = float(inside.sum(dtype=np.float64))
-        padding_voxels = None if padding is None else int(np.count_nonzero(inside == padding))
-        image_sq_sum = _sum_of_squares(inside)
-    return MaskValues(int(index.size), other, bbox, centroid, image_sum, padding_voxels, image_sq_sum), index
+class MaskStats:
+    """A mask's facts accumulated over slabs of its stored voxels (each slab's first voxel given as a flat index in file
+    order): values other than 0 and 1, non-zero voxels, their extent and centre, and the image inside them when
+    `image` (flat, on the same grid) is given, with how many of them hold the image's `padding` value.
+
+    The flat indices of the non-zero voxels are kept for the overlap tracker while they take at most `index_limit`
+    bytes (None: not kept); past it `index` is None and `overflow` says so."""
+
+    def __init__(self, shape: tuple[int, ...], image: np.ndarray | None = None, padding: float | None = None,
+                 index_limit: int | None = None) -> None:
+        self.nx, self.ny = shape[0], shape[1] if len(shape) > 1 else 1
+        self.image, self.padding = image, padding
+        self.voxels = 0
+        self.low, self.high, self.sums = [math.inf] * 3, [-1] * 3, [0] * 3
+        self.image_sum = None if image is None else 0.0
+        self.image_sq_sum: int | float | None = None if image is None else 0
+        self.padding_voxels = None if image is None or padding is None else 0
+        self.others: dict[str, int] = {}
+        self.index_limit = index_limit
+        self.chunks: list[np.ndarray] = []
+        self.index_bytes = 0
+        self.overflow = False
+
+    def add(self, start: int, stored: np.ndarray, binary: bool | None = None) -> None:
+        """One slab; `binary` says that the slab holds only 0 and 1 when the caller knows (None: find out)."""
+        if binary is None:
+            binary = self._count_others(stored)
+        if stored.dtype == np.uint8 and binary:
+            # numpy finds the non-zero voxels of a bool array about 20 times faster than of a uint8 one, and a uint8
+            # slab of 0 and 1 is exactly a bool one
+            index = np.flatnonzero(stored.view(np.bool_))
+        else:
+            index = np.flatnonzero(stored)
+        if index.size == 0:
+            return
+        index += start
+        self.voxels += index.size
+        rest, x = np.divmod(index, self.nx)
+        z, y = np.divmod(rest, self.ny)
+        for axis, coord in enumerate((x, y, z)):
+            self.low[axis] = min(self.low[axis], int(coord[0]) if axis == 2 else int(coord.min()))
+            self.high[axis] = max(self.high[axis], int(coord[-1]) if axis == 2 else int(coord.max()))
+            self.sums[axis] += int(coord.sum(dtype=np.int64))
+        del rest, x, y, z
+        if self.image is not None:
+            inside = self.image[index]
+            self.image_sum += float(inside.sum(dtype=np.float64))
+            self.image_sq_sum += _sum_of_squares(inside)
+            if self.padding is not None:
+                self.padding_voxels += int(np.count_nonzero(inside == self.padding))
+        self._keep(index)
+
+    def _keep(self, index: np.ndarray) -> None:
+        if self.index_limit is None or self.overflow:
+            return
+        if self.index_bytes + index.nbytes > self.index_limit:
+            self.chunks, self.overflow = [], True
+            return
+        self.chunks.append(index)
+        self.index_bytes += index.nbytes
+
+    def _count_others(self, stored: np.ndarray) -> bool:
+        """Counts the slab's values other than 0 and 1; whether it has none. The cheap test first."""
+        if stored.dtype == np.uint8 or stored.dtype == np.bool_:
+            if stored.max() <= 1:
+                return True
+        elif bool(np.all((stored == 0) | (stored == 1))):
+            return True
+        values, counts = np.unique(stored, return_counts=True)
+        for value, count in zip(values.tolist(), counts.tolist()):
+            if value not in (0, 1):
+                key = f"{value:g}"
+                self.others[key] = self.others.get(key, 0) + count
+        if len(self.others) > MAX_TRACKED_VALUES:
+            # a mask of noise: keep the most frequent values (their counts may then be short by a few voxels)
+            kept = sorted(self.others.items(), key=lambda kv: -kv[1])[: MAX_TRACKED_VALUES // 2]
+            self.others = dict(kept)
+        return False
+
+    @property
+    def index(self) -> np.ndarray | None:
+        """The flat indices of the non-zero voxels, ascending, or None when they were not kept (or dropped)."""
+        if self.index_limit is None or self.overflow:
+            return None
+        if len(self.chunks) != 1:  # joined once, so that the slabs' pieces are not held beside the whole
+            self.chunks = [np.concatenate(self.chunks) if self.chunks else np.empty(0, dtype=np.intp)]
+        return self.chunks[0]
+
+    def drop_index(self) -> None:
+        """Let go of the indices once they have served."""
+        self.chunks, self.index_limit = [], None
+
+    def result(self) -> MaskValues:
+        others = sorted(self.others.items(), key=lambda kv: (-kv[1], _number(kv[0])))[:MAX_REPORTED_VALUES]
+        other = dict(others) if others else None
+        sq_sum = None if self.image_sq_sum is None else float(self.image_sq_sum)
+        if self.voxels == 0:
+            return MaskValues(0, other, None, None, self.image_sum, self.padding_voxels, sq_sum)
+        bbox = (tuple(int(v) for v in self.low), tuple(int(v) for v in self.high))
+        centroid = tuple(total / self.voxels for total in self.sums)
+        return MaskValues(self.voxels, other, bbox, centroid, self.image_sum, self.padding_voxels, sq_sum)
 
 
-def _sum_of_squares(values: np.ndarray) -> float:
+def _sum_of_squares(values: np.ndarray) -> int | float:
     """The sum of squares, exact for 8- and 16-bit integers, which square into 32 bits (int16's) or 64: 30 times
-    faster than through float64 copies on an int16 CT."""
+    faster than through float64 copies on an int16 CT. An integer for those, so that slabs add up exactly."""
     if values.dtype.kind in "iu" and values.dtype.itemsize <= 2:
         wide = np.int64 if values.dtype == np.uint16 else np.int32
-        return float(np.square(values, dtype=wide).sum(dtype=np.int64))
+        return int(np.square(values, dtype=wide).sum(dtype=np.int64))
     return float(np.square(values, dtype=np.float64).sum())
+
+
+def _number(key: str) -> float:
+    """A reported value's number, NaN last, so that values with equal counts are listed in a stable order."""
+    value = float(key)
+    return math.inf if math.isnan(value) else value
+
+
+def measure_mask(mask: np.ndarray, stats: MaskStats, slab: int = SLAB_VOXELS) -> None:
+    """A mask held whole (flat, file order), slab by slab. Most masks fill a few of a CT's slices: for uint8 a max per
+    plane (one cheap pass) says where the non-zero voxels can be, and whether any value is above 1."""
+    if mask.dtype != np.uint8:
+        for start in range(0, mask.size, slab):
+            stats.add(start, mask[start : start + slab])
+        return
+    plane = stats.nx * stats.ny
+    maxes = mask.reshape(-1, plane).max(axis=1)
+    filled = np.flatnonzero(maxes)
+    if filled.size == 0:
+        return
+    binary = True if int(maxes.max()) <= 1 else None
+    begin, end = int(filled[0]) * plane, (int(filled[-1]) + 1) * plane
+    for start in range(begin, end, slab):
+        stats.add(start, mask[start : min(end, start + slab)], binary)
 
 
 class OverlapTracker:

@@ -49,6 +49,11 @@ class MemberReader(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def verify(self) -> None:
+        """Check the member against the checksum its source records for it (a zip archive's CRC32), reading what was
+        not read from its start yet; SourceError when it fails. A folder records none: nothing to check."""
+        return None
+
     def __enter__(self) -> MemberReader:
         return self
 
@@ -76,6 +81,11 @@ class ReleaseSource(ABC):
     @abstractmethod
     def open(self, path: str) -> MemberReader:
         """A regular file opened for reading under the same rules as stat; SourceError otherwise."""
+
+    def resident_bytes(self) -> int:
+        """The most memory the source itself keeps in a process that reads it (an index, a cache), besides the files
+        read: what a worker counts on top of its own. A folder keeps nothing."""
+        return 0
 
     def read(self, path: str, limit: int) -> bytes:
         """A whole regular file of at most `limit` bytes; SourceError when it is larger or cannot be read."""

@@ -14,6 +14,7 @@ import re
 import stat
 import struct
 import zlib
+from abc import abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,10 @@ MAX_DIRECTORY_BYTES = 256 << 20
 WHOLE_BYTES = 32 << 20
 KEEP_BYTES = 32 << 20
 HEAD_BYTES = 1 << 20  # the start of a member that is inflated on its own, for headers
+# What a process keeps of an archive it reads: its index (measured at 190 bytes a member) and, for a member read in
+# steps, a window of inflated bytes and a step of compressed ones.
+INDEX_BYTES_PER_MEMBER = 256
+WINDOW_BYTES = 4 << 20
 READ_STEP = 1 << 16
 SCAN_STEP = 1 << 20
 
@@ -608,13 +613,43 @@ def _index(path: str, size: int, mtime_ns: int, inode: int, case_pattern: str | 
     return _INDEXES[key]
 
 
-class _Range(MemberReader):
-    """A stored member: its bytes are the archive's, read by position."""
+def _crc_mismatch(recorded: int, size: int, crc: int) -> str:
+    return f"zip CRC32 mismatch: the archive records {recorded:08x} for the member, its {size:,} bytes give {crc:08x}"
 
-    def __init__(self, file: _File, data: int, size: int) -> None:
-        self.file, self.data, self.size = file, data, size
+
+class _Checked(MemberReader):
+    """A member whose bytes, as they are read from its start without a gap, are summed into a CRC32 that verify()
+    compares with the archive's record: a member streamed in steps is verified as one read whole is."""
+
+    def __init__(self, size: int, crc: int) -> None:
+        self.size, self.recorded = size, crc
+        self._crc = self._mark = 0  # the CRC32 of the member's bytes [0, _mark)
+
+    @abstractmethod
+    def _read(self, offset: int, length: int) -> bytes: ...
 
     def read_at(self, offset: int, length: int) -> bytes:
+        data = self._read(offset, length)
+        if offset <= self._mark < offset + len(data):
+            self._crc = deflate.crc32(memoryview(data)[self._mark - offset :], self._crc)
+            self._mark = offset + len(data)
+        return data
+
+    def verify(self) -> None:
+        while self._mark < self.size and self.read_at(self._mark, SCAN_STEP):
+            pass
+        if self._mark < self.size or self._crc != self.recorded:
+            raise SourceError(_crc_mismatch(self.recorded, self.size, self._crc))
+
+
+class _Range(_Checked):
+    """A stored member: its bytes are the archive's, read by position."""
+
+    def __init__(self, file: _File, data: int, size: int, crc: int) -> None:
+        super().__init__(size, crc)
+        self.file, self.data = file, data
+
+    def _read(self, offset: int, length: int) -> bytes:
         length = max(0, min(length, self.size - offset))
         return self.file.read(self.data + offset, length) if length else b""
 
@@ -622,12 +657,15 @@ class _Range(MemberReader):
         pass
 
 
-class _Inflating(MemberReader):
+class _Inflating(_Checked):
     """A deflated member: its start is inflated on demand (a NIfTI header needs a few kilobytes); a later byte inflates
-    the whole member with libdeflate when it is small enough to keep, else streams it with zlib in bounded steps."""
+    the whole member with libdeflate when it is small enough to keep, else streams it with zlib in bounded steps. Reads
+    at increasing offsets (a stream read in steps) inflate on from where the last one stopped; only a read before
+    that restarts from the member's start."""
 
-    def __init__(self, source: ZipSource, path: str, data: int, csize: int, size: int) -> None:
-        self.source, self.path, self.data, self.csize, self.size = source, path, data, csize, size
+    def __init__(self, source: ZipSource, path: str, data: int, csize: int, size: int, crc: int) -> None:
+        super().__init__(size, crc)
+        self.source, self.path, self.data, self.csize = source, path, data, csize
         self._restart()
 
     def _restart(self) -> None:
@@ -636,7 +674,7 @@ class _Inflating(MemberReader):
         self.window = bytearray()  # inflated bytes from window_start on
         self.window_start = 0
 
-    def read_at(self, offset: int, length: int) -> bytes:
+    def _read(self, offset: int, length: int) -> bytes:
         end = min(offset + length, self.size)
         if offset >= end:
             return b""
@@ -707,6 +745,12 @@ class ZipSource(ReleaseSource):
     def _file(self) -> _File:
         return self._index.file
 
+    def resident_bytes(self) -> int:
+        """The archive's index, the deflated members kept for the case's reads, a window for one read in steps."""
+        index = self._index
+        kept = KEEP_BYTES if index.layout.deflated else 0
+        return INDEX_BYTES_PER_MEMBER * len(index.paths) + kept + WINDOW_BYTES
+
     @property
     def layout(self) -> ArchiveLayout:
         """The archive as a whole: how its members were found, and its refused members."""
@@ -765,18 +809,23 @@ class ZipSource(ReleaseSource):
             raise SourceError(f"a stored member whose sizes differ ({csize:,} and {usize:,} bytes)")
         data = self._data_start(record)
         if method == STORED:
-            return _Range(self._file(), data, usize)
-        return _Inflating(self, path, data, csize, usize)
+            return _Range(self._file(), data, usize, int(record["crc"]))
+        return _Inflating(self, path, data, csize, usize, int(record["crc"]))
 
     def _inflate(self, path: str) -> bytes:
         """A deflated member inflated whole with libdeflate (its declared size bounds the output), kept for later
         reads when small enough."""
         record = self._index.records[self._member(path)]
-        raw = self._file().read(self._data_start(record), int(record["csize"]))
-        usize = int(record["usize"])
+        data, csize, usize = self._data_start(record), int(record["csize"]), int(record["usize"])
+        raw = self._file().read(data, csize)
         try:
             whole = deflate.deflate_decompress(raw, usize) if usize else b""
         except deflate.DeflateError as exc:
+            del raw
+            # zlib says where and how it broke, in the words a streamed read of the member would use
+            streamed = _Inflating(self, path, data, csize, usize, int(record["crc"]))
+            for offset in range(0, usize, SCAN_STEP):
+                streamed._inflate_to(offset, min(usize, offset + SCAN_STEP))
             raise SourceError(f"the member's deflate data is broken or inflates to more than the {usize:,} bytes "
                               "it declares") from exc
         if len(whole) != usize:
@@ -803,6 +852,5 @@ class ZipSource(ReleaseSource):
                 whole = reader.read_at(0, usize)
         crc = deflate.crc32(whole)
         if crc != int(record["crc"]):
-            raise SourceError(f"zip CRC32 mismatch: the archive records {int(record['crc']):08x} for the member, its "
-                              f"{usize:,} bytes give {crc:08x}")
+            raise SourceError(_crc_mismatch(int(record["crc"]), usize, crc))
         return whole

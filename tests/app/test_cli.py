@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.app.cli import main
+from qa.app.cli import build_parser, main
 from qa.app.pipeline import keep_run, open_history, open_output, run_check, write_outputs
 from qa.output.files import Folder
 from qa.report.model import Report
@@ -81,8 +81,11 @@ def test_fail_on_warning_exits_1_on_warnings(junk: Sample, tmp_path: Path) -> No
     ["check", "{release}", "--spec", "totalsegmentator-v9"],
     ["check", "{release}", "--fail-on", "sometimes"],
     ["check", "{release}", "--jobs", "0"],
+    ["check", "{release}", "--max-memory", "lots"],
+    ["check", "{release}", "--max-memory", "64M"],
     ["frobnicate"],
-], ids=["missing path", "unknown spec", "bad fail-on", "zero jobs", "unknown command"])
+], ids=["missing path", "unknown spec", "bad fail-on", "zero jobs", "not a memory size", "memory below one worker's",
+        "unknown command"])
 def test_usage_error_exits_2_with_one_line_and_no_traceback(
     clean: Sample, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
@@ -91,6 +94,12 @@ def test_usage_error_exits_2_with_one_line_and_no_traceback(
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and err.startswith("tsqa: error:")
     assert "Traceback" not in err
+
+
+def test_max_memory_takes_binary_units(clean: Sample, tmp_path: Path) -> None:
+    assert tsqa_check(clean, tmp_path, "--subset", "--max-memory", "1.5GiB") == 0
+    assert build_parser().parse_args(["check", "R", "--max-memory", "768m"]).max_memory == 768 << 20
+    assert build_parser().parse_args(["check", "R"]).max_memory == 1 << 30
 
 
 def test_out_inside_the_release_is_refused_with_2(clean: Sample, capsys: pytest.CaptureFixture[str]) -> None:

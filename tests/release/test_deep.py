@@ -8,7 +8,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from support import KillingSource
+from support import KillingSource, KillOnceSource
 
 from qa.app.pipeline import run_check
 from qa.report.model import Report
@@ -150,14 +150,24 @@ def test_nan_voxels_are_image_values(example_copy) -> None:
     assert found.details["nan_count"] == 1
 
 
-def test_killed_worker_costs_one_case_and_the_rest_complete(example_copy) -> None:
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_case_that_kills_its_worker_twice_is_qa_internal_and_the_rest_complete(example_copy, jobs: int) -> None:
     root = example_copy("s0000", "s0001", "s0002", "s0003")
-    report = check(KillingSource(root, "s0002"), jobs=2)
+    report = check(KillingSource(root, "s0002"), jobs=jobs)
     [internal] = findings(report, "QA_INTERNAL")
     assert (internal.case, internal.path, internal.subcode) == ("s0002", "s0002", "crash")
+    assert "died 2 times" in internal.message and "SIGKILL" in internal.message
     assert [c.case for c in report.cases] == ["s0000", "s0001", "s0002", "s0003"]
     checked = [c.case for c in report.cases if c.labels]
     assert checked == ["s0000", "s0001", "s0003"]
+
+
+def test_a_case_whose_worker_dies_once_is_run_again_and_checked(example_copy, tmp_path: Path) -> None:
+    root = example_copy("s0000", "s0001", "s0002")
+    report = check(KillOnceSource(root, "s0001", tmp_path / "killed-once"), jobs=2)
+    assert (tmp_path / "killed-once").exists()
+    assert findings(report, "QA_INTERNAL") == []
+    assert [c.case for c in report.cases if c.labels] == ["s0000", "s0001", "s0002"]
 
 
 def test_quick_and_deep_agree_on_everything_quick_reports(example_copy) -> None:

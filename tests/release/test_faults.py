@@ -33,6 +33,10 @@ NO_FAULT = {
     "QA_INTERNAL:crash": "a failure of tsqa itself (tests/execute kill a worker on purpose)",
     "QA_INTERNAL:error": "a failure of tsqa itself",
     "QA_INTERNAL:file": "a failure of tsqa itself (tests/scan/test_case.py makes one file's reading fail)",
+    "QA_PARTIAL:overlaps": "a case larger than the default --max-memory takes gigabytes of inflation; "
+                           "tests/release/test_memory.py makes one on real files under a small budget",
+    "QA_PARTIAL:padding": "as QA_PARTIAL:overlaps",
+    "QA_PARTIAL:pieces": "as QA_PARTIAL:overlaps",
     "META_UNREADABLE:too_large": "a 64 MB meta.csv (tests/scan/test_meta.py reads one with a smaller bound)",
     "META_SPLIT_COUNTS:total": "with the release's split sizes a changed total always changes a split too "
                                "(tests/checks/test_meta.py shows it alone)",

@@ -4,7 +4,6 @@ process, real sockets; a crash of the whole process group and a restart."""
 from __future__ import annotations
 
 import http.client
-import os
 import signal
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from serve_support import (
     wait_until,
     write_config,
 )
+from support import process_group
 
 from qa.app.serve.store import JobStore
 from qa.app.serve.worker import INTERRUPTED
@@ -134,7 +134,7 @@ def test_a_crash_fails_the_running_check_and_a_restart_runs_the_queued_one(store
         pid = JobStore(tmp_path / "data" / "jobs.sqlite3").get(running).pid
     finally:
         server.kill()  # the web process and the worker die at once; the check's own process group notices
-    wait_until(lambda: not _alive(pid), timeout=10)
+    wait_until(lambda: not process_group(pid), timeout=10)
     restarted = Served(config)
     try:
         with httpx.Client(base_url=restarted.url, timeout=30) as client:
@@ -150,13 +150,3 @@ def test_sigterm_stops_the_service_cleanly(store: Path, tmp_path: Path) -> None:
     server = Served(write_config(tmp_path / "tsqa-serve.yaml", {"store": store}, tmp_path / "data"))
     assert server.stop() in STOPPED
     assert "Application shutdown complete" in server.text()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.killpg(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
