@@ -1,7 +1,9 @@
-"""Shared fixtures: the real example release and its reference statistics (tests/data)."""
+"""Shared fixtures: the real example release and its reference statistics (tests/data), and a deadline."""
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,3 +25,19 @@ def example_statistics() -> Path:
 def example_copy(example_root: Path, tmp_path: Path):
     """A factory: a writable copy of the real example under tmp_path, with the given case ids."""
     return lambda *cases: copy_example(example_root, tmp_path / "release", list(cases) or ["s0000"])
+
+
+DEADLINE_SECONDS = 30
+
+
+@pytest.fixture
+def deadline() -> Iterator[None]:
+    """Fail instead of hanging: a check that blocks on a file is a bug, not a slow test."""
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"the test did not end within {DEADLINE_SECONDS} s: something hung")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(DEADLINE_SECONDS)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)

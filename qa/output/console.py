@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from qa.output.text import counted
 from qa.report.gate import describe
 from qa.report.model import ArchiveReport, Report
 from qa.rules.codes import CODES, SEVERITY_RANK
@@ -44,10 +45,11 @@ def print_summary(report: Report, path: Path, console: Console | None = None) ->
     console = console or Console()
     s = report.summary
     verdict = "[bold green]PASS[/]" if s.passed else "[bold red]FAIL[/]"
-    counted = ", counting only new findings" if s.counted == "new" else ""
+    scope = ", counting only new findings" if s.counted == "new" else ""
     console.print(f"{verdict} {report.spec_id}, {s.cases} cases, {s.files} files, {report.duration_s:.1f} s: "
-                  f"{s.by_severity['error']} errors, {s.by_severity['warning']} warnings, {s.by_severity['info']} info "
-                  f"(fail on {s.fail_on}{counted})", soft_wrap=True)
+                  f"{counted(s.by_severity['error'], 'error')}, {counted(s.by_severity['warning'], 'warning')}, "
+                  f"{s.by_severity['info']:,} info "
+                  f"(fail on {s.fail_on}{scope})", soft_wrap=True)
     for line in describe(report):
         console.print(line, soft_wrap=True, markup=False, highlight=False)
     if s.by_code:

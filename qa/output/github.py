@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path, PurePosixPath
 
 from qa.output.markdown import finding_table, table
-from qa.output.text import md_code, md_text, readable
+from qa.output.text import counted, md_code, md_text, readable
 from qa.report.model import Report
 from qa.rules.codes import SEVERITY_RANK
 from qa.rules.finding import Finding, fails
@@ -63,7 +63,7 @@ def annotations(report: Report, release_prefix: str | None) -> list[str]:
     more_errors, more_warnings = max(len(errors) - MAX_PER_LEVEL, 0), max(len(warnings) - MAX_PER_LEVEL, 0)
     if more_errors or more_warnings:
         lines.append("::notice title=tsqa::" + escape_data(
-            f"{more_errors} more errors and {more_warnings} more warnings are in the report"))
+            f"{counted(more_errors, 'more error')} and {counted(more_warnings, 'more warning')} are in the report"))
     return lines
 
 

@@ -1,4 +1,5 @@
-"""Text from a release (file names, meta.csv cells) made safe for formats that cannot carry every string."""
+"""Text for the output formats: a release's text (file names, meta.csv cells) made safe for formats that cannot
+carry every string, and counts in words."""
 
 from __future__ import annotations
 
@@ -41,3 +42,8 @@ def md_code(text: str | None) -> str:
     fence = "`" * (max((len(run) for run in re.findall(r"`+", body)), default=0) + 1)
     pad = " " if body.startswith("`") or body.endswith("`") else ""
     return f"{fence}{pad}{body}{pad}{fence}"
+
+
+def counted(number: int, noun: str) -> str:
+    """'1 error', '2 errors', '0 errors'."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"

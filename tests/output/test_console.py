@@ -64,3 +64,15 @@ def test_summary_says_when_fail_on_counted_only_new_findings(tmp_path: Path) -> 
     text = console.export_text()
     assert "(fail on error, counting only new findings)" in text
     assert "Baseline b.json (the run of 2026-11-01 09:30 UTC): 1 new, 0 worse, 1 unchanged, 0 fixed since" in text
+
+
+def test_summary_counts_in_words_one_error_and_several_warnings(tmp_path: Path) -> None:
+    spec = load_spec("totalsegmentator-v2")
+    sample = make_sample(tmp_path / "release", spec, cases=2, shape=(24, 20, 32),
+                         faults=["GEOM_AFFINE_MISMATCH", "FILE_UNEXPECTED:os_junk"])
+    report = run_check(sample.root, spec, "test", mode="quick", subset=True)
+    console = Console(record=True, width=200)
+    print_summary(report, tmp_path / "report.json", console)
+    errors, warnings = report.summary.by_severity["error"], report.summary.by_severity["warning"]
+    assert (errors, warnings > 1) == (1, True)
+    assert f"1 error, {warnings} warnings," in console.export_text()

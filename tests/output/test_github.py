@@ -58,7 +58,7 @@ def test_at_most_ten_errors_and_ten_warnings_and_a_notice_of_the_rest() -> None:
     infos = [finding("META_NORMALIZED", "meta.csv", "info")]
     lines = annotations(report(errors + warnings + infos), "")
     assert [parse(line)[0] for line in lines] == ["error"] * 10 + ["warning"] * 10 + ["notice"]
-    assert parse(lines[-1])[2] == "2 more errors and 1 more warnings are in the report"
+    assert parse(lines[-1])[2] == "2 more errors and 1 more warning are in the report"
 
 
 def test_waived_and_unchanged_findings_are_not_annotated() -> None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -220,19 +218,6 @@ def test_split_counts_of_a_partial_copy_are_reported_unless_it_is_checked_as_a_s
 @pytest.fixture
 def clean(tmp_path: Path, v2: ReleaseSpec) -> Sample:
     return make_sample(tmp_path / "release", v2, cases=CASES, shape=SHAPE)
-
-
-@pytest.fixture
-def deadline() -> Iterator[None]:
-    """Fail instead of hanging: a check that blocks on a file is a bug, not a slow test."""
-    def expire(signum: int, frame: object) -> None:
-        raise TimeoutError("the check hung")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(30)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
 
 
 def test_symlinked_mask_leaving_the_release_is_corrupt_and_not_followed(

@@ -66,7 +66,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Sample:
 
 
 @pytest.fixture
-def deadline() -> Iterator[None]:
+def hang_guard() -> Iterator[None]:
     """Fail instead of hanging: a check that blocks on a file is a bug, not a slow test."""
     def expire(signum: int, frame: object) -> None:
         raise TimeoutError(f"the check did not end within {RUN_SECONDS} s")
@@ -150,7 +150,7 @@ def listing(root: Path) -> dict[str, tuple[int, int, int]]:
 @given(broken=st.lists(operations, min_size=1, max_size=4), mode=st.sampled_from(["quick", "deep"]),
        detect=st.booleans())
 def test_every_run_on_a_broken_release_ends_with_a_valid_report(
-    pristine: Sample, tmp_path_factory: pytest.TempPathFactory, deadline: None, broken: list[tuple], mode: str,
+    pristine: Sample, tmp_path_factory: pytest.TempPathFactory, hang_guard: None, broken: list[tuple], mode: str,
     detect: bool
 ) -> None:
     work = tmp_path_factory.mktemp("fuzz")

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from support import class_list
 
 from qa.rules.detect import detect_spec
@@ -23,19 +20,6 @@ def layout_with(tmp_path: Path, columns: str, masks: list[str]) -> Path:
     for name in masks:
         (tmp_path / "s0000" / "segmentations" / f"{name}.nii.gz").touch()
     return tmp_path
-
-
-@pytest.fixture
-def deadline() -> Iterator[None]:
-    """Fail instead of hanging: detection that blocks on a file is a bug, not a slow test."""
-    def expire(signum: int, frame: object) -> None:
-        raise TimeoutError("detection hung")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(20)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
 
 
 def test_detection_picks_v2_for_the_real_example_and_says_why(example_root: Path) -> None:
