@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from html import escape
 from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from qa.app.serve.config import ServeConfig
@@ -159,10 +160,18 @@ def report_file(config: ServeConfig, job: Job, name: str) -> Path:
             "report.sarif, or its diff.json, diff.html, diff.md", response_class=FileResponse, responses=NOT_FOUND)
 def check_file(job_id: JobId, name: Literal["report.json", "report.html", "junit.xml", "report.sarif", "diff.json",
                                           "diff.html", "diff.md"],
-               request: Request, who: Reader) -> FileResponse:
+               request: Request, who: Reader) -> Response:
     job = job_or_404(store_of(request), job_id)
     path = report_file(config_of(request), job, name)
+    if name.endswith(".html"):
+        return HTMLResponse(based(path.read_text(encoding="utf-8"), f"/reports/{job.run}/"))
     return FileResponse(path, media_type={**REPORT_FILES, **DIFF_FILES}[name])
+
+
+def based(html: str, folder: str) -> str:
+    """A page served away from its folder, with a <base> naming that folder: its pictures (evidence/) and its link to
+    the reports' index are relative to where it was written."""
+    return html.replace("<head>", f'<head>\n<base href="{escape(folder, quote=True)}">', 1)
 
 
 def root_info(config: ServeConfig, store: JobStore, root_id: str) -> RootInfo:

@@ -21,8 +21,9 @@ SESSION_COOKIE = "tsqa_session"
 MAX_TOKEN_CHARS = 512
 SAFE_METHODS = ("GET", "HEAD")
 # Reports are generated pages with inline script and style; nothing they hold may load or send anything elsewhere.
+# base-uri 'self': a report fetched through the API names its folder under /reports/ as its base (see api.py).
 DEFAULT_CSP = ("default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-               "script-src 'self' 'unsafe-inline'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+               "script-src 'self' 'unsafe-inline'; connect-src 'self'; form-action 'self'; base-uri 'self'; "
                "frame-ancestors 'none'")
 
 

@@ -4,7 +4,9 @@ format, histories and diffs, one running check per root, cancelling, restarting,
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
+from urllib.parse import urljoin
 
 import pytest
 from fastapi.testclient import TestClient
@@ -77,6 +79,16 @@ def test_a_report_is_kept_in_the_roots_history_with_its_index(client: TestClient
     assert page.status_code == 200 and job["id"]
 
 
+def test_a_report_page_fetched_through_the_api_links_to_files_that_are_served(client: TestClient) -> None:
+    job = finished(client, submit(client, path="small", subset=True))
+    page = client.get(job["reports"]["report.html"], headers=READ).text
+    base = re.search(r'<base href="([^"]+)">', page).group(1)
+    links = re.findall(r'(?:href|src)="((?:\.\./)*index\.html|evidence/[^"]+)"', page)
+    assert any(link.endswith("index.html") for link in links)
+    for link in links:
+        assert client.get(urljoin(base, link), headers=READ).status_code == 200, link
+
+
 def test_the_history_gives_each_check_its_diff_to_the_previous_one(client: TestClient) -> None:
     first = finished(client, submit(client, path="small", subset=True))
     second = finished(client, submit(client, path="small", subset=True))
@@ -142,7 +154,8 @@ def test_cancelling_a_running_check_stops_its_process_promptly(client: TestClien
     assert response.status_code == 202
     done = finished(client, job_id, timeout=5)
     assert done["state"] == "cancelled" and done["reason"] == "cancelled while it ran" and done["reports"] == {}
-    assert process_group(pid) == []  # its pool's workers too (zombies are dead, only not yet reaped by init)
+    # its pool's workers too: SIGKILLed processes end within moments (zombies count as ended: init reaps them late)
+    wait_until(lambda: process_group(pid) == [], timeout=5)
     assert client.delete(f"/api/v1/checks/{job_id}", headers=SUBMIT).status_code == 409
 
 
