@@ -11,9 +11,10 @@ from urllib.parse import urljoin
 import pytest
 from fastapi.testclient import TestClient
 from serve_support import DONE, READ_TOKEN, SUBMIT_TOKEN, bearer, wait_until
-from support import process_group, sarif_problems
+from support import REPO, process_group, sarif_problems
 
 from qa.app.serve.app import create_app
+from qa.app.serve.openapi import api_document
 from qa.app.serve.store import JobStore
 from qa.app.serve.worker import INTERRUPTED
 from qa.report.diff import ReportDiff
@@ -294,3 +295,10 @@ def test_logs_name_tokens_never_their_value(client: TestClient, caplog: pytest.L
     text = caplog.text
     assert "queued by ci" in text and "refused GET /api/v1/roots" in text
     assert SUBMIT_TOKEN not in text and READ_TOKEN not in text and "wrong-secret-value" not in text
+
+
+def test_the_committed_openapi_document_is_the_one_the_service_serves(client: TestClient) -> None:
+    served = client.get("/api/v1/openapi.json", headers=READ).json()
+    committed = json.loads((REPO / "schemas" / "openapi.json").read_text())
+    assert served == committed == api_document(), \
+        "regenerate with: python -m qa.app.serve.openapi > schemas/openapi.json"
