@@ -6,6 +6,7 @@ cannot import a test module."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -17,11 +18,13 @@ import sys
 import threading
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema
 import numpy as np
+import pytest
 from nibabel.nifti1 import Nifti1Header
 
 from qa.source.base import MemberReader, ReleaseSource
@@ -306,3 +309,29 @@ def write_zeros_nifti(path: Path, shape: tuple[int, ...], dtype: str, affine: np
         deflate = deflate[:garbage_after] + np.random.default_rng(0).bytes(len(deflate) - garbage_after)
     trailer = struct.pack("<II", crc, (len(head) + data_bytes) % (1 << 32))
     path.write_bytes(b"\x1f\x8b\x08\x00\0\0\0\0\x00\xff" + deflate + trailer)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[object]:
+    """Debian's chromium, headless, through Playwright's sync API; skipped where either is missing, but CI (which
+    installs both) fails instead."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if sync_playwright is None or not CHROMIUM.is_file():
+        missing = "the playwright package" if sync_playwright is None else str(CHROMIUM)
+        if os.environ.get("CI"):
+            pytest.fail(f"the browser test needs {missing}; .ci/run and the test extra install it")
+        pytest.skip(f"{missing} is not installed (apt-get install chromium; pip install -e '.[browser]')")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()

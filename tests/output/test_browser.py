@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from support import chromium
 
 from qa.app.cli import main
 from qa.output.runs import latest_run
@@ -16,24 +16,7 @@ from qa.rules.spec import load_spec
 from qa.synth.sample import make_sample
 
 SPEC = "totalsegmentator-v2"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 FAULTS = ["GEOM_AFFINE_MISMATCH", "LABEL_OVERLAP", "META_VALUE", "FILE_UNEXPECTED", "LABEL_VALUES", "FILE_MISSING"]
-
-
-def _browser_or_skip():
-    """Playwright's sync API when it and Debian's chromium are here; CI (which installs both) fails, not skips."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        sync_playwright = None
-    if sync_playwright is None or not CHROMIUM.is_file():
-        missing = "the playwright package" if sync_playwright is None else str(CHROMIUM)
-        if os.environ.get("CI"):
-            pytest.fail(f"the browser test needs {missing}; .ci/run and the test extra install it")
-        pytest.skip(f"{missing} is not installed (apt-get install chromium; pip install -e '.[browser]')")
-    return sync_playwright
 
 
 @dataclass
@@ -62,11 +45,8 @@ def checked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    sync_playwright = _browser_or_skip()
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 def open_page(browser, path: Path, report: Report) -> Opened:

@@ -9,10 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from serve_support import SUBMIT_TOKEN, Served, write_config
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+from support import chromium
 
 
 @pytest.fixture(scope="module")
@@ -25,22 +22,8 @@ def served(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """Debian's chromium through Playwright, as tests/output/test_browser.py drives it; CI fails, not skips."""
-    import os
-
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        sync_playwright = None
-    if sync_playwright is None or not CHROMIUM.is_file():
-        missing = "the playwright package" if sync_playwright is None else str(CHROMIUM)
-        if os.environ.get("CI"):
-            pytest.fail(f"the browser test needs {missing}; .ci/run and the test extra install it")
-        pytest.skip(f"{missing} is not installed")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 def test_start_a_check_from_the_ui_watch_it_finish_and_open_its_report(browser, served: Served,
