@@ -4,7 +4,6 @@ volumes and places, field of view, sex, age, contrast phase), for measuring what
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,7 @@ import numpy as np
 
 from qa.rules.spec import ReleaseSpec
 from qa.synth.phantom import BodyFrame, Region, draw_person, render
-from qa.synth.sample import CasePlan, Grid, MaskWriter, Sample, inject_faults, plan_case, save_nifti, write_meta
+from qa.synth.sample import CasePlan, Grid, Sample, inject_faults, plan_case, write_body, write_meta
 
 DEFAULT_SPACING = 4.0  # mm: a full-size body on a grid small enough for a few hundred cases
 # Fields of view as the release's study types have them (bottom and top along the body, 0 mid-thigh, 1 vertex),
@@ -67,22 +66,7 @@ def write_person(root: Path, spec: ReleaseSpec, person: PersonPlan) -> str:
     plan = person.plan
     rng = np.random.default_rng([plan.seed % (1 << 32), plan.index, 8])
     body = render(spec.classes, person.frame(), plan.sex, rng, person=draw_person(rng))
-    grid = person.grid()
-    case_dir = root / plan.case
-    (case_dir / spec.mask_dir).mkdir(parents=True, exist_ok=True)
-    affine = grid.affine()
-    save_nifti(case_dir / spec.image, body.ct, affine)
-    writer = MaskWriter(grid.shape, affine)
-    empty: Path | None = None
-    for name in spec.classes:
-        path = case_dir / spec.mask_file(name)
-        mask = body.mask(name)
-        if mask.any() or empty is None:
-            writer.write(path, mask)
-            if not mask.any():
-                empty = path
-        else:
-            shutil.copyfile(empty, path)
+    write_body(root / plan.case, spec, body, person.grid())
     return plan.case
 
 

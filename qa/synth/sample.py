@@ -21,7 +21,7 @@ from nibabel.openers import Opener
 
 from qa.rules.spec import ReleaseSpec
 from qa.rules.text import safe_text
-from qa.synth.phantom import REGIONS, Frame, Region, render
+from qa.synth.phantom import REGIONS, Body, Frame, Region, render
 
 DEFAULT_SHAPE = (48, 40, 64)
 DEFAULT_SPACING = (1.5, 1.5, 1.5)
@@ -161,7 +161,12 @@ def write_case(root: Path, spec: ReleaseSpec, plan: CasePlan, grid: Grid) -> Non
     """A case folder: the CT and one binary uint8 mask per class on the same grid; empty masks are identical files."""
     frame = Frame(shape=grid.shape, region=plan.region, shift=plan.shift, scale=plan.scale)
     body = render(spec.classes, frame, plan.sex, _rng(plan.seed, plan.index, 1))
-    case_dir = root / plan.case
+    write_body(root / plan.case, spec, body, grid)
+
+
+def write_body(case_dir: Path, spec: ReleaseSpec, body: Body, grid: Grid) -> None:
+    """A rendered body as a case folder: its CT and one mask per class on the grid; empty masks are copies of one
+    file, as in the real releases."""
     (case_dir / spec.mask_dir).mkdir(parents=True, exist_ok=True)
     affine = grid.affine()
     save_nifti(case_dir / spec.image, grid.orient(body.ct), affine)
