@@ -61,7 +61,7 @@ class Stopped:
 def stop_mid_scan(release: Path, out: Path, signum: int, whole_group: bool = False) -> Stopped:
     """Start `tsqa check --jobs 2` in a process group of its own, wait until both workers scan, send the signal (to the
     main process, or to the whole group as a terminal's Ctrl-C does) and time how long until the group is gone."""
-    command = [sys.executable, "-m", "qa", "check", str(release), "--spec", "totalsegmentator-v2", "--subset",
+    command = [sys.executable, "-P", "-m", "qa", "check", str(release), "--spec", "totalsegmentator-v2", "--subset",
                "--jobs", "2", "--quiet", "--out", str(out)]
     stderr = out.with_name("stderr.txt")
     with stderr.open("w") as log:  # a file, not a pipe: a worker left alive cannot hold the test up

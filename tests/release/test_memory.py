@@ -114,7 +114,7 @@ def test_a_mask_whose_voxel_index_does_not_fit_has_its_overlaps_and_pieces_skipp
 
 def check_watched(root: Path, out: Path, *options: str) -> tuple[subprocess.CompletedProcess, PeakSampler]:
     """`tsqa check --jobs 2` in a process group of its own, the peak memory of its processes watched from outside."""
-    command = [sys.executable, "-m", "qa", "check", str(root), "--spec", "totalsegmentator-v2", "--subset",
+    command = [sys.executable, "-P", "-m", "qa", "check", str(root), "--spec", "totalsegmentator-v2", "--subset",
                "--jobs", "2", "--quiet", "--out", str(out), *options]
     run = subprocess.Popen(command, start_new_session=True, stderr=subprocess.PIPE, text=True)
     with PeakSampler(run.pid) as sampler:
