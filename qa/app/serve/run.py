@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import signal
 from pathlib import Path
 
 import uvicorn
@@ -23,6 +24,9 @@ def serve(config: ServeConfig, host: str | None = None, port: int | None = None)
     """Serve until interrupted: the web process here, the worker process beside it. A TLS proxy on this machine
     (127.0.0.1, uvicorn's default for trusted forwarding headers) makes cookies Secure and Origin checks https."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    # uvicorn shuts down gracefully on SIGTERM, then raises it again to end as its sender expects: by the signal,
+    # which service managers count as a clean stop (not through tsqa check's handler, exit 143, which they do not)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     uvicorn.run(create_app(config), host=host or config.host, port=config.port if port is None else port,
                 log_level="info", server_header=False, limit_concurrency=256,
                 timeout_graceful_shutdown=20)
