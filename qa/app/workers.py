@@ -5,7 +5,7 @@ from __future__ import annotations
 from qa.execute.pool import start_fork_server
 
 # Imported once by the fork server, so that each worker starts without importing them again.
-WORKER_MODULES = ("qa.scan.case", "qa.source.fs", "qa.source.zip")
+WORKER_MODULES = ("qa.scan.case", "qa.scan.stamp", "qa.source.fs", "qa.source.zip")
 
 
 def prepare_workers() -> None:

@@ -48,6 +48,11 @@ def print_summary(report: Report, path: Path, console: Console | None = None) ->
     console.print(f"{verdict} {report.spec_id}, {s.cases} cases, {s.files} files, {report.duration_s:.1f} s: "
                   f"{s.by_severity['error']} errors, {s.by_severity['warning']} warnings, {s.by_severity['info']} info "
                   f"(fail on {s.fail_on}{counted})", soft_wrap=True)
+    if report.cache is not None:
+        verified = ", gzip trailers verified" if report.cache.verified else ""
+        console.print(f"fact cache: {report.cache.files} of {s.files} files ({report.cache.cases} of {s.cases} cases) "
+                      f"unchanged since an earlier check, not read again{verified}", soft_wrap=True, markup=False,
+                      highlight=False)
     for line in describe(report):
         console.print(line, soft_wrap=True, markup=False, highlight=False)
     if s.by_code:
