@@ -336,9 +336,16 @@ def _gate(args: argparse.Namespace, spec_id: str) -> Gate | None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from qa.app.workers import prepare_workers
+    from qa.app.workers import prepare_workers, stop_workers
 
     prepare_workers()  # the workers' imports, in their own process, overlap with this one's
+    try:
+        return _checked(args)
+    finally:
+        stop_workers()
+
+
+def _checked(args: argparse.Namespace) -> int:
     from qa.app.pipeline import OutputError, keep_run, open_history, open_output, run_check, write_outputs
     from qa.output.console import print_summary
     from qa.output.progress import progress_bar

@@ -92,6 +92,8 @@ def cached_scan(source: ReleaseSource, cases: list[str], layout: Layout, mode: S
             use.cases += 1
             use.files += len(facts.files)
             yield facts
+        if not missed:
+            return  # no worker is started
         scan = functools.partial(scan_stamped, source, layout, mode)
         tasks = (case_task(source, case, layout, mode, max_memory) for case in missed)
         with contextlib.closing(executor.map(scan, tasks, cost=operator.attrgetter("cost"))) as outcomes:
