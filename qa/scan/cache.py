@@ -32,9 +32,9 @@ BUSY_MS = 60_000
 BATCH_CASES = 64
 BATCH_SECONDS = 2.0
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS releases (id INTEGER PRIMARY KEY, location TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS releases (id INTEGER PRIMARY KEY, location BLOB NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS cases (
-    release INTEGER NOT NULL, name TEXT NOT NULL, layout BLOB NOT NULL, mode TEXT NOT NULL, stamp BLOB NOT NULL,
+    release INTEGER NOT NULL, name BLOB NOT NULL, layout BLOB NOT NULL, mode TEXT NOT NULL, stamp BLOB NOT NULL,
     facts BLOB NOT NULL, bytes INTEGER NOT NULL, used REAL NOT NULL, files INTEGER NOT NULL,
     PRIMARY KEY (release, name));
 CREATE INDEX IF NOT EXISTS cases_used ON cases (used);
@@ -198,11 +198,13 @@ class FactCache:
     def _load(self, location: str, layout: Layout) -> ReleaseCache:
         assert self.db is not None
         with self._transaction() as tx:
-            tx.execute("INSERT OR IGNORE INTO releases (location) VALUES (?)", (location,))
-            release = tx.execute("SELECT id FROM releases WHERE location = ?", (location,)).fetchone()[0]
+            # paths as the file system's bytes: a name that is not UTF-8 is stored as it is
+            key = os.fsencode(location)
+            tx.execute("INSERT OR IGNORE INTO releases (location) VALUES (?)", (key,))
+            release = tx.execute("SELECT id FROM releases WHERE location = ?", (key,)).fetchone()[0]
         rows = self.db.execute("SELECT name, layout, mode, stamp, facts FROM cases WHERE release = ?",
                                (release,)).fetchall()
-        return ReleaseCache(self, release, layout_key(layout), {r[0]: r[1:] for r in rows})
+        return ReleaseCache(self, release, layout_key(layout), {os.fsdecode(r[0]): r[1:] for r in rows})
 
     def write(self, release: int, stored: list[tuple[str, bytes, str, bytes, bytes, int]], used: list[str]) -> None:
         """Store entries (name, layout, mode, stamp, facts, files) and mark entries used, in one transaction, then
@@ -220,10 +222,11 @@ class FactCache:
                     "bytes = excluded.bytes, used = excluded.used, files = excluded.files "
                     "WHERE NOT (cases.mode = 'deep' AND excluded.mode = 'quick' AND cases.stamp = excluded.stamp "
                     "AND cases.layout = excluded.layout)",
-                    [(release, name, lay, mode, stamp, blob, len(blob) + len(stamp) + len(name), now, files)
+                    [(release, os.fsencode(name), lay, mode, stamp, blob, len(blob) + len(stamp) + len(name), now,
+                      files)
                      for name, lay, mode, stamp, blob, files in stored])
                 tx.executemany("UPDATE cases SET used = ? WHERE release = ? AND name = ?",
-                               [(now, release, name) for name in used])
+                               [(now, release, os.fsencode(name)) for name in used])
                 self._evict(tx)
         except sqlite3.Error as exc:
             self.failed(exc)
@@ -247,7 +250,8 @@ class FactCache:
             return CacheInfo(self.path, size, 0, self.max_bytes)
         rows = self.db.execute("SELECT location, count(*), sum(files), sum(bytes) FROM cases JOIN releases ON "
                                "releases.id = cases.release GROUP BY location ORDER BY location").fetchall()
-        return CacheInfo(self.path, size, sum(r[3] for r in rows), self.max_bytes, [tuple(r) for r in rows])
+        return CacheInfo(self.path, size, sum(r[3] for r in rows), self.max_bytes,
+                         [(os.fsdecode(r[0]), *r[1:]) for r in rows])
 
     def clear(self) -> None:
         """Every entry removed and the file shrunk."""

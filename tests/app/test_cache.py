@@ -162,7 +162,7 @@ def test_verify_cache_catches_a_file_replaced_with_the_same_stat_key(source: Cou
     # system that keeps ctime (a restored backup, some network file systems) would not; the cached stamp is set to
     # the new one to stand for that case.
     with sqlite3.connect(folder / DB_NAME) as db:
-        db.execute("UPDATE cases SET stamp = ? WHERE name = 's0000'", (case_stamp(source, "s0000"),))
+        db.execute("UPDATE cases SET stamp = ? WHERE name = ?", (case_stamp(source, "s0000"), b"s0000"))
     source.opened()
     with FactCache.open(folder) as cache:
         trusted = check(source, cache, verify=False)
