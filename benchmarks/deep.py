@@ -272,9 +272,9 @@ def cache_and_marginal_rows(root: Path, cases: list[str], jobs: int) -> list[str
     marginal = (deep_all.wall_s - deep_half.wall_s) / extra
     floor_marginal = (floor_all.wall_s - floor_half.wall_s) / extra
     verify_share = (warm_verified.wall_s - warm.wall_s) / cold.wall_s
-    lines = [f"warm deep re-run / cold deep run:  {warm_verified.wall_s / cold.wall_s:.1%} with --verify-cache (the "
-             f"deep default), {warm.wall_s / cold.wall_s:.1%} without  (target <= {TARGET_WARM_SHARE:.0%})",
-             f"--verify-cache costs {verify_share:.2%} of the cold deep run (default in deep mode below 1%)",
+    lines = [f"warm deep re-run / cold deep run:  {warm_verified.wall_s / cold.wall_s:.1%} with --verify-cache, "
+             f"{warm.wall_s / cold.wall_s:.1%} without  (target <= {TARGET_WARM_SHARE:.0%})",
+             f"--verify-cache costs {verify_share:.2%} of the cold deep run (it would be the deep default below 1%)",
              f"deep marginal cost: {marginal:.3f} s/case against the floor's {floor_marginal:.3f} "
              f"({marginal / floor_marginal:.2f}x; target <= {TARGET_MARGINAL_RATIO:g}x), {len(cases)} minus "
              f"{len(cases) // 2} cases",
@@ -283,8 +283,8 @@ def cache_and_marginal_rows(root: Path, cases: list[str], jobs: int) -> list[str
     for line in lines:
         print(line)
     missed = []
-    if warm_verified.wall_s / cold.wall_s > TARGET_WARM_SHARE:
-        missed.append(f"warm deep re-run is {warm_verified.wall_s / cold.wall_s:.1%} of the cold run")
+    if warm.wall_s / cold.wall_s > TARGET_WARM_SHARE:  # the default run: --verify-cache is off unless asked for
+        missed.append(f"warm deep re-run is {warm.wall_s / cold.wall_s:.1%} of the cold run")
     if marginal > TARGET_MARGINAL_RATIO * floor_marginal:
         missed.append(f"deep marginal cost {marginal / floor_marginal:.2f}x the floor's")
     if deep_one.wall_s >= TARGET_ONE_CASE_S:

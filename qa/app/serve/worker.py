@@ -124,7 +124,7 @@ def run_job(config: ServeConfig, job_id: str, parent: int | None = None) -> None
     # the service's own fact cache, in its data folder: a re-check of a root re-reads only the cases that changed
     with FactCache.open(config.data / CACHE_DIR, notice=log.warning) as cache:
         report = run_check(source, spec, reason, mode=job.mode, jobs=config.jobs, subset=job.subset,
-                           fail_on=config.fail_on, progress=reporter, cache=cache, verify_cache=job.mode == "deep")
+                           fail_on=config.fail_on, progress=reporter, cache=cache)
     total = len(report.cases)
     store.progress(job_id, "writing", total, total, report.summary.files)
     run = run_folder(config, job, spec, target.real, report)
