@@ -33,6 +33,10 @@ TARGET_FLOOR_RATIO = 4.0
 TARGET_NAIVE_SPEEDUP = 20.0
 TARGET_PEAK_MB = 1024.0
 TARGET_ZIP_RATIO = 1.3  # the deep pass on the release's zip archive, against the folder's
+TARGET_WARM_SHARE = 0.05  # a warm re-run through the fact cache, against the cold run
+TARGET_MARGINAL_RATIO = 1.5  # the deep pass's marginal cost per case, against the floor's
+TARGET_ONE_CASE_S = 0.8
+TARGET_CACHE_PEAK_MB = 500.0
 ZIP_METHODS = ("stored", "deflated")
 # The phantom's body fills the grid across, but its height along the grid is the field of view's share of the body:
 # 36 cm over the upper abdomen (17% of the phantom's height) gives 41 non-empty masks (the real example case has 40)
@@ -215,6 +219,81 @@ def measure_deep(root: Path, jobs: int) -> Timing:
                    f"{len(report.findings)} findings {json.dumps(report.summary.by_code)}")
 
 
+def measure_deep_cached(root: Path, jobs: int, cache: Path, verify: bool) -> Timing:
+    """tsqa's deep pass through a fact cache folder (`--cache DIR`), with or without --verify-cache: cold when the
+    folder is empty, warm when a run before filled it."""
+    from qa.app.pipeline import run_check
+    from qa.rules.spec import load_spec
+    from qa.scan.cache import FactCache
+
+    spec = load_spec(SPEC_NAME)
+    clock, cpu = time.perf_counter(), _cpu_s()
+    with FactCache.open(cache) as facts:
+        report = run_check(root, spec, "benchmark", mode="deep", jobs=jobs, subset=True, fail_on="warning",
+                           cache=facts, verify_cache=verify)
+    wall = time.perf_counter() - clock
+    reap_workers()
+    served = report.cache.files if report.cache is not None else 0
+    return _timing(f"tsqa deep, cache{', verified' if verify else ''} (jobs={jobs})", jobs, len(report.cases), wall,
+                   cpu, report.summary.passed, f"{served} files from the cache")
+
+
+def part_release(root: Path, cases: list[str], name: str) -> Path:
+    """A release of some of the cases beside `root`, made of hard links (no bytes copied), with the full meta.csv."""
+    part = root.parent / name
+    if not part.is_dir():
+        for case in cases:
+            for file in sorted((root / case).rglob("*")):
+                target = part / file.relative_to(root)
+                if file.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                else:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.link(file, target)
+        os.link(root / "meta.csv", part / "meta.csv")
+    return part
+
+
+def cache_and_marginal_rows(root: Path, cases: list[str], jobs: int) -> list[str]:
+    """The fact cache's and the deep pass's fixed and marginal costs, each row in a fresh interpreter: a cold run
+    through an empty cache, the warm re-run (with and without --verify-cache), the deep pass and the floor on 12 and
+    on all cases (marginal: the difference, so start-up does not count) and on one case (the fixed cost)."""
+    with tempfile.TemporaryDirectory(prefix="tsqa-bench-cache-") as folder:
+        kind = f"cache:{folder}"
+        cold = run_measurement(kind, root, jobs, 1)
+        warm = run_measurement(kind, root, jobs, 1)
+        warm_verified = run_measurement(f"{kind}:verify", root, jobs, 1)
+    half = part_release(root, cases[: len(cases) // 2], f"{root.name}-half")
+    one = part_release(root, cases[:1], f"{root.name}-one")
+    deep_all, deep_half, deep_one = (run_measurement("deep", r, jobs, 1) for r in (root, half, one))
+    floor_all, floor_half = (run_measurement("floor", r, jobs, 1) for r in (root, half))
+    print_table([cold, warm, warm_verified, deep_all, deep_half, deep_one, floor_all, floor_half], deep_all)
+    extra = len(cases) - len(cases) // 2
+    marginal = (deep_all.wall_s - deep_half.wall_s) / extra
+    floor_marginal = (floor_all.wall_s - floor_half.wall_s) / extra
+    verify_share = (warm_verified.wall_s - warm.wall_s) / cold.wall_s
+    lines = [f"warm deep re-run / cold deep run:  {warm_verified.wall_s / cold.wall_s:.1%} with --verify-cache, "
+             f"{warm.wall_s / cold.wall_s:.1%} without  (target <= {TARGET_WARM_SHARE:.0%})",
+             f"--verify-cache costs {verify_share:.2%} of the cold deep run (it would be the deep default below 1%)",
+             f"deep marginal cost: {marginal:.3f} s/case against the floor's {floor_marginal:.3f} "
+             f"({marginal / floor_marginal:.2f}x; target <= {TARGET_MARGINAL_RATIO:g}x), {len(cases)} minus "
+             f"{len(cases) // 2} cases",
+             f"deep fixed cost, one case: {deep_one.wall_s:.2f} s  (target < {TARGET_ONE_CASE_S:g} s)",
+             f"deep peak memory: {deep_all.peak_mb:.0f} MB  (target < {TARGET_CACHE_PEAK_MB:g})"]
+    for line in lines:
+        print(line)
+    missed = []
+    if warm.wall_s / cold.wall_s > TARGET_WARM_SHARE:  # the default run: --verify-cache is off unless asked for
+        missed.append(f"warm deep re-run is {warm.wall_s / cold.wall_s:.1%} of the cold run")
+    if marginal > TARGET_MARGINAL_RATIO * floor_marginal:
+        missed.append(f"deep marginal cost {marginal / floor_marginal:.2f}x the floor's")
+    if deep_one.wall_s >= TARGET_ONE_CASE_S:
+        missed.append(f"one-case deep run {deep_one.wall_s:.2f} s")
+    if deep_all.peak_mb >= TARGET_CACHE_PEAK_MB:
+        missed.append(f"deep peak memory {deep_all.peak_mb:.0f} MB")
+    return missed
+
+
 def measure_deep_zip(archive: Path, jobs: int, checksum: bool = True) -> Timing:
     """tsqa's deep pass on the release's zip archive, read in place (`tsqa check FILE.zip`), with the archive's MD5
     computed in its own process beside the scan unless `checksum` is False (--no-checksum)."""
@@ -394,7 +473,7 @@ def _run_fresh(kind: str, root: Path, jobs: int, naive_cases: int) -> object:
     if done.returncode != 0:
         raise SystemExit(f"measurement {kind} failed (exit {done.returncode}):\n{done.stderr}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    if kind in ("deep", *ZIP_KINDS):
+    if kind in ("deep", *ZIP_KINDS) or kind.startswith("cache:"):
         result["worker_rss_mb"] = watched.largest_other_mib
     return result
 
@@ -413,6 +492,10 @@ def _measure_only(args: argparse.Namespace) -> int:
         "zip": lambda: measure_deep_zip(args.root, args.jobs),
         "zip-no-checksum": lambda: measure_deep_zip(args.root, args.jobs, checksum=False),
     }
+    if args.measure.startswith("cache:"):
+        folder, _, verify = args.measure.removeprefix("cache:").partition(":")
+        print(json.dumps(asdict(measure_deep_cached(args.root, args.jobs, Path(folder), verify == "verify"))))
+        return 0
     if args.measure == "facts":
         print(json.dumps([asdict(fact) for fact in measure_facts(args.root, case_dirs(args.root)[0])]))
     else:
@@ -510,9 +593,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="runs of the folder's deep pass and of each zip row, in turn (default 3; medians kept)")
     parser.add_argument("--naive-cases", type=int,
                         help="cases the naive loop runs on (default: one per process; it takes tens of seconds a case)")
-    parser.add_argument("--measure", choices=["deep", "floor", "floor-distinct", "gzip", "naive", "facts", "zip",
-                                              "zip-no-checksum"],
-                        help=argparse.SUPPRESS)
+    parser.add_argument("--measure", help=argparse.SUPPRESS)  # deep, floor, ..., cache:FOLDER[:verify]
+    parser.add_argument("--cache-only", action="store_true",
+                        help="only the fact cache's rows and the deep pass's marginal and fixed costs")
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -532,6 +615,12 @@ def main(argv: list[str] | None = None) -> int:
     zips = build_zips(release)
     print(f"warm-up: read {warm_up([*release.files, *zips.values()]) / 1e6:.0f} MB (untimed)")
     print(f"load before: {_load()} (1/5/15 min, {os.cpu_count()} CPUs)")
+    cache_missed = cache_and_marginal_rows(release.root, release.cases, args.jobs)
+    if args.cache_only:
+        print(f"load after:  {_load()} (1/5/15 min)")
+        for failure in cache_missed:
+            print(f"FAIL: {failure}", file=sys.stderr)
+        return 1 if cache_missed else 0
     kinds = ("deep", "floor", "floor-distinct", "gzip", "naive")
     rows = [run_measurement(kind, release.root, args.jobs, args.naive_cases) for kind in kinds]
     zipped = compare_zips(release.root, zips, args.jobs, args.zip_repeats)
@@ -545,6 +634,7 @@ def main(argv: list[str] | None = None) -> int:
     failures = [f"{row.name} did not come out clean ({row.note})" for row in [*rows, *zipped.medians] if not row.ok]
     failures += judge_targets(deep, floor, distinct_floor, gzip_t, naive)
     failures += judge_zip_targets(zipped)
+    failures += cache_missed
     for failure in failures:
         print(f"FAIL: {failure}", file=sys.stderr)
     return 1 if failures else 0

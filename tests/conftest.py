@@ -10,6 +10,15 @@ import pytest
 from support import DATA, copy_example
 
 
+@pytest.fixture(autouse=True)
+def own_fact_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets an empty fact cache of its own (tsqa check and the processes it starts honour TSQA_CACHE_DIR):
+    never the user's, and never one a test before it warmed."""
+    folder = tmp_path_factory.mktemp("fact-cache")
+    monkeypatch.setenv("TSQA_CACHE_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def example_root() -> Path:
     """The real TotalSegmentator case in the release layout (read-only)."""

@@ -66,6 +66,32 @@ class KillingSource(FolderSource):
         return super().open(path)
 
 
+class CountingSource(FolderSource):
+    """A folder that notes every file opened through it, in this process or a worker, as a line of a log file:
+    what a test counts reads by."""
+
+    def __init__(self, root: Path, log: Path) -> None:
+        super().__init__(root)
+        self.log = str(log)
+
+    def open(self, path: str) -> MemberReader:
+        fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        try:
+            os.write(fd, f"{path}\n".encode())
+        finally:
+            os.close(fd)
+        return super().open(path)
+
+    def opened(self) -> list[str]:
+        """The files opened so far, one entry per open, and the log emptied."""
+        try:
+            lines = Path(self.log).read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        Path(self.log).write_text("")
+        return lines
+
+
 def sarif_problems(log: dict) -> list[str]:
     """Where a SARIF log breaks the 2.1.0 schema or GitHub's rules for code scanning."""
     validator = jsonschema.Draft4Validator(SARIF_SCHEMA, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)

@@ -1,4 +1,4 @@
-"""The `tsqa` command line: check, baseline, diff, render, explain, specs, schema, sample, demo and serve."""
+"""The `tsqa` command line: check, baseline, diff, render, explain, specs, schema, sample, cache, demo and serve."""
 
 from __future__ import annotations
 
@@ -27,9 +27,11 @@ if TYPE_CHECKING:
     from qa.report.gate import Gate
     from qa.report.model import Report
     from qa.rules.spec import ReleaseSpec
+    from qa.scan.cache import FactCache
     from qa.source.base import ReleaseSource
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+DEFAULT_CACHE_BYTES = 2 << 30  # qa.scan.cache's DEFAULT_MAX_BYTES, without importing it for --help
 # 128 + the signal's number: what a shell reports for a process the signal ended.
 EXIT_SIGNALLED = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -93,14 +95,19 @@ def _share(text: str) -> float:
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
-def _memory(text: str) -> int:
-    """A memory size: a number of bytes, or of K, M, G or T (binary: 1G = 1 GiB), with or without 'iB'."""
-    from qa.scan.memory import LEANEST, mib
-
+def _size(text: str) -> int:
+    """A size: a number of bytes, or of K, M, G or T (binary: 1G = 1 GiB), with or without 'iB'."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:iB)?\s*", text, flags=re.IGNORECASE)
     if match is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a memory size (like 768M or 2G)")
-    size = int(float(match[1]) * _UNITS[match[2].upper()])
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (like 768M or 2G)")
+    return int(float(match[1]) * _UNITS[match[2].upper()])
+
+
+def _memory(text: str) -> int:
+    """A memory size (see _size), at least what a worker needs."""
+    from qa.scan.memory import LEANEST, mib
+
+    size = _size(text)
     if size < LEANEST:
         raise argparse.ArgumentTypeError(f"{text!r} is less than the {mib(LEANEST)} a worker needs to stream one file")
     return size
@@ -168,6 +175,18 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--sarif", type=Path, metavar="FILE", help="also write SARIF 2.1.0 for code scanning")
     check.add_argument("--quiet", action="store_true", help="no progress bar and no summary (GitHub annotations, "
                                                            "written when GITHUB_ACTIONS=true, stay)")
+    check.add_argument("--cache", type=Path, metavar="DIR",
+                       help="the fact cache folder: facts of unchanged case folders are kept there and not read again "
+                            "(default: $TSQA_CACHE_DIR, else the user cache folder, e.g. ~/.cache/tsqa); judging "
+                            "always runs afresh; zip archives are not cached")
+    check.add_argument("--no-cache", action="store_true", help="read every file; neither use nor fill the fact cache")
+    check.add_argument("--cache-size", type=_size, default="2G", metavar="SIZE",
+                       help="the most the fact cache keeps, all releases together (default 2G); the entries used "
+                            "longest ago go first")
+    check.add_argument("--verify-cache", action="store_true",
+                       help="before trusting a cached file's facts, compare its gzip trailer (CRC32 and size, its last "
+                            "8 bytes) with the cached one: catches a file rewritten with the same size and times "
+                            "(off by default: it costs 1-2%% of a cold deep run)")
     check.add_argument("--no-checksum", action="store_true",
                        help="for a zip archive: skip its MD5 (minutes for tens of GB); its size is still compared "
                             "with the published one, and the report says the MD5 was skipped")
@@ -247,6 +266,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--role", choices=["read", "submit"], default="read",
                        help="the role of --new-token: read (look) or submit (also start and cancel checks)")
 
+    cache = sub.add_parser(
+        "cache",
+        help="show or clear the fact cache",
+        description="The fact cache keeps each case folder's facts under the stat of its files, so that a check "
+        "re-reads only the cases that changed. 'info' lists what it holds per release; 'clear' empties it.",
+    )
+    cache.add_argument("action", choices=["info", "clear"])
+    cache.add_argument("--cache", type=Path, metavar="DIR",
+                       help="the cache folder (default: $TSQA_CACHE_DIR, else the user cache folder)")
+
     demo = sub.add_parser("demo", help="make a small faulty sample, check it, and write reports/demo/")
     demo.add_argument("--out", type=Path, default=Path("reports/demo"))
     return parser
@@ -307,9 +336,16 @@ def _gate(args: argparse.Namespace, spec_id: str) -> Gate | None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from qa.app.workers import prepare_workers
+    from qa.app.workers import prepare_workers, stop_workers
 
     prepare_workers()  # the workers' imports, in their own process, overlap with this one's
+    try:
+        return _checked(args)
+    finally:
+        stop_workers()
+
+
+def _checked(args: argparse.Namespace) -> int:
     from qa.app.pipeline import OutputError, keep_run, open_history, open_output, run_check, write_outputs
     from qa.output.console import print_summary
     from qa.output.progress import progress_bar
@@ -341,11 +377,12 @@ def _check(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         if not args.quiet:
             print(f"tsqa: spec {spec.id} ({reason})", file=sys.stderr)
+        cache = None if args.no_cache else opened.enter_context(_open_cache(args.cache, args.cache_size))
         with progress_bar(not args.quiet and sys.stderr.isatty()) as advance:
             report = run_check(source, spec, reason, mode=args.mode, jobs=args.jobs, subset=args.subset,
                                fail_on=args.fail_on, progress=advance, checksum=not args.no_checksum,
                                checksum_progress=None if advance is None else advance.checksum,
-                               max_memory=args.max_memory)
+                               max_memory=args.max_memory, cache=cache, verify_cache=args.verify_cache)
         if gate is not None:
             report = apply_gate(report, gate, spec)
         if args.out is not None:
@@ -358,6 +395,31 @@ def _check(args: argparse.Namespace) -> int:
     if not args.quiet:
         print_summary(report, path)
     return EXIT_OK if report.summary.passed else EXIT_FINDINGS
+
+
+def _open_cache(folder: Path | None, max_bytes: int = DEFAULT_CACHE_BYTES) -> FactCache:
+    """The fact cache folder given, else the default one, open (a broken one is said and started anew)."""
+    from qa.scan.cache import FactCache, default_cache_dir
+
+    return FactCache.open(folder or default_cache_dir(), max_bytes)
+
+
+def _cache(args: argparse.Namespace) -> int:
+    with _open_cache(args.cache) as cache:
+        if args.action == "clear":
+            before = cache.info()
+            cache.clear()
+            print(f"cleared the fact cache {safe_text(str(before.path))}: {len(before.releases)} releases, "
+                  f"{sum(r[1] for r in before.releases)} cases")
+            return EXIT_OK
+        info = cache.info()
+    print(f"fact cache {safe_text(str(info.path))}: {info.file_bytes / 1e6:.1f} MB on disk, entries "
+          f"{info.entry_bytes / 1e6:.1f} MB of at most {info.max_bytes / 1e6:.0f} MB (--cache-size)")
+    for location, cases, files, size in info.releases:
+        print(f"  {safe_text(location)}: {cases} cases, {files} files, {size / 1e6:.1f} MB")
+    if not info.releases:
+        print("  (empty)")
+    return EXIT_OK
 
 
 def _workspace() -> Path:
@@ -626,6 +688,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return _sample(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "cache":
+            return _cache(args)
         if args.command == "serve":
             return _serve(args)
         if args.command == "render":

@@ -26,14 +26,26 @@ from qa.output.json import write_report
 from qa.output.progress import ChecksumProgress, Progress
 from qa.output.runs import new_run_dir, record_run, release_dir
 from qa.report.aggregate import case_labels, class_stats, drift_stats, image_stats, overlap_stats
-from qa.report.model import ArchiveReport, CaseReport, FailOn, ImageSummary, Mode, Report, SpecSnapshot, summarize
+from qa.report.model import (
+    ArchiveReport,
+    CacheReport,
+    CaseReport,
+    FailOn,
+    ImageSummary,
+    Mode,
+    Report,
+    SpecSnapshot,
+    summarize,
+)
 from qa.rules.finding import Finding
 from qa.rules.spec import ReleaseSpec, all_builtin_specs, case_folders
 from qa.rules.text import safe_text
+from qa.scan.cache import CacheUse, FactCache, ReleaseCache
 from qa.scan.case import Layout, ScanMode, case_task, scan_case_guarded
 from qa.scan.facts import ArchiveFacts, CaseFacts, Problem, ReleaseFacts
 from qa.scan.memory import DEFAULT_BUDGET
 from qa.scan.meta import read_meta
+from qa.scan.stamp import case_stamp, scan_stamped, trailers_match
 from qa.source.base import ReleaseSource
 from qa.source.fs import FolderSource
 from qa.source.zip import ZipSource
@@ -61,14 +73,57 @@ def scan_cases(source: ReleaseSource, cases: list[str], layout: Layout, mode: Sc
                 yield outcome.result
 
 
+def cached_scan(source: ReleaseSource, cases: list[str], layout: Layout, mode: ScanMode, executor: Executor,
+                cache: ReleaseCache, use: CacheUse, max_memory: int = DEFAULT_BUDGET) -> Iterator[CaseFacts]:
+    """scan_cases through the fact cache: a case whose stamp (its listing and its files' stat) is its entry's, and
+    whose files still end with the cached gzip trailers when `use.verified`, is served from the cache without a read;
+    every other case is scanned whole by the workers, which send back its stamp and its facts as an entry, stored
+    in batches by this process (workers never touch the cache)."""
+    missed = []
+    try:
+        for case in cases:
+            facts = cache.lookup(case, case_stamp(source, case), mode) if cache.holds(case) else None
+            if facts is not None and use.verified and not trailers_match(source, facts):
+                facts = None
+            if facts is None:
+                missed.append(case)
+                continue
+            cache.served(case)
+            use.cases += 1
+            use.files += len(facts.files)
+            yield facts
+        if not missed:
+            return  # no worker is started
+        scan = functools.partial(scan_stamped, source, layout, mode)
+        tasks = (case_task(source, case, layout, mode, max_memory) for case in missed)
+        with contextlib.closing(executor.map(scan, tasks, cost=operator.attrgetter("cost"))) as outcomes:
+            for outcome in outcomes:
+                if outcome.crash is not None:
+                    yield CaseFacts(case=outcome.item.case, internal_error=Problem("crash", outcome.crash))
+                    continue
+                stamped = outcome.result
+                facts = stamped.result()
+                if stamped.blob is not None:
+                    cache.store(stamped.case, stamped.stamp, mode, stamped.blob, len(facts.files))
+                yield facts
+    finally:
+        cache.flush()
+
+
 def scan_release(source: ReleaseSource, layout: Layout, mode: ScanMode = "quick", executor: Executor | None = None,
-                 progress: Progress | None = None, max_memory: int = DEFAULT_BUDGET) -> ReleaseFacts:
-    """Facts of a whole release: meta.csv bytes, the root's entries, and every case folder's facts, in folder order."""
+                 progress: Progress | None = None, max_memory: int = DEFAULT_BUDGET, cache: ReleaseCache | None = None,
+                 use: CacheUse | None = None) -> ReleaseFacts:
+    """Facts of a whole release: meta.csv bytes, the root's entries, and every case folder's facts, in folder order;
+    through `cache` when given (counted in `use`)."""
     root_entries = source.entries("")
     cases = case_folders(root_entries, layout.case_pattern)
     scanned: dict[str, CaseFacts] = {}
     files = 0
-    scanned_cases = scan_cases(source, cases, layout, mode, executor or SerialExecutor(), max_memory)
+    if cache is not None:
+        scanned_cases = cached_scan(source, cases, layout, mode, executor or SerialExecutor(), cache,
+                                    use or CacheUse(), max_memory)
+    else:
+        scanned_cases = scan_cases(source, cases, layout, mode, executor or SerialExecutor(), max_memory)
     with contextlib.closing(scanned_cases) as each:
         for facts in each:
             scanned[facts.case] = facts
@@ -108,7 +163,7 @@ def case_reports(facts: ReleaseFacts, spec: ReleaseSpec, findings: list[Finding]
 
 
 def build_report(facts: ReleaseFacts, spec: ReleaseSpec, spec_reason: str, mode: Mode, subset: bool,
-                 fail_on: FailOn, started: datetime, duration_s: float) -> Report:
+                 fail_on: FailOn, started: datetime, duration_s: float, cache: CacheReport | None = None) -> Report:
     """Judge facts and wrap the findings in a report; cheap, so it can be re-run with another spec or threshold."""
     judgement = judge(facts, spec, subset)
     findings = judgement.findings
@@ -123,7 +178,7 @@ def build_report(facts: ReleaseFacts, spec: ReleaseSpec, spec_reason: str, mode:
         classes=class_stats([c.labels for c in cases if c.labels is not None], spec) if mode == "deep" else [],
         overlaps=overlap_stats(facts, spec),
         drift=drift_stats(facts, spec, findings) if mode == "deep" else [],
-        reference=None if spec.reference is None else spec.reference.source,
+        reference=None if spec.reference is None else spec.reference.source, cache=cache,
     )
 
 
@@ -140,23 +195,32 @@ def open_release(path: Path, spec: ReleaseSpec | None = None) -> ReleaseSource:
 def run_check(root: Path | ReleaseSource, spec: ReleaseSpec, spec_reason: str, mode: Mode = "deep", jobs: int = 1,
               subset: bool = False, fail_on: FailOn = "error", progress: Progress | None = None,
               checksum: bool = True, checksum_progress: ChecksumProgress | None = None,
-              max_memory: int = DEFAULT_BUDGET) -> Report:
+              max_memory: int = DEFAULT_BUDGET, cache: FactCache | None = None, verify_cache: bool = False) -> Report:
     """Scan and judge a release (a folder, a zip archive, or any source) with `jobs` worker processes, whose cases in
     flight hold at most `max_memory` bytes together. A release in a zip archive also has the archive's MD5 computed in
-    a process of its own meanwhile, unless `checksum` is False."""
+    a process of its own meanwhile, unless `checksum` is False. With `cache`, a folder's unchanged cases come from the
+    fact cache (their gzip trailers compared first with `verify_cache`); judging always runs afresh."""
     source = root if isinstance(root, ReleaseSource) else open_release(Path(root), spec)
     started = datetime.now(UTC)
     clock = time.perf_counter()
     hashing = Checksum(source.location, source.layout.size) if checksum and isinstance(source, ZipSource) else None
+    layout = Layout.of(spec)
+    # a zip archive's members are not cached: its facts cost one pass over the archive, as its MD5 does anyway
+    entries = cache.release(source.location, layout) if cache is not None and isinstance(source, FolderSource) else None
+    use = CacheUse(verified=verify_cache)
     try:
-        facts = scan_release(source, Layout.of(spec), mode=mode, executor=executor_for(jobs, max_memory),
-                             progress=_with_checksum(progress, hashing, checksum_progress), max_memory=max_memory)
+        facts = scan_release(source, layout, mode=mode, executor=executor_for(jobs, max_memory),
+                             progress=_with_checksum(progress, hashing, checksum_progress), max_memory=max_memory,
+                             cache=entries, use=use)
         if isinstance(source, ZipSource):
             facts.archive = _archive_facts(source, hashing, checksum_progress)
     finally:
         if hashing is not None:
             hashing.stop()
-    return build_report(facts, spec, spec_reason, mode, subset, fail_on, started, time.perf_counter() - clock)
+    report_cache = None if entries is None else CacheReport(folder=str(entries.cache.folder), cases=use.cases,
+                                                            files=use.files, verified=verify_cache)
+    return build_report(facts, spec, spec_reason, mode, subset, fail_on, started, time.perf_counter() - clock,
+                        cache=report_cache)
 
 
 def _with_checksum(progress: Progress | None, hashing: Checksum | None,

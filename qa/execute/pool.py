@@ -3,6 +3,7 @@ item alone; items admitted within a memory budget; workers that never outlive th
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import multiprocessing
 import os
@@ -215,6 +216,20 @@ def start_fork_server(preload: Sequence[str]) -> BaseContext:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     return context
+
+
+def stop_fork_server() -> None:
+    """End this process's fork server and resource tracker, if it started them, and wait for them: a run shorter than
+    the server's own imports (every case served from the fact cache) must not leave it behind. SIGTERM first, since a
+    server still importing reads no request to stop; every worker has been stopped by then."""
+    server = forkserver._forkserver
+    pid = getattr(server, "_forkserver_pid", None)
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        server._stop()  # private, but the only way to wait for the server
+    # and the resource tracker started beside it, which would otherwise end only after this process has
+    resource_tracker._resource_tracker._stop()
 
 
 def _serve(conn: Connection, lifeline: Connection, fn: Callable[[Any], Any]) -> None:

@@ -50,6 +50,11 @@ def print_summary(report: Report, path: Path, console: Console | None = None) ->
                   f"{counted(s.by_severity['error'], 'error')}, {counted(s.by_severity['warning'], 'warning')}, "
                   f"{s.by_severity['info']:,} info "
                   f"(fail on {s.fail_on}{scope})", soft_wrap=True)
+    if report.cache is not None:
+        verified = ", gzip trailers verified" if report.cache.verified else ""
+        console.print(f"fact cache: {report.cache.files} of {s.files} files ({report.cache.cases} of {s.cases} cases) "
+                      f"unchanged since an earlier check, not read again{verified}", soft_wrap=True, markup=False,
+                      highlight=False)
     for line in describe(report):
         console.print(line, soft_wrap=True, markup=False, highlight=False)
     if s.by_code:

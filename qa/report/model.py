@@ -261,6 +261,16 @@ class ArchiveReport(BaseModel):
                    stored=layout.stored, deflated=layout.deflated, zip64=layout.zip64, top_folder=layout.top_folder)
 
 
+class CacheReport(BaseModel):
+    """What the fact cache gave a check: the facts of unchanged cases, whose files were not read again."""
+
+    folder: str = Field(description="The cache folder (--cache).")
+    cases: int = Field(description="Cases whose facts came from the cache.")
+    files: int = Field(description="NIfTI files whose facts came from the cache, not read.")
+    verified: bool = Field(description="Each cached file's gzip trailer was compared with the file's before its facts "
+                                       "were used (--verify-cache).")
+
+
 class Report(BaseModel):
     """A tsqa check of one release."""
 
@@ -293,6 +303,8 @@ class Report(BaseModel):
     drift: list[DriftStats] = Field(default_factory=list, description="Each class against the spec's reference table "
                                                                       "(deep mode, specs with a reference).")
     reference: str | None = Field(None, description="Where the spec's reference table comes from.")
+    cache: CacheReport | None = Field(None, description="The fact cache this check used; null without one "
+                                                        "(--no-cache, or a zip archive).")
 
 
 def summarize(findings: list[Finding], cases: int, files: int, fail_on: FailOn, only_new: bool = False,

@@ -16,7 +16,7 @@ from qa.scan.itk import Placement
 from qa.source.base import Entry
 from qa.source.zip import ArchiveLayout
 
-FACTS_VERSION = 6
+FACTS_VERSION = 7
 # gzip's trailer keeps the uncompressed size modulo 2^32.
 ISIZE_MODULUS = 1 << 32
 # Deflate turns at most 1032 bytes into one (a 258-byte match in two bits): a gzip file cannot hold more than this.
@@ -77,7 +77,8 @@ class HeaderFacts:
 class FileFacts:
     """One file: its size on disk, its header, its gzip stream's size (modulo 2^32: the trailer's, or the total of
     its members when the trailer disagreed and reading the stream through confirmed the header), or why it could not
-    be read. `stream_error` is what reading the stream through found when it did not confirm the header."""
+    be read. `stream_error` is what reading the stream through found when it did not confirm the header. `trailer` is
+    the gzip trailer as read (CRC32 and ISIZE, 8 bytes): what --verify-cache compares a cached file's with."""
 
     __pydantic_config__ = _JSON
 
@@ -87,6 +88,7 @@ class FileFacts:
     isize: int | None = None
     corrupt: Problem | None = None
     stream_error: str | None = None
+    trailer: bytes | None = None
 
     def problem(self, max_voxels: int, max_bytes: int) -> Problem | None:
         """Why the header cannot be used, or None: what the scan found, absurd sizes, a disagreeing gzip trailer.

@@ -53,21 +53,24 @@ def class_overlaps(case: CaseFacts, spec: ReleaseSpec) -> list[Overlap]:
 _DIRECTIONS = (("left", "right"), ("posterior", "anterior"), ("inferior", "superior"))
 
 
+# These two run for every mask of every case at each judging (a warm cached run is mostly judging): plain floats on
+# three numbers, as numpy would compute them, without numpy's per-call cost.
 def _world_axis(header: HeaderFacts, axis: int) -> tuple[int, bool]:
     """The world axis a voxel axis runs most nearly along, and whether it runs towards that axis's positive end."""
-    column = np.asarray(header.affine, dtype=float)[:3, axis]
-    if not np.all(np.isfinite(column)) or not np.any(column):
+    column = [float(header.affine[row][axis]) for row in range(3)]
+    if not all(math.isfinite(x) for x in column) or not any(column):
         return axis, True
-    world = int(np.argmax(np.abs(column)))
-    return world, bool(column[world] > 0)
+    world = max(range(3), key=lambda row: abs(column[row]))  # the first of equals, as np.argmax
+    return world, column[world] > 0
 
 
 def head_to_feet_axis(header: HeaderFacts) -> int:
     """The voxel axis that runs most nearly along the world's inferior-superior axis."""
-    affine = np.asarray(header.affine, dtype=float)[:3, :3]
-    if not np.all(np.isfinite(affine)) or not np.any(affine[2]):
+    affine = [[float(x) for x in row[:3]] for row in header.affine[:3]]
+    if not all(math.isfinite(x) for row in affine for x in row) or not any(affine[2]):
         return 2
-    return int(np.argmax(np.abs(affine[2]) / np.maximum(np.linalg.norm(affine, axis=0), 1e-12)))
+    share = [abs(affine[2][c]) / max(math.sqrt(sum(affine[r][c] ** 2 for r in range(3))), 1e-12) for c in range(3)]
+    return max(range(3), key=lambda c: share[c])
 
 
 def touched_faces(values: MaskValues, header: HeaderFacts) -> list[str]:

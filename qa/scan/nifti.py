@@ -194,8 +194,8 @@ def _read_member(reader: MemberReader, rel: str, max_bytes: int) -> FileFacts:
         return _corrupt(rel, size, "unreadable", "the file got shorter while it was read")
     isize = struct.unpack("<I", trailer[4:])[0]
     if error is not None:
-        return _corrupt(rel, size, *error, isize=isize)
-    return _confirm_size(reader, _facts_from_block(rel, size, block, isize), max_bytes)
+        return replace(_corrupt(rel, size, *error, isize=isize), trailer=trailer)
+    return replace(_confirm_size(reader, _facts_from_block(rel, size, block, isize), max_bytes), trailer=trailer)
 
 
 def _confirm_size(reader: MemberReader, facts: FileFacts, max_bytes: int) -> FileFacts:

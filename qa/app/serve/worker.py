@@ -32,12 +32,14 @@ from qa.report.diff import diff_reports
 from qa.report.model import Report
 from qa.rules.detect import detect_spec
 from qa.rules.spec import ReleaseSpec, load_spec
+from qa.scan.cache import FactCache
 from qa.source.base import ReleaseSource
 
 log = logging.getLogger("tsqa.serve.worker")
 POLL_S = 0.1
 PROGRESS_EVERY_S = 0.25
 STOP_GRACE_S = 2.0
+CACHE_DIR = "cache"
 INTERRUPTED = "the service stopped while this check was running; submit it again"
 
 
@@ -119,8 +121,10 @@ def run_job(config: ServeConfig, job_id: str, parent: int | None = None) -> None
         return
     reporter = Reporter(store, job_id, parent)
     spec, reason = choose_spec(config, job, source)
-    report = run_check(source, spec, reason, mode=job.mode, jobs=config.jobs, subset=job.subset,
-                       fail_on=config.fail_on, progress=reporter)
+    # the service's own fact cache, in its data folder: a re-check of a root re-reads only the cases that changed
+    with FactCache.open(config.data / CACHE_DIR, notice=log.warning) as cache:
+        report = run_check(source, spec, reason, mode=job.mode, jobs=config.jobs, subset=job.subset,
+                           fail_on=config.fail_on, progress=reporter, cache=cache)
     total = len(report.cases)
     store.progress(job_id, "writing", total, total, report.summary.files)
     run = run_folder(config, job, spec, target.real, report)

@@ -1,0 +1,311 @@
+"""The fact cache: each case's facts kept in SQLite under its stamp, per release, so that a re-run scans what changed.
+
+One SQLite file in WAL mode (readers never wait; one writer at a time, others wait up to BUSY_MS), written only by
+the process that runs the check, one transaction per batch of cases. A case's entry holds the scan's facts pickled and
+compressed; they are unpickled only into the classes of the facts modules (a cache file names nothing else). A
+file that is not such a database, or of another format or FACTS_VERSION, is put aside with a one-line notice and
+started anew: the cache can make a run slower, never its answer wrong."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qa.scan.case import Layout, ScanMode
+from qa.scan.facts import FACTS_VERSION, CaseFacts
+from qa.scan.stamp import decode
+
+CACHE_FORMAT = 1
+# PRAGMA user_version of a cache file: its format and the facts' version, so that either change starts it anew.
+USER_VERSION = CACHE_FORMAT * 1000 + FACTS_VERSION
+DB_NAME = "facts.sqlite"
+DEFAULT_MAX_BYTES = 2 << 30
+BUSY_MS = 60_000
+# Cases written per transaction: few commits, and another run waiting for the lock never waits long.
+BATCH_CASES = 64
+BATCH_SECONDS = 2.0
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS releases (id INTEGER PRIMARY KEY, location BLOB NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS cases (
+    release INTEGER NOT NULL, name BLOB NOT NULL, layout BLOB NOT NULL, mode TEXT NOT NULL, stamp BLOB NOT NULL,
+    facts BLOB NOT NULL, bytes INTEGER NOT NULL, used REAL NOT NULL, files INTEGER NOT NULL,
+    PRIMARY KEY (release, name));
+CREATE INDEX IF NOT EXISTS cases_used ON cases (used);
+"""
+Notice = Callable[[str], None]
+
+
+def say(text: str) -> None:
+    print(f"tsqa: {text}", file=sys.stderr)
+
+
+def default_cache_dir() -> Path:
+    """$TSQA_CACHE_DIR, else the platform's user cache folder for tsqa (platformdirs)."""
+    given = os.environ.get("TSQA_CACHE_DIR")
+    if given:
+        return Path(given)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("tsqa", appauthor=False))
+
+
+def layout_key(layout: Layout) -> bytes:
+    """What of the spec a case's facts depend on: a spec that changes only how facts are judged keeps its cases."""
+    text = repr((layout.meta_file, layout.case_pattern, layout.image, layout.mask_dir, layout.max_voxels,
+                 layout.max_bytes, sorted(layout.pieces), layout.masks))
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+@dataclass
+class CacheUse:
+    """What the cache gave a run: cases and files served without a read, and whether their trailers were checked."""
+
+    cases: int = 0
+    files: int = 0
+    verified: bool = False
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """What a cache folder holds."""
+
+    path: Path
+    file_bytes: int
+    entry_bytes: int
+    max_bytes: int
+    releases: list[tuple[str, int, int, int]] = field(default_factory=list)  # location, cases, files, bytes
+
+
+class FactCache:
+    """A fact cache folder, open. Methods that meet a broken database say so once and leave the cache off for the
+    rest of the run (`usable` turns False): the run goes on without it."""
+
+    def __init__(self, folder: Path, max_bytes: int = DEFAULT_MAX_BYTES, notice: Notice = say) -> None:
+        self.folder, self.max_bytes, self.notice = folder, max_bytes, notice
+        self.path = folder / DB_NAME
+        self.db: sqlite3.Connection | None = None
+
+    @classmethod
+    def open(cls, folder: Path, max_bytes: int = DEFAULT_MAX_BYTES, notice: Notice = say) -> FactCache:
+        cache = cls(folder, max_bytes, notice)
+        cache._connect()
+        return cache
+
+    @property
+    def usable(self) -> bool:
+        return self.db is not None
+
+    def _connect(self) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.notice(f"fact cache off: cannot create {self.folder} ({exc.strerror or exc})")
+            return
+        try:
+            self.db = self._prepared()
+        except sqlite3.DatabaseError as exc:
+            self._close()
+            self.notice(f"the fact cache {self.path} is unreadable ({exc}); starting it anew")
+            self._remove()
+            try:
+                self.db = self._prepared()
+            except sqlite3.Error as again:
+                self._close()
+                self.notice(f"fact cache off: {self.path}: {again}")
+
+    def _prepared(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=BUSY_MS / 1000, isolation_level=None, check_same_thread=False)
+        self.db = db
+        db.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        with self._transaction() as tx:
+            found = tx.execute("PRAGMA user_version").fetchone()[0]
+            tables = {row[0] for row in tx.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if found != USER_VERSION and tables:
+                self.notice(f"the fact cache {self.path} is of another tsqa version (format {found}, this one "
+                            f"{USER_VERSION}); starting it anew")
+                tx.execute("DROP TABLE IF EXISTS cases")
+                tx.execute("DROP TABLE IF EXISTS releases")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    tx.execute(statement)
+            tx.execute(f"PRAGMA user_version = {USER_VERSION}")
+        # a damaged page shows when it is read: read every entry's key now, not in the middle of a run
+        db.execute("SELECT count(*), sum(bytes), sum(length(stamp)) FROM cases").fetchone()
+        return db
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        assert self.db is not None
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _remove(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{self.path}{suffix}")
+
+    def _close(self) -> None:
+        if self.db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.close()
+        self.db = None
+
+    def close(self) -> None:
+        self._close()
+
+    def __enter__(self) -> FactCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def failed(self, exc: Exception) -> None:
+        """A database error met during a run: said once, and the cache is off for the rest of the run."""
+        self._close()
+        self.notice(f"fact cache off for this run: {self.path}: {exc}")
+
+    def release(self, location: str, layout: Layout) -> ReleaseCache | None:
+        """The entries of one release (by its resolved location), loaded at once; None when the cache is off."""
+        for attempt in (1, 2):
+            if self.db is None:
+                return None
+            try:
+                return self._load(location, layout)
+            except sqlite3.DatabaseError as exc:
+                if attempt == 2 or isinstance(exc, sqlite3.OperationalError):  # locked, disk full: not the file's
+                    self.failed(exc)
+                    return None
+                self._close()
+                self.notice(f"the fact cache {self.path} is damaged ({exc}); starting it anew")
+                self._remove()
+                self._connect()
+        return None
+
+    def _load(self, location: str, layout: Layout) -> ReleaseCache:
+        assert self.db is not None
+        with self._transaction() as tx:
+            # paths as the file system's bytes: a name that is not UTF-8 is stored as it is
+            key = os.fsencode(location)
+            tx.execute("INSERT OR IGNORE INTO releases (location) VALUES (?)", (key,))
+            release = tx.execute("SELECT id FROM releases WHERE location = ?", (key,)).fetchone()[0]
+        rows = self.db.execute("SELECT name, layout, mode, stamp, facts FROM cases WHERE release = ?",
+                               (release,)).fetchall()
+        return ReleaseCache(self, release, layout_key(layout), {os.fsdecode(r[0]): r[1:] for r in rows})
+
+    def write(self, release: int, stored: list[tuple[str, bytes, str, bytes, bytes, int]], used: list[str]) -> None:
+        """Store entries (name, layout, mode, stamp, facts, files) and mark entries used, in one transaction, then
+        evict the least recently used entries of any release past the size bound. A quick entry never replaces a
+        deep one of the same stamp and layout: the deep one serves both passes."""
+        if self.db is None or not (stored or used):
+            return
+        now = time.time()
+        try:
+            with self._transaction() as tx:
+                tx.executemany(
+                    "INSERT INTO cases (release, name, layout, mode, stamp, facts, bytes, used, files) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (release, name) DO UPDATE SET "
+                    "layout = excluded.layout, mode = excluded.mode, stamp = excluded.stamp, facts = excluded.facts, "
+                    "bytes = excluded.bytes, used = excluded.used, files = excluded.files "
+                    "WHERE NOT (cases.mode = 'deep' AND excluded.mode = 'quick' AND cases.stamp = excluded.stamp "
+                    "AND cases.layout = excluded.layout)",
+                    [(release, os.fsencode(name), lay, mode, stamp, blob, len(blob) + len(stamp) + len(name), now,
+                      files)
+                     for name, lay, mode, stamp, blob, files in stored])
+                tx.executemany("UPDATE cases SET used = ? WHERE release = ? AND name = ?",
+                               [(now, release, os.fsencode(name)) for name in used])
+                self._evict(tx)
+        except sqlite3.Error as exc:
+            self.failed(exc)
+
+    def _evict(self, tx: sqlite3.Connection) -> None:
+        total = tx.execute("SELECT coalesce(sum(bytes), 0) FROM cases").fetchone()[0]
+        if total <= self.max_bytes:
+            return
+        doomed, freed = [], 0
+        for rowid, size in tx.execute("SELECT rowid, bytes FROM cases ORDER BY used, rowid"):
+            if total - freed <= self.max_bytes * 0.9:  # a little room, so that the next run does not evict at once
+                break
+            doomed.append((rowid,))
+            freed += size
+        tx.executemany("DELETE FROM cases WHERE rowid = ?", doomed)
+        tx.execute("DELETE FROM releases WHERE id NOT IN (SELECT DISTINCT release FROM cases)")
+
+    def info(self) -> CacheInfo:
+        size = sum(os.path.getsize(f"{self.path}{s}") for s in ("", "-wal") if os.path.exists(f"{self.path}{s}"))
+        if self.db is None:
+            return CacheInfo(self.path, size, 0, self.max_bytes)
+        rows = self.db.execute("SELECT location, count(*), sum(files), sum(bytes) FROM cases JOIN releases ON "
+                               "releases.id = cases.release GROUP BY location ORDER BY location").fetchall()
+        return CacheInfo(self.path, size, sum(r[3] for r in rows), self.max_bytes,
+                         [(os.fsdecode(r[0]), *r[1:]) for r in rows])
+
+    def clear(self) -> None:
+        """Every entry removed and the file shrunk."""
+        if self.db is None:
+            self._remove()
+            return
+        with self._transaction() as tx:
+            tx.execute("DELETE FROM cases")
+            tx.execute("DELETE FROM releases")
+        self.db.execute("VACUUM")
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+class ReleaseCache:
+    """One release's entries during a run: looked up by case and stamp, new ones written in batches."""
+
+    def __init__(self, cache: FactCache, release: int, layout: bytes, rows: dict[str, tuple]) -> None:
+        self.cache, self.id, self.layout, self.rows = cache, release, layout, rows
+        self.stored: list[tuple[str, bytes, str, bytes, bytes, int]] = []
+        self.used: list[str] = []
+        self.since = time.monotonic()
+
+    def holds(self, case: str) -> bool:
+        return case in self.rows
+
+    def lookup(self, case: str, stamp: bytes, mode: ScanMode) -> CaseFacts | None:
+        """The cached facts of a case whose stamp and layout are the entry's, of the deep pass or of the pass asked
+        for (deep facts serve a quick run without their voxel facts; quick ones never serve a deep run)."""
+        row = self.rows.get(case)
+        if row is None:
+            return None
+        layout, cached_mode, cached_stamp, blob = row
+        if layout != self.layout or cached_stamp != stamp or (mode == "deep" and cached_mode != "deep"):
+            return None
+        facts = decode(blob)
+        if facts is None or facts.case != case:
+            return None
+        if mode == "quick":
+            facts.deep = None
+        return facts
+
+    def served(self, case: str) -> None:
+        self.used.append(case)
+        self._maybe_flush()
+
+    def store(self, case: str, stamp: bytes, mode: ScanMode, blob: bytes, files: int) -> None:
+        self.stored.append((case, self.layout, mode, stamp, blob, files))
+        self._maybe_flush()
+
+    def _maybe_flush(self) -> None:
+        if len(self.stored) >= BATCH_CASES or time.monotonic() - self.since >= BATCH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        stored, used = self.stored, self.used
+        self.stored, self.used, self.since = [], [], time.monotonic()
+        self.cache.write(self.id, stored, used)
