@@ -140,16 +140,16 @@ def open_release(path: Path, spec: ReleaseSpec | None = None) -> ReleaseSource:
 def run_check(root: Path | ReleaseSource, spec: ReleaseSpec, spec_reason: str, mode: Mode = "deep", jobs: int = 1,
               subset: bool = False, fail_on: FailOn = "error", progress: Progress | None = None,
               checksum: bool = True, checksum_progress: ChecksumProgress | None = None,
-              max_memory: int = DEFAULT_BUDGET) -> Report:
-    """Scan and judge a release (a folder, a zip archive, or any source) with `jobs` worker processes, whose cases in
-    flight hold at most `max_memory` bytes together. A release in a zip archive also has the archive's MD5 computed in
-    a process of its own meanwhile, unless `checksum` is False."""
+              max_memory: int = DEFAULT_BUDGET, executor: Executor | None = None) -> Report:
+    """Scan and judge a release (a folder, a zip archive, or any source) with `jobs` worker processes, or on
+    `executor` when given, the cases in flight holding at most `max_memory` bytes together. A release in a zip archive
+    also has the archive's MD5 computed in a process of its own meanwhile, unless `checksum` is False."""
     source = root if isinstance(root, ReleaseSource) else open_release(Path(root), spec)
     started = datetime.now(UTC)
     clock = time.perf_counter()
     hashing = Checksum(source.location, source.layout.size) if checksum and isinstance(source, ZipSource) else None
     try:
-        facts = scan_release(source, Layout.of(spec), mode=mode, executor=executor_for(jobs, max_memory),
+        facts = scan_release(source, Layout.of(spec), mode=mode, executor=executor or executor_for(jobs, max_memory),
                              progress=_with_checksum(progress, hashing, checksum_progress), max_memory=max_memory)
         if isinstance(source, ZipSource):
             facts.archive = _archive_facts(source, hashing, checksum_progress)
