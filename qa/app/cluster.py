@@ -6,7 +6,7 @@ import contextlib
 import sys
 from collections.abc import Iterator
 
-from qa.app.workers import unfit_worker, worker_version
+from qa.app.workers import WORKER_MODULES, unfit_worker, worker_version
 from qa.execute.cluster import ClusterError, DaskExecutor, check_scheduler, dask_executor
 from qa.source.base import ReleaseSource
 
@@ -18,7 +18,7 @@ def cluster_executor(scheduler: str, source: ReleaseSource, max_memory: int, qui
     """The executor of the cluster `scheduler` names (see dask_executor), the cases in flight on all its workers within
     `max_memory`; ClusterError, before any scan, when it cannot be reached or a worker runs another tsqa or cannot
     read the release where this process reads it. Unless `quiet`, one line on stderr names the cluster's workers."""
-    with dask_executor(scheduler, max_memory) as executor:
+    with dask_executor(scheduler, max_memory, preload=WORKER_MODULES) as executor:
         ask_workers(executor, source)
         if not quiet:
             workers = executor.workers()

@@ -11,7 +11,7 @@ import os
 import re
 import signal
 import socket
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -154,16 +154,17 @@ def _read(item: T, future: Future) -> Outcome:
 
 
 @contextlib.contextmanager
-def dask_executor(scheduler: str, budget: int | None = None) -> Iterator[DaskExecutor]:
+def dask_executor(scheduler: str, budget: int | None = None, preload: Sequence[str] = ()) -> Iterator[DaskExecutor]:
     """An executor on the cluster named by `scheduler`: `local:N` (a LocalCluster of N single-threaded worker processes
-    on this machine, shut down on leaving), a scheduler file (JSON, as `dask scheduler --scheduler-file` writes it),
-    or a scheduler's address (tcp://host:8786). ClusterError when it cannot be reached."""
+    on this machine, which import the `preload` modules as they start; shut down on leaving), a scheduler file (JSON,
+    as `dask scheduler --scheduler-file` writes it), or a scheduler's address (tcp://host:8786). ClusterError when it
+    cannot be reached."""
     workers = local_workers(scheduler)
     with contextlib.ExitStack() as stack:
         stack.enter_context(_quiet())
         stack.enter_context(dask.config.set({"distributed.scheduler.allowed-failures": ATTEMPTS - 1}))
         if workers is not None:
-            client = stack.enter_context(_local_cluster(workers))
+            client = stack.enter_context(_local_cluster(workers, preload))
         else:
             client = stack.enter_context(_connect(scheduler))
             try:
@@ -175,13 +176,13 @@ def dask_executor(scheduler: str, budget: int | None = None) -> Iterator[DaskExe
 
 
 @contextlib.contextmanager
-def _local_cluster(workers: int) -> Iterator[Client]:
+def _local_cluster(workers: int, preload: Sequence[str]) -> Iterator[Client]:
     """A client of a LocalCluster of `workers` single-threaded worker processes, closed on leaving; each worker process
     runs this module's dask_setup as it starts, a worker that replaces a dead one too. Left by an exception (an
     interrupted run), the worker processes are killed first: closing waits for the scans they are running."""
     # the scheduler serves HTTP whatever its dashboard: on any free port of this machine, not on 8787 or its warning
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL, preload=[__name__])
+                           dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL, preload=[__name__, *preload])
     with cluster, Client(cluster) as client:
         try:
             yield client

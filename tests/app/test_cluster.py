@@ -19,6 +19,7 @@ from qa.execute.cluster import ClusterError, DaskExecutor, dask_executor
 from qa.report.model import Report
 from qa.rules.spec import load_spec
 from qa.source.fs import FolderSource
+from qa.synth.archive import zip_release
 from qa.synth.sample import Sample, make_sample
 
 SPEC = load_spec("totalsegmentator-v2")
@@ -47,6 +48,7 @@ def without_timing(report: Report) -> dict:
     return report.model_dump(mode="json", exclude=TIMING)
 
 
+@pytest.mark.usefixtures("deadline")
 def test_a_deep_check_on_a_local_cluster_reports_what_the_process_pool_reports(cluster: DaskExecutor,
                                                                              sample: Sample) -> None:
     on_cluster, in_pool = check(sample.root, executor=cluster), check(sample.root, jobs=2)
@@ -54,6 +56,17 @@ def test_a_deep_check_on_a_local_cluster_reports_what_the_process_pool_reports(c
     assert without_timing(on_cluster) == without_timing(in_pool)
 
 
+@pytest.mark.usefixtures("deadline")
+def test_dask_workers_read_a_zip_archive_by_its_path_as_the_pool_does(cluster: DaskExecutor, sample: Sample,
+                                                                       tmp_path: Path) -> None:
+    archive = tmp_path / "release.zip"
+    zip_release(sample.root, archive)
+    on_cluster, in_pool = check(archive, executor=cluster), check(archive, jobs=2)
+    assert {(f.code, f.path) for f in on_cluster.findings} >= {(f.code, f.path) for f in sample.faults}
+    assert without_timing(on_cluster) == without_timing(in_pool)
+
+
+@pytest.mark.usefixtures("deadline")
 def test_a_case_that_kills_its_dask_worker_twice_is_qa_internal_and_the_rest_complete(cluster: DaskExecutor,
                                                                                       sample: Sample) -> None:
     report = check(KillingSource(sample.root, "s0002"), executor=cluster)
@@ -63,6 +76,7 @@ def test_a_case_that_kills_its_dask_worker_twice_is_qa_internal_and_the_rest_com
     assert [c.case for c in report.cases if c.labels] == ["s0000", "s0001", "s0003", "s0004"]
 
 
+@pytest.mark.usefixtures("deadline")
 def test_a_case_whose_dask_worker_dies_once_is_run_again_and_checked(cluster: DaskExecutor, sample: Sample,
                                                                      tmp_path: Path) -> None:
     report = check(KillOnceSource(sample.root, "s0001", tmp_path / "killed-once"), executor=cluster)
@@ -71,6 +85,7 @@ def test_a_case_whose_dask_worker_dies_once_is_run_again_and_checked(cluster: Da
     assert len([c for c in report.cases if c.labels]) == 5
 
 
+@pytest.mark.usefixtures("deadline")
 def test_progress_counts_every_case_on_a_cluster(cluster: DaskExecutor, sample: Sample) -> None:
     seen: list[tuple[int, int, int]] = []
     report = check(sample.root, executor=cluster, progress=lambda done, total, files: seen.append((done, total, files)))
@@ -78,6 +93,7 @@ def test_progress_counts_every_case_on_a_cluster(cluster: DaskExecutor, sample: 
     assert seen[-1] == (5, 5, report.summary.files)
 
 
+@pytest.mark.usefixtures("deadline")
 def test_workers_that_cannot_see_the_release_are_refused_before_any_scan(cluster: DaskExecutor,
                                                                          sample: Sample) -> None:
     with pytest.raises(ClusterError, match=r"^Dask worker tcp://.* finds nothing at .*shared storage"):
@@ -91,6 +107,7 @@ def test_a_worker_running_another_tsqa_is_unfit(sample: Sample) -> None:
                        "worker")
 
 
+@pytest.mark.usefixtures("deadline")
 @pytest.mark.parametrize(("options", "error"), [
     (["--executor", "dask"], "--executor dask needs --scheduler"),
     (["--scheduler", "local:2"], "--scheduler goes with --executor dask"),

@@ -13,6 +13,8 @@ from support import logged_run, meet, square_or_die, worker_pid
 from qa.execute.cluster import ClusterError, DaskExecutor, dask_executor, local_workers
 from qa.execute.pool import ATTEMPTS
 
+pytestmark = pytest.mark.usefixtures("deadline")  # a task the cluster never ends fails its test
+
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[DaskExecutor]:
