@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from nibabel.nifti1 import Nifti1Header
 
-from qa.source.base import MemberReader, ReleaseSource
+from qa.source.base import Entry, MemberReader, ReleaseSource
 from qa.source.fs import FolderSource
 
 REPO = Path(__file__).resolve().parents[1]
@@ -142,7 +142,12 @@ def finish(process: subprocess.Popen, timeout: float = 120) -> Run:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
             raise AssertionError(f"{process.args} did not finish in {timeout} s") from None
+    # multiprocessing's resource tracker ends when it reads the end of its pipe, just after the process it served
     left = session_members(process.pid)
+    deadline = time.monotonic() + 2
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = session_members(process.pid)
     assert left == [], f"processes left behind: {left}"
     return Run(process.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 
@@ -361,3 +366,10 @@ def chromium() -> Iterator[object]:
             yield launched
         finally:
             launched.close()
+
+
+class BlindSource(FolderSource):
+    """A folder that worker processes cannot see, as on a cluster node without the release's shared file system."""
+
+    def entries(self, folder: str) -> list[Entry]:
+        return [] if multiprocessing.parent_process() is not None else super().entries(folder)

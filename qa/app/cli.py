@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import signal
@@ -10,13 +11,14 @@ import sys
 import tempfile
 import textwrap
 import threading
-from collections.abc import Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qa import __version__
+from qa.execute.base import ExecutorError
 from qa.rules.baseline import BaselineError, load_baseline
 from qa.rules.codes import CODES
 from qa.rules.spec import SpecError, builtin_spec_names, load_spec
@@ -157,6 +159,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="the most memory the cases being scanned hold at once, all workers together (default 1G, binary units); "
         "cases start while they fit, a file too large for it is streamed in bounded steps, and a check it leaves out "
         "is reported as QA_PARTIAL",
+    )
+    check.add_argument(
+        "--executor", choices=["processes", "dask"], default="processes",
+        help="where the cases are scanned: processes (default), --jobs worker processes on this machine; dask, the "
+        "workers of a Dask cluster (--scheduler; needs the tsqa[dask] extra), which read the release at the same path",
+    )
+    check.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="with --executor dask: the Dask scheduler's address (tcp://host:8786) or scheduler file (.json), or "
+        "local:N to start a cluster of N worker processes on this machine",
     )
     check.add_argument("--fail-on", choices=["error", "warning", "never"], default="error", help=FAIL_ON_HELP)
     check.add_argument("--baseline", type=Path, metavar="FILE",
@@ -338,14 +350,16 @@ def _gate(args: argparse.Namespace, spec_id: str) -> Gate | None:
 def _check(args: argparse.Namespace) -> int:
     from qa.app.workers import prepare_workers, stop_workers
 
-    prepare_workers()  # the workers' imports, in their own process, overlap with this one's
+    executor = _executor(args)
+    if args.executor == "processes":
+        prepare_workers()  # the workers' imports, in their own process, overlap with this one's
     try:
-        return _checked(args)
+        return _checked(args, executor)
     finally:
         stop_workers()
 
 
-def _checked(args: argparse.Namespace) -> int:
+def _checked(args: argparse.Namespace, executor: Callable[[ReleaseSource, int, bool], AbstractContextManager]) -> int:
     from qa.app.pipeline import OutputError, keep_run, open_history, open_output, run_check, write_outputs
     from qa.output.console import print_summary
     from qa.output.progress import progress_bar
@@ -354,7 +368,7 @@ def _checked(args: argparse.Namespace) -> int:
 
     root: Path = args.path
     given = load_spec(args.spec) if args.spec else None  # a usage error before the archive's directory is read
-    source = _source(root, given)
+    source = _source(root.absolute(), given)  # absolute: a cluster's workers read it by the same path
     if given is not None:
         spec, reason = given, f"given: --spec {args.spec}"
     else:
@@ -365,6 +379,7 @@ def _checked(args: argparse.Namespace) -> int:
         if path is not None:
             _refuse_inside(path, root, option)
     with ExitStack() as opened:
+        cluster = opened.enter_context(executor(source, args.max_memory, args.quiet))  # reached before the outputs
         # the report folders are opened, checked and (--out) locked before the scan, and written through those handles
         try:
             if args.out is not None:
@@ -382,7 +397,8 @@ def _checked(args: argparse.Namespace) -> int:
             report = run_check(source, spec, reason, mode=args.mode, jobs=args.jobs, subset=args.subset,
                                fail_on=args.fail_on, progress=advance, checksum=not args.no_checksum,
                                checksum_progress=None if advance is None else advance.checksum,
-                               max_memory=args.max_memory, cache=cache, verify_cache=args.verify_cache)
+                               max_memory=args.max_memory, cache=cache, verify_cache=args.verify_cache,
+                               executor=cluster)
         if gate is not None:
             report = apply_gate(report, gate, spec)
         if args.out is not None:
@@ -420,6 +436,25 @@ def _cache(args: argparse.Namespace) -> int:
     if not info.releases:
         print("  (empty)")
     return EXIT_OK
+
+
+def _executor(args: argparse.Namespace) -> Callable[[ReleaseSource, int, bool], AbstractContextManager]:
+    """What opens the executor of a check (given its source, memory budget and --quiet), the options checked: None for
+    the process pool (run_check's default), or a Dask cluster's executor, reached and asked before any scan."""
+    if args.executor == "processes":
+        if args.scheduler is not None:
+            raise UsageError("--scheduler goes with --executor dask")
+        return lambda source, max_memory, quiet: nullcontext()
+    if args.scheduler is None:
+        raise UsageError("--executor dask needs --scheduler: a scheduler's address (tcp://host:8786), its file, or "
+                         "local:N")
+    try:
+        from qa.app.cluster import check_scheduler, cluster_executor
+    except ImportError as exc:
+        raise UsageError(f"--executor dask needs Dask's distributed ({exc.name} is missing): "
+                         "pip install 'tsqa[dask]'") from None
+    check_scheduler(args.scheduler)  # a malformed address is an error now, before the release is read
+    return functools.partial(cluster_executor, args.scheduler)
 
 
 def _workspace() -> Path:
@@ -699,6 +734,6 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command == "diff":
             return _diff(args)
         return _check(args)
-    except (UsageError, SpecError, BaselineError, WaiverError) as exc:
+    except (UsageError, SpecError, BaselineError, WaiverError, ExecutorError) as exc:
         print(f"tsqa: error: {safe_text(str(exc))}", file=sys.stderr)
         return EXIT_USAGE

@@ -195,11 +195,13 @@ def open_release(path: Path, spec: ReleaseSpec | None = None) -> ReleaseSource:
 def run_check(root: Path | ReleaseSource, spec: ReleaseSpec, spec_reason: str, mode: Mode = "deep", jobs: int = 1,
               subset: bool = False, fail_on: FailOn = "error", progress: Progress | None = None,
               checksum: bool = True, checksum_progress: ChecksumProgress | None = None,
-              max_memory: int = DEFAULT_BUDGET, cache: FactCache | None = None, verify_cache: bool = False) -> Report:
-    """Scan and judge a release (a folder, a zip archive, or any source) with `jobs` worker processes, whose cases in
-    flight hold at most `max_memory` bytes together. A release in a zip archive also has the archive's MD5 computed in
-    a process of its own meanwhile, unless `checksum` is False. With `cache`, a folder's unchanged cases come from the
-    fact cache (their gzip trailers compared first with `verify_cache`); judging always runs afresh."""
+              max_memory: int = DEFAULT_BUDGET, cache: FactCache | None = None, verify_cache: bool = False,
+              executor: Executor | None = None) -> Report:
+    """Scan and judge a release (a folder, a zip archive, or any source) with `jobs` worker processes, or on
+    `executor` when given, the cases in flight holding at most `max_memory` bytes together. A release in a zip archive
+    also has the archive's MD5 computed in a process of its own meanwhile, unless `checksum` is False. With `cache`, a
+    folder's unchanged cases come from the fact cache (their gzip trailers compared first with `verify_cache`);
+    judging always runs afresh."""
     source = root if isinstance(root, ReleaseSource) else open_release(Path(root), spec)
     started = datetime.now(UTC)
     clock = time.perf_counter()
@@ -209,7 +211,7 @@ def run_check(root: Path | ReleaseSource, spec: ReleaseSpec, spec_reason: str, m
     entries = cache.release(source.location, layout) if cache is not None and isinstance(source, FolderSource) else None
     use = CacheUse(verified=verify_cache)
     try:
-        facts = scan_release(source, layout, mode=mode, executor=executor_for(jobs, max_memory),
+        facts = scan_release(source, layout, mode=mode, executor=executor or executor_for(jobs, max_memory),
                              progress=_with_checksum(progress, hashing, checksum_progress), max_memory=max_memory,
                              cache=entries, use=use)
         if isinstance(source, ZipSource):

@@ -33,3 +33,7 @@ class Executor(ABC):
     @abstractmethod
     def map(self, fn: Callable[[T], R], items: Iterable[T], cost: Cost | None = None) -> Iterator[Outcome[T, R]]:
         """One outcome per item, in completion order."""
+
+
+class ExecutorError(Exception):
+    """The executor cannot run the items (a cluster not reached, unfit or lost): one line for a person."""

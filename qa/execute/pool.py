@@ -219,17 +219,16 @@ def start_fork_server(preload: Sequence[str]) -> BaseContext:
 
 
 def stop_fork_server() -> None:
-    """End this process's fork server and resource tracker, if it started them, and wait for them: a run shorter than
-    the server's own imports (every case served from the fact cache) must not leave it behind. SIGTERM first, since a
-    server still importing reads no request to stop; every worker has been stopped by then."""
+    """End this process's fork server, if it started one, and wait for it: a run shorter than the server's own imports
+    (every case served from the fact cache) must not leave it behind. SIGTERM first, since a server still importing
+    reads no request to stop; every worker has been stopped by then. The resource tracker is left to end by itself
+    when this process does: stopping it here would wait on every other process that holds its pipe."""
     server = forkserver._forkserver
     pid = getattr(server, "_forkserver_pid", None)
     if pid is not None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         server._stop()  # private, but the only way to wait for the server
-    # and the resource tracker started beside it, which would otherwise end only after this process has
-    resource_tracker._resource_tracker._stop()
 
 
 def _serve(conn: Connection, lifeline: Connection, fn: Callable[[Any], Any]) -> None:
