@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
 import numpy as np
 from nibabel.orientations import aff2axcodes
 
-from qa.checks.base import Context, check, finding, mask_paths, usable_header
+from qa.checks.base import Context, check, finding
 from qa.rules.finding import Finding
 from qa.rules.spec import ReleaseSpec
 from qa.scan.facts import CaseFacts, HeaderFacts
@@ -31,11 +32,17 @@ def corner_deviation_mm(a: list[list[float]], b: list[list[float]], shape: tuple
 
 
 def axcodes(header: HeaderFacts) -> list[str | None]:
+    return list(_axcodes(tuple(tuple(row) for row in header.affine)))
+
+
+# A case's image and masks share one affine, and the report asks for the image's axis codes again: nibabel's SVD once.
+@functools.lru_cache(maxsize=1024)
+def _axcodes(affine: tuple[tuple[float, ...], ...]) -> tuple[str | None, ...]:
     try:
         with np.errstate(all="ignore"):
-            return list(aff2axcodes(np.asarray(header.affine)))
+            return tuple(aff2axcodes(np.asarray(affine)))
     except (ValueError, np.linalg.LinAlgError):
-        return [None, None, None]
+        return (None, None, None)
 
 
 def nibabel_transform(header: HeaderFacts) -> str:
@@ -263,7 +270,7 @@ def mask_readers(image_findings: list[Finding], image: HeaderFacts, spec: Releas
 def check_case_geometry(case: CaseFacts, ctx: Context) -> list[Finding]:
     spec = ctx.spec
     image_path = f"{case.case}/{spec.image}"
-    image = usable_header(case.files.get(image_path), spec)
+    image = ctx.usable_header(case, case.files.get(image_path))
     if image is None:
         return []
     found = check_image_grid(case.case, image_path, image, spec)
@@ -271,8 +278,8 @@ def check_case_geometry(case: CaseFacts, ctx: Context) -> list[Finding]:
     # A case's masks share a handful of distinct headers (the scan hands identical headers out as one object): each
     # distinct header is judged once.
     verdicts: dict[int, MaskHeaderVerdict] = {}
-    for name, path in mask_paths(case, spec):
-        mask = usable_header(case.files.get(path), spec)
+    for name, path in ctx.mask_paths(case):
+        mask = ctx.usable_header(case, case.files.get(path))
         if mask is None:
             continue
         if id(mask) not in verdicts:
