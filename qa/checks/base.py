@@ -11,6 +11,7 @@ from qa.rules.codes import CODES, Pass, Severity
 from qa.rules.finding import Detail, Finding, fingerprint
 from qa.rules.spec import ReleaseSpec
 from qa.scan.facts import CaseFacts, FileFacts, HeaderFacts, Problem, ReleaseFacts
+from qa.scan.measures import Measured, measured_masks
 
 if TYPE_CHECKING:
     from qa.checks.meta import MetaParse
@@ -31,6 +32,7 @@ class Context:
     _case: str | None = field(default=None, init=False, repr=False)
     _problems: dict[int, tuple[FileFacts, Problem | None]] = field(default_factory=dict, init=False, repr=False)
     _masks: list[tuple[str, str]] = field(default_factory=list, init=False, repr=False)
+    _measured: dict[str, Measured] | None = field(default=None, init=False, repr=False)
 
     @cached_property
     def meta(self) -> MetaParse:
@@ -41,6 +43,14 @@ class Context:
     def _judging(self, case: CaseFacts) -> None:
         if case.case != self._case:
             self._case, self._problems, self._masks = case.case, {}, mask_paths(case, self.spec)
+            self._measured = None
+
+    def measured_masks(self, case: CaseFacts) -> dict[str, Measured]:
+        """measured_masks(case, spec), made once per case."""
+        self._judging(case)
+        if self._measured is None:
+            self._measured = measured_masks(case, self.spec)
+        return self._measured
 
     def mask_paths(self, case: CaseFacts) -> list[tuple[str, str]]:
         """mask_paths(case, spec), made once per case."""
