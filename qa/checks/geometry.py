@@ -32,15 +32,18 @@ def corner_deviation_mm(a: list[list[float]], b: list[list[float]], shape: tuple
 
 
 def axcodes(header: HeaderFacts) -> list[str | None]:
-    return list(_axcodes(tuple(tuple(row) for row in header.affine)))
+    # only the rotation and zooms decide the axis codes, and the cases of a release share them
+    return list(_axcodes(tuple(tuple(row[:3]) for row in header.affine[:3])))
 
 
-# A case's image and masks share one affine, and the report asks for the image's axis codes again: nibabel's SVD once.
 @functools.lru_cache(maxsize=1024)
-def _axcodes(affine: tuple[tuple[float, ...], ...]) -> tuple[str | None, ...]:
+def _axcodes(rotation: tuple[tuple[float, ...], ...]) -> tuple[str | None, ...]:
+    """nibabel's axis codes of an affine whose upper 3 x 3 is `rotation` (its SVD is most of a quick pass's judging)."""
+    affine = np.eye(4)
+    affine[:3, :3] = rotation
     try:
         with np.errstate(all="ignore"):
-            return tuple(aff2axcodes(np.asarray(affine)))
+            return tuple(aff2axcodes(affine))
     except (ValueError, np.linalg.LinAlgError):
         return (None, None, None)
 
