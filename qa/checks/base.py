@@ -11,6 +11,7 @@ from qa.rules.codes import CODES, Pass, Severity
 from qa.rules.finding import Detail, Finding, fingerprint
 from qa.rules.spec import ReleaseSpec
 from qa.scan.facts import CaseFacts, FileFacts, HeaderFacts, Problem, ReleaseFacts
+from qa.scan.measures import Measured, measured_masks
 
 if TYPE_CHECKING:
     from qa.checks.meta import MetaParse
@@ -26,12 +27,49 @@ class Context:
     facts: ReleaseFacts
     spec: ReleaseSpec
     subset: bool = False
+    # What several checks of one case ask of its files, worked out once per case: judging runs every check of a case
+    # before the next case, so only the case being judged is kept.
+    _case: str | None = field(default=None, init=False, repr=False)
+    _problems: dict[int, tuple[FileFacts, Problem | None]] = field(default_factory=dict, init=False, repr=False)
+    _masks: list[tuple[str, str]] = field(default_factory=list, init=False, repr=False)
+    _measured: dict[str, Measured] | None = field(default=None, init=False, repr=False)
 
     @cached_property
     def meta(self) -> MetaParse:
         from qa.checks.meta import parse_meta
 
         return parse_meta(self.facts.meta, self.spec)
+
+    def _judging(self, case: CaseFacts) -> None:
+        if case.case != self._case:
+            self._case, self._problems, self._masks = case.case, {}, mask_paths(case, self.spec)
+            self._measured = None
+
+    def measured_masks(self, case: CaseFacts) -> dict[str, Measured]:
+        """measured_masks(case, spec), made once per case."""
+        self._judging(case)
+        if self._measured is None:
+            self._measured = measured_masks(case, self.spec)
+        return self._measured
+
+    def mask_paths(self, case: CaseFacts) -> list[tuple[str, str]]:
+        """mask_paths(case, spec), made once per case."""
+        self._judging(case)
+        return self._masks
+
+    def header_problem(self, case: CaseFacts, facts: FileFacts) -> Problem | None:
+        """header_problem of a file of the case, worked out once per file."""
+        self._judging(case)
+        known = self._problems.get(id(facts))
+        if known is None or known[0] is not facts:  # kept with its facts: their id cannot name another file meanwhile
+            known = self._problems[id(facts)] = (facts, header_problem(facts, self.spec))
+        return known[1]
+
+    def usable_header(self, case: CaseFacts, facts: FileFacts | None) -> HeaderFacts | None:
+        """usable_header of a file of the case, worked out once per file."""
+        if facts is None or self.header_problem(case, facts) is not None:
+            return None
+        return facts.header
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from qa.checks.base import Context, check, finding
 from qa.rules.finding import Finding
 from qa.rules.spec import ChainSpec, MergedSpec, ReleaseSpec
 from qa.scan.facts import CaseFacts
-from qa.scan.measures import Measured, extent_mm, measured_masks, volume_ml
+from qa.scan.measures import Measured, extent_mm, volume_ml
 
 
 def chain_gaps(case: CaseFacts, spec: ReleaseSpec, chain: ChainSpec, masks: dict[str, Measured]) -> list[Finding]:
@@ -113,7 +113,7 @@ def check_chains(case: CaseFacts, ctx: Context) -> list[Finding]:
     spec = ctx.spec
     if not spec.labels.chains:
         return []
-    masks = measured_masks(case, spec)
+    masks = ctx.measured_masks(case)
     found = []
     for chain in spec.labels.chains:
         found += chain_gaps(case, spec, chain, masks) + merged_members(case, spec, chain, masks)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qa.checks.base import Context, check, finding, mask_paths, usable_header
+from qa.checks.base import Context, check, finding
 from qa.rules.finding import Finding
 from qa.scan.facts import CaseFacts
 
@@ -12,15 +12,21 @@ def check_case_dtypes(case: CaseFacts, ctx: Context) -> list[Finding]:
     spec = ctx.spec
     found = []
     image_path = f"{case.case}/{spec.image}"
-    image = usable_header(case.files.get(image_path), spec)
+    image = ctx.usable_header(case, case.files.get(image_path))
     if image is not None and image.dtype not in spec.image_dtypes:
         found.append(finding(spec, "IMAGE_DTYPE", case.case, image_path,
                              f"{image_path}: stored as {image.dtype}, the release allows "
                              f"{', '.join(spec.image_dtypes)}",
                              dtype=image.dtype, allowed=spec.image_dtypes))
-    for name, path in mask_paths(case, spec):
-        mask = usable_header(case.files.get(path), spec)
-        if mask is None:
+    # the masks of a case share a few header objects (the scan parses each distinct header once): a header without a
+    # problem is passed over at once
+    fine: set[int] = set()
+    for name, path in ctx.mask_paths(case):
+        mask = ctx.usable_header(case, case.files.get(path))
+        if mask is None or id(mask) in fine:
+            continue
+        if mask.dtype in spec.mask_dtypes and (mask.loaded(0), mask.loaded(1)) == (0.0, 1.0):
+            fine.add(id(mask))
             continue
         if mask.dtype not in spec.mask_dtypes:
             found.append(finding(spec, "LABEL_DTYPE", case.case, path,

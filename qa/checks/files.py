@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 
-from qa.checks.base import Context, check, finding, header_problem, mask_paths
+from qa.checks.base import Context, check, finding, mask_paths
 from qa.rules.finding import Finding
 from qa.rules.spec import ReleaseSpec, case_folders
 from qa.rules.text import is_safe
@@ -49,7 +49,7 @@ def check_case_files(case: CaseFacts, ctx: Context) -> list[Finding]:
     spec = ctx.spec
     kinds = {e.path: e.kind for e in case.entries}
     image, mask_dir = f"{case.case}/{spec.image}", f"{case.case}/{spec.mask_dir}"
-    masks = mask_paths(case, spec)
+    masks = ctx.mask_paths(case)
     expected = {image, mask_dir, *(path for _, path in masks)}
     found = [unexpected(spec, case.case, path, kind) for path, kind in kinds.items() if path not in expected]
     kind = kinds.get(mask_dir)
@@ -68,7 +68,7 @@ def check_case_files(case: CaseFacts, ctx: Context) -> list[Finding]:
                                  class_name=name))
             continue
         facts = case.files.get(path) or FileFacts(path, 0, corrupt=Problem("unreadable", "not a regular file"))
-        problem = header_problem(facts, spec)
+        problem = ctx.header_problem(case, facts)
         if problem is not None:
             found.append(finding(spec, "FILE_CORRUPT", case.case, path, f"{path}: {problem.reason}",
                                  subcode=problem.kind, class_name=name, reason=problem.reason, size=facts.size,

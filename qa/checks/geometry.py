@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
 import numpy as np
 from nibabel.orientations import aff2axcodes
 
-from qa.checks.base import Context, check, finding, mask_paths, usable_header
+from qa.checks.base import Context, check, finding
 from qa.rules.finding import Finding
 from qa.rules.spec import ReleaseSpec
 from qa.scan.facts import CaseFacts, HeaderFacts
@@ -31,11 +32,20 @@ def corner_deviation_mm(a: list[list[float]], b: list[list[float]], shape: tuple
 
 
 def axcodes(header: HeaderFacts) -> list[str | None]:
+    # only the rotation and zooms decide the axis codes, and the cases of a release share them
+    return list(_axcodes(tuple(tuple(row[:3]) for row in header.affine[:3])))
+
+
+@functools.lru_cache(maxsize=1024)
+def _axcodes(rotation: tuple[tuple[float, ...], ...]) -> tuple[str | None, ...]:
+    """nibabel's axis codes of an affine whose upper 3 x 3 is `rotation` (its SVD is most of a quick pass's judging)."""
+    affine = np.eye(4)
+    affine[:3, :3] = rotation
     try:
         with np.errstate(all="ignore"):
-            return list(aff2axcodes(np.asarray(header.affine)))
+            return tuple(aff2axcodes(affine))
     except (ValueError, np.linalg.LinAlgError):
-        return [None, None, None]
+        return (None, None, None)
 
 
 def nibabel_transform(header: HeaderFacts) -> str:
@@ -263,7 +273,7 @@ def mask_readers(image_findings: list[Finding], image: HeaderFacts, spec: Releas
 def check_case_geometry(case: CaseFacts, ctx: Context) -> list[Finding]:
     spec = ctx.spec
     image_path = f"{case.case}/{spec.image}"
-    image = usable_header(case.files.get(image_path), spec)
+    image = ctx.usable_header(case, case.files.get(image_path))
     if image is None:
         return []
     found = check_image_grid(case.case, image_path, image, spec)
@@ -271,8 +281,8 @@ def check_case_geometry(case: CaseFacts, ctx: Context) -> list[Finding]:
     # A case's masks share a handful of distinct headers (the scan hands identical headers out as one object): each
     # distinct header is judged once.
     verdicts: dict[int, MaskHeaderVerdict] = {}
-    for name, path in mask_paths(case, spec):
-        mask = usable_header(case.files.get(path), spec)
+    for name, path in ctx.mask_paths(case):
+        mask = ctx.usable_header(case, case.files.get(path))
         if mask is None:
             continue
         if id(mask) not in verdicts:

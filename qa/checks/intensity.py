@@ -5,7 +5,7 @@ from __future__ import annotations
 from qa.checks.base import Context, check, finding, usable_header
 from qa.rules.finding import Finding
 from qa.scan.facts import CaseFacts
-from qa.scan.measures import image_mean_sd, measured_masks
+from qa.scan.measures import image_mean_sd
 
 
 @check("intensity.hu", ("LABEL_HU",), needs="deep")
@@ -16,7 +16,7 @@ def check_hu(case: CaseFacts, ctx: Context) -> list[Finding]:
     if image is None or not rule.groups:
         return []
     found = []
-    for name, m in measured_masks(case, spec).items():
+    for name, m in ctx.measured_masks(case).items():
         grouped = rule.group_of(name)
         measured = image_mean_sd(m.values, image)
         if grouped is None or measured is None or m.values.voxels < rule.min_voxels:

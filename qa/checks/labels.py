@@ -95,8 +95,9 @@ def check_padding(case: CaseFacts, ctx: Context) -> list[Finding]:
     found = []
     for name, path in mask_paths(case, spec):
         values = case.deep.masks.get(path)
-        exempt = any(fnmatch.fnmatch(name, p) for p in spec.values.padding_exempt)
-        if values is None or not values.padding_voxels or exempt:
+        if values is None or not values.padding_voxels:
+            continue
+        if any(fnmatch.fnmatch(name, p) for p in spec.values.padding_exempt):
             continue
         share = values.padding_voxels / values.voxels
         if share >= spec.values.padding_share:

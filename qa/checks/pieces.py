@@ -8,14 +8,14 @@ from qa.checks.base import Context, check, finding
 from qa.rules.finding import Finding
 from qa.rules.spec import ReleaseSpec
 from qa.scan.facts import Box, CaseFacts, Piece
-from qa.scan.measures import Measured, extent_mm, head_to_feet_axis, measured_masks, touched_faces, voxel_ml
+from qa.scan.measures import Measured, extent_mm, head_to_feet_axis, touched_faces, voxel_ml
 
 
 @check("pieces.truncated", ("LABEL_TRUNCATED",), needs="deep")
 def check_truncated(case: CaseFacts, ctx: Context) -> list[Finding]:
     """Non-empty masks touching a face of their grid: the organ goes on outside the image."""
     found = []
-    for name, m in measured_masks(case, ctx.spec).items():
+    for name, m in ctx.measured_masks(case).items():
         faces = touched_faces(m.values, m.header)
         if not faces:
             continue
@@ -78,7 +78,7 @@ def check_fragments(case: CaseFacts, ctx: Context) -> list[Finding]:
     """Classes expected in few pieces whose mask has more pieces that count (not specks)."""
     limits = ctx.spec.labels.pieces.limits
     found = []
-    for name, m in measured_masks(case, ctx.spec).items():
+    for name, m in ctx.measured_masks(case).items():
         if name in limits and m.values.voxels:
             made = _fragments(case, ctx.spec, m, limits[name])
             if made is not None:

@@ -29,7 +29,7 @@ from qa.scan.nifti import read_file_facts
 from qa.scan.pieces import PIECE_BYTES, box_voxels, index_crop, mask_crop, with_pieces
 from qa.scan.stream import BLOB_KEY_BYTES, blob_key, voxel_slabs
 from qa.scan.voxels import ImageStats, MaskStats, OverlapTracker, image_values, measurable, measure_mask, voxel_array
-from qa.source.base import ReleaseSource, SourceError
+from qa.source.base import Entry, ReleaseSource, SourceError
 
 if TYPE_CHECKING:  # a worker scans without the spec module's pydantic models being needed here
     from qa.rules.spec import ReleaseSpec
@@ -89,14 +89,21 @@ def case_task(source: ReleaseSource, case: str, layout: Layout, mode: ScanMode, 
     return CaseTask(case, plan(size, budget, base).cost)
 
 
-def scan_case(source: ReleaseSource, case: str, layout: Layout = Layout(), mode: ScanMode = "quick",
-              allowance: int = DEFAULT_BUDGET) -> CaseFacts:
-    """Entries of a case folder and its first-level subfolders, header facts of every NIfTI among them, and in deep
-    mode the voxel facts of every file, holding at most `allowance` bytes (the worker's base included)."""
-    facts = CaseFacts(case=case, entries=source.entries(case))
-    for entry in list(facts.entries):
+def case_entries(source: ReleaseSource, case: str) -> list[Entry]:
+    """The entries of a case folder, then those of each of its first-level subfolders."""
+    entries = source.entries(case)
+    for entry in list(entries):
         if entry.kind == "dir":
-            facts.entries.extend(source.entries(entry.path))
+            entries.extend(source.entries(entry.path))
+    return entries
+
+
+def scan_case(source: ReleaseSource, case: str, layout: Layout = Layout(), mode: ScanMode = "quick",
+              allowance: int = DEFAULT_BUDGET, entries: list[Entry] | None = None) -> CaseFacts:
+    """Entries of a case folder and its first-level subfolders (listed now unless given: case_entries), header facts
+    of every NIfTI among them, and in deep mode the voxel facts of every file, holding at most `allowance` bytes (the
+    worker's base included)."""
+    facts = CaseFacts(case=case, entries=case_entries(source, case) if entries is None else list(entries))
     for entry in facts.entries:
         if entry.kind != "dir" and is_nifti_name(entry.path.rsplit("/", 1)[-1]):
             with failure_of(facts, entry.path):
@@ -116,10 +123,11 @@ def failure_of(facts: CaseFacts, path: str) -> Iterator[None]:
         facts.failures[path] = Problem("error", f"{type(exc).__name__}: {exc}")
 
 
-def scan_case_guarded(source: ReleaseSource, layout: Layout, mode: ScanMode, task: CaseTask) -> CaseFacts:
+def scan_case_guarded(source: ReleaseSource, layout: Layout, mode: ScanMode, task: CaseTask,
+                      entries: list[Entry] | None = None) -> CaseFacts:
     """scan_case where an exception becomes a fact about the case instead of ending the run."""
     try:
-        return scan_case(source, task.case, layout, mode, task.cost)
+        return scan_case(source, task.case, layout, mode, task.cost, entries)
     except Exception as exc:  # any bug or unforeseen input must cost one case, not the release
         return CaseFacts(case=task.case, internal_error=Problem("error", f"{type(exc).__name__}: {exc}"))
 

@@ -66,6 +66,10 @@ def _world_axis(header: HeaderFacts, axis: int) -> tuple[int, bool]:
 
 def head_to_feet_axis(header: HeaderFacts) -> int:
     """The voxel axis that runs most nearly along the world's inferior-superior axis."""
+    return _grid(header)[1]
+
+
+def _head_to_feet_axis(header: HeaderFacts) -> int:
     affine = [[float(x) for x in row[:3]] for row in header.affine[:3]]
     if not all(math.isfinite(x) for row in affine for x in row) or not any(affine[2]):
         return 2
@@ -73,14 +77,33 @@ def head_to_feet_axis(header: HeaderFacts) -> int:
     return max(range(3), key=lambda c: share[c])
 
 
+Faces = tuple[tuple[str, str], ...]
+# A case's masks share one or two header objects: how their grid lies in the world is worked out once per header
+# object, kept with it (so that its id names no other header meanwhile), a bounded number of them.
+_GRIDS: dict[int, tuple[HeaderFacts, tuple[Faces, int]]] = {}
+GRIDS_KEPT = 4096
+
+
+def _grid(header: HeaderFacts) -> tuple[Faces, int]:
+    """The world directions the low and the high face of each voxel axis face, and the head-to-feet voxel axis."""
+    known = _GRIDS.get(id(header))
+    if known is None or known[0] is not header:
+        faces = []
+        for axis in range(3):
+            world, positive = _world_axis(header, axis)
+            faces.append(_DIRECTIONS[world] if positive else _DIRECTIONS[world][::-1])
+        if len(_GRIDS) >= GRIDS_KEPT:
+            _GRIDS.clear()
+        known = _GRIDS[id(header)] = (header, (tuple(faces), _head_to_feet_axis(header)))
+    return known[1]
+
+
 def touched_faces(values: MaskValues, header: HeaderFacts) -> list[str]:
     """The faces of its grid a non-empty mask touches, named by the world direction they face (e.g. 'superior')."""
     if values.bbox is None:
         return []
     faces = []
-    for axis in range(3):
-        world, positive = _world_axis(header, axis)
-        low, high = _DIRECTIONS[world] if positive else _DIRECTIONS[world][::-1]
+    for axis, (low, high) in enumerate(_grid(header)[0]):
         if values.bbox[0][axis] <= 0:
             faces.append(low)
         if values.bbox[1][axis] >= header.shape[axis] - 1:

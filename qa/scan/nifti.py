@@ -195,7 +195,7 @@ def _read_member(reader: MemberReader, rel: str, max_bytes: int) -> FileFacts:
     isize = struct.unpack("<I", trailer[4:])[0]
     if error is not None:
         return replace(_corrupt(rel, size, *error, isize=isize), trailer=trailer)
-    return replace(_confirm_size(reader, _facts_from_block(rel, size, block, isize), max_bytes), trailer=trailer)
+    return _confirm_size(reader, _facts_from_block(rel, size, block, isize, trailer), max_bytes)
 
 
 def _confirm_size(reader: MemberReader, facts: FileFacts, max_bytes: int) -> FileFacts:
@@ -250,11 +250,13 @@ def _inflate_header(reader: MemberReader, first: bytes) -> tuple[bytes, tuple[Co
     return bytes(out), None
 
 
-def _facts_from_block(rel: str, size: int, block: bytes, isize: int | None) -> FileFacts:
+def _facts_from_block(rel: str, size: int, block: bytes, isize: int | None,
+                      trailer: bytes | None = None) -> FileFacts:
     try:
         header = parse_header(block)
     except NotNifti as exc:
-        return _corrupt(rel, size, "bad_header", f"bad NIfTI header: {exc}", isize)
+        return replace(_corrupt(rel, size, "bad_header", f"bad NIfTI header: {exc}", isize), trailer=trailer)
     except Exception as exc:  # a hostile header can trip any nibabel path; it is a finding, not a crash
-        return _corrupt(rel, size, "bad_header", f"bad NIfTI header: {type(exc).__name__}: {exc}", isize)
-    return FileFacts(path=rel, size=size, isize=isize, header=header)
+        return replace(_corrupt(rel, size, "bad_header", f"bad NIfTI header: {type(exc).__name__}: {exc}", isize),
+                       trailer=trailer)
+    return FileFacts(path=rel, size=size, isize=isize, header=header, trailer=trailer)

@@ -11,9 +11,9 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from qa.scan.case import CaseTask, Layout, ScanMode, is_nifti_name, scan_case_guarded
+from qa.scan.case import CaseTask, Layout, ScanMode, case_entries, is_nifti_name, scan_case_guarded
 from qa.scan.facts import CaseFacts, FileFacts
-from qa.source.base import ReleaseSource, SourceError
+from qa.source.base import Entry, ReleaseSource, SourceError
 
 STAMP_BYTES = 16
 TRAILER_BYTES = 8
@@ -22,17 +22,13 @@ _STAT = struct.Struct("<qqqQQ")
 _ALLOWED_MODULES = frozenset({"qa.scan.facts", "qa.scan.itk", "qa.source.base"})
 
 
-def case_stamp(source: ReleaseSource, case: str) -> bytes:
+def case_stamp(source: ReleaseSource, case: str, entries: list[Entry] | None = None) -> bytes:
     """The digest of a case folder's entries and of its first-level subfolders' (names and kinds, as scan_case lists
     them) and of each NIfTI file's size, mtime_ns, ctime_ns, inode and device (following links inside the release),
     or why it cannot be stat'ed. Any change that can change the case's facts changes it, short of a file rewritten
     to the same size, times and inode (what --verify-cache is for)."""
     digest = hashlib.blake2b(digest_size=STAMP_BYTES)
-    entries = source.entries(case)
-    for entry in list(entries):
-        if entry.kind == "dir":
-            entries.extend(source.entries(entry.path))
-    for entry in entries:
+    for entry in case_entries(source, case) if entries is None else entries:
         digest.update(f"{entry.kind}\0{entry.path}\0".encode(errors="surrogateescape"))
         if entry.kind != "dir" and is_nifti_name(entry.path.rsplit("/", 1)[-1]):
             try:
@@ -64,8 +60,9 @@ def scan_stamped(source: ReleaseSource, layout: Layout, mode: ScanMode, task: Ca
     """A case's stamp, taken first, and its facts (scan_case_guarded): a file that changes while it is read makes
     the stamp stale, never the cached facts wrong. Run in a worker, so that stamping and encoding are as parallel as
     scanning, and what comes back is the compressed entry."""
-    stamp = case_stamp(source, task.case)
-    facts = scan_case_guarded(source, layout, mode, task)
+    entries = case_entries(source, task.case)  # one listing for both: the stamp says what the scan saw
+    stamp = case_stamp(source, task.case, entries)
+    facts = scan_case_guarded(source, layout, mode, task, entries)
     if cacheable(facts):
         return Stamped(task.case, stamp, encode(facts), None)
     return Stamped(task.case, stamp, None, facts)

@@ -41,6 +41,7 @@ class FolderSource(ReleaseSource):
         self.root = Path(root)
         self._real_root = self.root.resolve()
         self.location = str(self._real_root)
+        self._root_text = os.fspath(self.root)  # paths joined as text: pathlib's parsing is most of a stat's cost
 
     def entries(self, folder: str) -> list[Entry]:
         prefix = f"{folder}/" if folder else ""
@@ -53,9 +54,9 @@ class FolderSource(ReleaseSource):
             return []
         return sorted(found, key=lambda e: e.path)
 
-    def _target(self, path: str) -> tuple[Path, os.stat_result]:
+    def _target(self, path: str) -> tuple[str | Path, os.stat_result]:
         """The path to open and its stat: the file itself, or the file a link inside the release points at."""
-        full = self.root / path
+        full: str | Path = f"{self._root_text}/{path}"
         try:
             st = os.lstat(full)
         except FileNotFoundError as exc:
@@ -64,7 +65,7 @@ class FolderSource(ReleaseSource):
             raise SourceError(f"cannot stat: {exc.strerror}") from exc
         if stat.S_ISLNK(st.st_mode):
             try:
-                target = full.resolve()
+                target = Path(full).resolve()
             except RuntimeError as exc:  # pathlib's word for a loop; its message holds the absolute path
                 raise SourceError("symbolic link that cannot be resolved (a loop)") from exc
             except OSError as exc:

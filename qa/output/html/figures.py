@@ -110,17 +110,25 @@ def class_distributions_figure(series: Sequence[ClassSeries]) -> str | None:
     fig.subplots_adjust(left=1.9 / 8.0, bottom=0.5 / height, top=1 - 0.3 / height)
     volume_ax, extent_ax = fig.subplots(1, 2, sharey=True)
     rng = np.random.default_rng(0)
+    # one scatter of dots and one of flagged cases per axes: a collection per class would cost more than the drawing
+    dots: dict[Axes, tuple[list[np.ndarray], list[np.ndarray]]] = {volume_ax: ([], []), extent_ax: ([], [])}
+    marks: dict[Axes, tuple[list[float], list[int]]] = {volume_ax: ([], []), extent_ax: ([], [])}
     for row, s in enumerate(reversed(series)):
         for ax, values, k in ((volume_ax, s.volumes, 1), (extent_ax, s.extents, 2)):
             finite = np.array([v for v in values if v and math.isfinite(v) and v > 0], dtype=float)
-            ax.scatter(finite, row + rng.uniform(-0.18, 0.18, finite.size), s=8, alpha=0.5, color=ACCENT,
-                       linewidths=0)
+            dots[ax][0].append(finite)
+            dots[ax][1].append(row + rng.uniform(-0.18, 0.18, finite.size))
             for case, *measured in s.flagged:
                 value = measured[k - 1]
                 if value is not None and math.isfinite(value) and value > 0:
-                    ax.scatter([value], [row], s=26, color=FLAGGED, marker="D", linewidths=0, zorder=3)
+                    marks[ax][0].append(value)
+                    marks[ax][1].append(row)
                     ax.annotate(case, (value, row), xytext=(3, 3), textcoords="offset points", fontsize=6,
                                 color=FLAGGED)
+    for ax, (xs, ys) in dots.items():
+        ax.scatter(np.concatenate(xs), np.concatenate(ys), s=8, alpha=0.5, color=ACCENT, linewidths=0)
+        if marks[ax][0]:
+            ax.scatter(*marks[ax], s=26, color=FLAGGED, marker="D", linewidths=0, zorder=3)
     for ax, label in ((volume_ax, "volume of whole masks (mL)"), (extent_ax, "head-to-feet extent (mm)")):
         ax.set_xscale("log")
         _style(ax, "", label, "")
