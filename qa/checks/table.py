@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import sys
 import warnings
 from dataclasses import dataclass
 
@@ -192,23 +191,9 @@ class CellFailure:
     subcode: str
 
 
-def _import_backends() -> None:
-    """pandera's pandas check backends, which its first validation imports, imported without its data-synthesis
-    strategies importing hypothesis (installed with the tests): a tenth of a second of a warm cached run, for what
-    tsqa never uses. Where hypothesis is imported already, or not installed, nothing changes."""
-    if "hypothesis" in sys.modules or "pandera.backends.pandas.builtin_checks" in sys.modules:
-        return
-    sys.modules["hypothesis"] = None  # type: ignore[assignment]  # `import hypothesis` raises ImportError meanwhile
-    try:
-        import pandera.backends.pandas.builtin_checks  # noqa: F401
-    finally:
-        del sys.modules["hypothesis"]
-
-
 def validate(table: MetaTable, spec: MetaSpec) -> list[CellFailure]:
     """Every cell that breaks its column's rule, from pandera's failure cases."""
     subcodes = {NOT_EMPTY: "empty"}
-    _import_backends()
     schema = column_schema(spec, list(table.frame.columns), subcodes)
     try:
         schema.validate(table.frame, lazy=True)
