@@ -7,9 +7,10 @@ import functools
 import gc
 import operator
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from qa import __version__
 from qa.app.checksum import Checksum
@@ -42,7 +43,7 @@ from qa.rules.finding import Finding
 from qa.rules.spec import ReleaseSpec, all_builtin_specs, case_folders
 from qa.rules.text import safe_text
 from qa.scan.cache import CacheUse, FactCache, ReleaseCache
-from qa.scan.case import Layout, ScanMode, case_task, scan_case_guarded
+from qa.scan.case import CaseTask, Layout, ScanMode, case_task, scan_case_guarded
 from qa.scan.facts import ArchiveFacts, CaseFacts, Problem, ReleaseFacts
 from qa.scan.memory import DEFAULT_BUDGET
 from qa.scan.meta import read_meta
@@ -50,6 +51,8 @@ from qa.scan.stamp import case_stamp, scan_stamped, trailers_match
 from qa.source.base import ReleaseSource
 from qa.source.fs import FolderSource
 from qa.source.zip import ZipSource
+
+T = TypeVar("T")
 
 
 def executor_for(jobs: int, max_memory: int = DEFAULT_BUDGET) -> Executor:
@@ -63,7 +66,13 @@ def scan_cases(source: ReleaseSource, cases: list[str], layout: Layout, mode: Sc
     """Facts of each case as its scan completes; a case whose worker died becomes an unscanned case. Each case is
     costed (from its image's header) when the executor has room for it, so that the cases in flight fit in
     `max_memory` together."""
-    scan = functools.partial(scan_case_guarded, source, layout, mode)
+    yield from _mapped(functools.partial(scan_case_guarded, source, layout, mode), source, cases, layout, mode,
+                       executor, max_memory)
+
+
+def _mapped(scan: Callable[[CaseTask], T], source: ReleaseSource, cases: list[str], layout: Layout, mode: ScanMode,
+            executor: Executor, max_memory: int) -> Iterator[T | CaseFacts]:
+    """`scan` of each case's task on the executor, as each completes; a case whose worker died is an unscanned case."""
     tasks = (case_task(source, case, layout, mode, max_memory) for case in cases)
     # closing: an interrupted run stops the workers now, not when the garbage collector gets to the generator
     with contextlib.closing(executor.map(scan, tasks, cost=operator.attrgetter("cost"))) as outcomes:
@@ -95,14 +104,12 @@ def cached_scan(source: ReleaseSource, cases: list[str], layout: Layout, mode: S
             yield facts
         if not missed:
             return  # no worker is started
-        scan = functools.partial(scan_stamped, source, layout, mode)
-        tasks = (case_task(source, case, layout, mode, max_memory) for case in missed)
-        with contextlib.closing(executor.map(scan, tasks, cost=operator.attrgetter("cost"))) as outcomes:
-            for outcome in outcomes:
-                if outcome.crash is not None:
-                    yield CaseFacts(case=outcome.item.case, internal_error=Problem("crash", outcome.crash))
+        with contextlib.closing(_mapped(functools.partial(scan_stamped, source, layout, mode), source, missed, layout,
+                                        mode, executor, max_memory)) as results:
+            for stamped in results:
+                if isinstance(stamped, CaseFacts):  # its worker died
+                    yield stamped
                     continue
-                stamped = outcome.result
                 facts = stamped.result()
                 if stamped.blob is not None:
                     cache.store(stamped.case, stamped.stamp, mode, stamped.blob, len(facts.files))
