@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from qa.rules.codes import CODES
 from qa.rules.finding import Finding
+from qa.rules.yamlfile import YamlFileError, line_of, read_yaml
 
 # The codes a waivers file makes about itself; they cannot be waived, or an expired waiver could hide its own expiry.
 WAIVER_CODES = ("QA_WAIVER_EXPIRED", "QA_WAIVER_UNUSED")
@@ -109,16 +110,9 @@ class Waivers:
 def load_waivers(path: Path) -> Waivers:
     """Read and validate a waivers YAML; WaiverError names the file, line and field of the first problem."""
     try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise WaiverError(f"cannot read waivers file {path}: {getattr(exc, 'strerror', None) or exc}") from exc
-    try:
-        tree = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)  # a SafeLoader: builds plain data only
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise WaiverError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from exc
+        data, tree = read_yaml(path, "waivers file", _Loader)
+    except YamlFileError as exc:
+        raise WaiverError(str(exc)) from exc
     if not isinstance(data, dict):
         raise WaiverError(f"{path}: a waivers file is a mapping with a 'waivers:' list")
     try:
@@ -136,21 +130,3 @@ def load_waivers(path: Path) -> Waivers:
         raise WaiverError(f"{where}: {entry}{field}: {message}{more}") from exc
     lines = [line_of(tree, ("waivers", k)) for k in range(len(parsed.waivers))]
     return Waivers(file=str(path), spec=parsed.spec, entries=parsed.waivers, lines=lines)
-
-
-def line_of(node: yaml.Node | None, loc: tuple) -> int | None:
-    """The 1-based line of the deepest node of a validation error's location that the YAML has."""
-    line = None
-    for part in loc:
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if k.value == str(part)), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        else:
-            node = None
-    if node is not None:
-        line = node.start_mark.line + 1
-    return line

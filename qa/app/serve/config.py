@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from qa.report.model import FailOn
 from qa.rules.spec import SpecError, builtin_spec_names, load_spec
-from qa.rules.waivers import line_of
+from qa.rules.yamlfile import YamlFileError, line_of, read_yaml
 
 Role = Literal["read", "submit"]
 RootId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
@@ -172,14 +172,7 @@ def parse_config(data: object, origin: str, base: Path, tree: yaml.Node | None =
 def load_config(path: Path) -> ServeConfig:
     """Read and validate tsqa-serve.yaml; ConfigError names the file, line and field of the first problem."""
     try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config {path}: {getattr(exc, 'strerror', None) or exc}") from exc
-    try:
-        tree = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from exc
+        data, tree = read_yaml(path, "config")
+    except YamlFileError as exc:
+        raise ConfigError(str(exc)) from exc
     return parse_config(data, str(path), path.parent.absolute(), tree)
