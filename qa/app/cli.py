@@ -420,19 +420,26 @@ def _open_cache(folder: Path | None, max_bytes: int = DEFAULT_CACHE_BYTES) -> Fa
     return FactCache.open(folder or default_cache_dir(), max_bytes)
 
 
+def _megabytes(size: int) -> str:
+    """A size in MB, with two decimals where one would round a small cache to nothing."""
+    return f"{size / 1e6:,.1f} MB" if size >= 1e6 else f"{size / 1e6:.2f} MB"
+
+
 def _cache(args: argparse.Namespace) -> int:
+    from qa.output.text import counted
+
     with _open_cache(args.cache) as cache:
         if args.action == "clear":
             before = cache.info()
             cache.clear()
-            print(f"cleared the fact cache {safe_text(str(before.path))}: {len(before.releases)} releases, "
-                  f"{sum(r[1] for r in before.releases)} cases")
+            print(f"cleared the fact cache {safe_text(str(before.path))}: {counted(len(before.releases), 'release')}, "
+                  f"{counted(sum(r[1] for r in before.releases), 'case')}")
             return EXIT_OK
         info = cache.info()
-    print(f"fact cache {safe_text(str(info.path))}: {info.file_bytes / 1e6:.1f} MB on disk, entries "
-          f"{info.entry_bytes / 1e6:.1f} MB of at most {info.max_bytes / 1e6:.0f} MB (--cache-size)")
+    print(f"fact cache {safe_text(str(info.path))}: {_megabytes(info.file_bytes)} on disk, entries "
+          f"{_megabytes(info.entry_bytes)} of at most {_megabytes(info.max_bytes)} (--cache-size)")
     for location, cases, files, size in info.releases:
-        print(f"  {safe_text(location)}: {cases} cases, {files} files, {size / 1e6:.1f} MB")
+        print(f"  {safe_text(location)}: {counted(cases, 'case')}, {counted(files, 'file')}, {_megabytes(size)}")
     if not info.releases:
         print("  (empty)")
     return EXIT_OK
