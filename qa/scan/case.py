@@ -302,6 +302,7 @@ class _MaskMeasure:
             volumes.held += self.tracker.owner.nbytes
         # Most masks of a case are empty and byte-identical: each distinct empty blob is decoded once.
         self.empty_blobs: dict[bytes, tuple[StreamFacts, MaskValues]] = {}
+        self.empty_sizes: set[int] = set()  # their compressed sizes
 
     def add(self, facts: FileFacts) -> None:
         measured = self._measure(facts)
@@ -340,19 +341,23 @@ class _MaskMeasure:
         raw = self.volumes.raw(facts) if whole else None
         if whole and raw is None:
             return None
-        try:
-            key = _digest(raw) if whole else blob_key(self.volumes.source, facts.path, facts.size)
-        except SourceError as exc:
-            self.deep.streams[facts.path] = StreamFacts(0, str(exc))
-            return None
-        if key in self.empty_blobs:
-            self.deep.streams[facts.path], self.deep.masks[facts.path] = self.empty_blobs[key]
-            return None
+        # Hashing every mask held whole would cost a tenth of decoding them, mostly on masks with voxels, larger than
+        # any empty blob: only a blob of an empty blob's size is hashed before decoding, and another only if it turns
+        # out empty (its compressed bytes held until then, as _stats counts them).
+        key = None
+        if not whole or facts.size in self.empty_sizes:
+            try:
+                key = _digest(raw) if whole else blob_key(self.volumes.source, facts.path, facts.size)
+            except SourceError as exc:
+                self.deep.streams[facts.path] = StreamFacts(0, str(exc))
+                return None
+            if key in self.empty_blobs:
+                self.deep.streams[facts.path], self.deep.masks[facts.path] = self.empty_blobs[key]
+                return None
         stats = self._stats(facts, whole)
         mask = None
         if whole:
             mask = self.volumes.inflated(facts, raw)
-            del raw
             if mask is None:
                 return None
             measure_mask(mask, stats)
@@ -366,7 +371,8 @@ class _MaskMeasure:
                 return None
         values = self.deep.masks[facts.path] = stats.result()
         if values.voxels == 0 and values.other_values is None:
-            self.empty_blobs[key] = (self.deep.streams[facts.path], values)
+            self.empty_blobs[_digest(raw) if key is None else key] = (self.deep.streams[facts.path], values)
+            self.empty_sizes.add(facts.size)
         return stats, mask
 
     def _stats(self, facts: FileFacts, whole: bool) -> MaskStats:

