@@ -341,9 +341,9 @@ class _MaskMeasure:
         raw = self.volumes.raw(facts) if whole else None
         if whole and raw is None:
             return None
-        # Hashing every mask held whole would cost a tenth of decoding them, mostly on masks with voxels, larger than
-        # any empty blob: only a blob of an empty blob's size is hashed before decoding, and another only if it turns
-        # out empty (its compressed bytes held until then, as _stats counts them).
+        # Hashing every mask held whole costs about a tenth of decoding them, and only a blob of an empty blob's size
+        # can be one: only such a blob is hashed before decoding, another only if it turns out empty (its compressed
+        # bytes held until then, as _stats counts them).
         key = None
         if not whole or facts.size in self.empty_sizes:
             try:
