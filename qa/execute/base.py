@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -37,3 +38,42 @@ class Executor(ABC):
 
 class ExecutorError(Exception):
     """The executor cannot run the items (a cluster not reached, unfit or lost): one line for a person."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """An item in line, its cost, and which attempt at running it this is."""
+
+    item: Any
+    cost: int
+    attempt: int = 1
+
+
+class TaskQueue:
+    """Items in order, each costed once when first looked at, with items to run again ahead of new ones."""
+
+    def __init__(self, items: Iterable[Any], cost: Cost | None) -> None:
+        self.items, self.cost = iter(items), cost
+        self.ahead: deque[Task] = deque()
+
+    def peek(self) -> Task | None:
+        if not self.ahead:
+            item = next(self.items, _END)
+            if item is _END:
+                return None
+            self.ahead.append(Task(item, 0 if self.cost is None else self.cost(item)))
+        return self.ahead[0]
+
+    def pop(self) -> Task:
+        return self.ahead.popleft()
+
+    def again(self, task: Task) -> None:
+        """A task whose worker died running it: first in line, one attempt more."""
+        self.ahead.appendleft(replace(task, attempt=task.attempt + 1))
+
+    def back(self, tasks: list[Task]) -> None:
+        """Tasks sent to a worker that died before it began them: back in line, in their order, as they were."""
+        self.ahead.extendleft(reversed(tasks))
+
+
+_END = object()

@@ -20,7 +20,7 @@ import dask
 from distributed import Client, Future, KilledWorker, LocalCluster, as_completed
 from distributed.comm.addressing import parse_address, parse_host_port
 
-from qa.execute.base import Cost, Executor, ExecutorError, Outcome, R, T
+from qa.execute.base import Cost, Executor, ExecutorError, Outcome, R, T, TaskQueue
 from qa.execute.pool import ATTEMPTS
 
 CONNECT_SECONDS = 5
@@ -56,25 +56,6 @@ def check_scheduler(scheduler: str) -> None:
                            "scheduler file (.json) or local:N")
 
 
-class _Line:
-    """Items in order, each costed once when first looked at."""
-
-    def __init__(self, items: Iterable[Any], cost: Cost | None) -> None:
-        self.items, self.cost = iter(items), cost
-        self.head: tuple[Any, int] | None = None
-
-    def peek(self) -> tuple[Any, int] | None:
-        if self.head is None:
-            for item in self.items:
-                self.head = (item, 0 if self.cost is None else self.cost(item))
-                break
-        return self.head
-
-    def take(self) -> tuple[Any, int]:
-        head, self.head = self.head, None
-        return head
-
-
 class DaskExecutor(Executor):
     """Items run as tasks of the cluster a client is connected to, no more at once than the cluster has worker
     threads, so that a worker mostly holds only the task it runs, and the cases in flight stay within the budget, the
@@ -89,13 +70,13 @@ class DaskExecutor(Executor):
         self.client, self.budget = client, budget
 
     def map(self, fn: Callable[[T], R], items: Iterable[T], cost: Cost | None = None) -> Iterator[Outcome[T, R]]:
-        line = _Line(items, cost)
+        queue = TaskQueue(items, cost)
         running: dict[Future, tuple[T, int]] = {}
         done = as_completed(loop=self.client.loop)
         held = 0
         try:
             while True:
-                held = self._submit(fn, line, running, done, held)
+                held = self._submit(fn, queue, running, done, held)
                 if not running:
                     return
                 future = next(done)
@@ -107,18 +88,18 @@ class DaskExecutor(Executor):
                 with contextlib.suppress(Exception):
                     self.client.cancel(list(running), force=True)
 
-    def _submit(self, fn: Callable[[T], R], line: _Line, running: dict[Future, tuple[T, int]], done: as_completed,
+    def _submit(self, fn: Callable[[T], R], queue: TaskQueue, running: dict[Future, tuple[T, int]], done: as_completed,
                 held: int) -> int:
         """Submits items while a worker thread is free for each and they fit the budget; the new total of costs."""
         threads = max(1, sum(self.workers().values()))  # asked each time: workers die, restart, join and leave
-        while len(running) < threads and (head := line.peek()) is not None:
-            if running and self.budget is not None and held + head[1] > self.budget:
+        while len(running) < threads and (head := queue.peek()) is not None:
+            if running and self.budget is not None and held + head.cost > self.budget:
                 break
-            item, item_cost = line.take()
-            future = self.client.submit(fn, item, pure=False)
-            running[future] = (item, item_cost)
+            task = queue.pop()
+            future = self.client.submit(fn, task.item, pure=False)
+            running[future] = (task.item, task.cost)
             done.add(future)
-            held += item_cost
+            held += task.cost
         return held
 
     def workers(self) -> dict[str, int]:

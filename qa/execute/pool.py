@@ -13,13 +13,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from multiprocessing import forkserver, resource_tracker
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
 from typing import Any
 
-from qa.execute.base import Cost, Executor, Outcome, R, T
+from qa.execute.base import Cost, Executor, Outcome, R, T, Task, TaskQueue
 
 # A worker that dies while running an item is replaced and the item runs once more in the new worker: a death that
 # was not the item's doing (the OOM killer choosing that process, an operator's kill) then costs nothing. An item that
@@ -32,47 +32,10 @@ STOP_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
-class _Task:
-    item: Any
-    cost: int
-    attempt: int = 1
-
-
-@dataclass(frozen=True)
 class _Raised:
     """The function raised in the worker instead of returning: a bug, reported as the item's outcome."""
 
     error: str
-
-
-class _Queue:
-    """Items in order, each costed once when first looked at, with items to run again ahead of new ones."""
-
-    def __init__(self, items: Iterable[Any], cost: Cost | None) -> None:
-        self.items, self.cost = iter(items), cost
-        self.ahead: deque[_Task] = deque()
-
-    def peek(self) -> _Task | None:
-        if not self.ahead:
-            item = next(self.items, _END)
-            if item is _END:
-                return None
-            self.ahead.append(_Task(item, 0 if self.cost is None else self.cost(item)))
-        return self.ahead[0]
-
-    def pop(self) -> _Task:
-        return self.ahead.popleft()
-
-    def again(self, task: _Task) -> None:
-        """A task whose worker died running it: first in line, one attempt more."""
-        self.ahead.appendleft(replace(task, attempt=task.attempt + 1))
-
-    def back(self, tasks: list[_Task]) -> None:
-        """Tasks sent to a worker that died before it began them: back in line, in their order, as they were."""
-        self.ahead.extendleft(reversed(tasks))
-
-
-_END = object()
 
 
 class _Worker:
@@ -84,9 +47,9 @@ class _Worker:
                                        daemon=True)
         self.process.start()
         child_end.close()
-        self.tasks: deque[_Task] = deque()
+        self.tasks: deque[Task] = deque()
 
-    def send(self, task: _Task) -> None:
+    def send(self, task: Task) -> None:
         self.tasks.append(task)
         try:
             self.conn.send(task.item)
@@ -133,7 +96,7 @@ class PoolExecutor(Executor):
         start = functools.partial(_Worker, context, lifeline, fn)
         workers = [start() for _ in range(self.jobs)]
         try:
-            yield from self._run(start, workers, _Queue(items, cost))
+            yield from self._run(start, workers, TaskQueue(items, cost))
         except BaseException:  # interrupted, terminated or abandoned: the work in flight is not wanted any more
             for worker in workers:
                 worker.stop(kill=True)
@@ -150,7 +113,7 @@ class PoolExecutor(Executor):
             self_end.close()
             lifeline.close()
 
-    def _send(self, workers: list[_Worker], queue: _Queue, held: int) -> int:
+    def _send(self, workers: list[_Worker], queue: TaskQueue, held: int) -> int:
         """Sends items while they fit: one to each idle worker first, then one more to each (DEPTH); the new total."""
         for depth in range(1, DEPTH + 1):
             for worker in workers:
@@ -164,7 +127,7 @@ class PoolExecutor(Executor):
                 held += task.cost
         return held
 
-    def _run(self, start: Callable[[], _Worker], workers: list[_Worker], queue: _Queue) -> Iterator[Outcome[T, R]]:
+    def _run(self, start: Callable[[], _Worker], workers: list[_Worker], queue: TaskQueue) -> Iterator[Outcome[T, R]]:
         held = 0
         while True:
             held = self._send(workers, queue, held)

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from qa.scan.case import CaseTask, Layout, ScanMode, case_entries, is_nifti_name, scan_case_guarded
 from qa.scan.facts import CaseFacts, FileFacts
+from qa.scan.members import TRAILER_BYTES
 from qa.source.base import Entry, ReleaseSource, SourceError
 
 STAMP_BYTES = 16
-TRAILER_BYTES = 8
 _STAT = struct.Struct("<qqqQQ")
 # What a cached case's pickle may name: the facts' own classes and what they hold.
 _ALLOWED_MODULES = frozenset({"qa.scan.facts", "qa.scan.itk", "qa.source.base"})
