@@ -375,7 +375,9 @@ def _checked(args: argparse.Namespace, executor: Callable[[ReleaseSource, int, b
         choice = detect_spec(source)
         spec, reason = choice.spec, choice.reason
     gate = _gate(args, spec.id)
-    for option, path in (("--junit", args.junit), ("--sarif", args.sarif), ("--write-baseline", args.write_baseline)):
+    cache_folder = None if args.no_cache else _cache_folder(args.cache)
+    for option, path in (("--junit", args.junit), ("--sarif", args.sarif), ("--write-baseline", args.write_baseline),
+                         ("--cache" if args.cache else "the fact cache folder", cache_folder)):
         if path is not None:
             _refuse_inside(path, root, option)
     with ExitStack() as opened:
@@ -392,7 +394,7 @@ def _checked(args: argparse.Namespace, executor: Callable[[ReleaseSource, int, b
             raise UsageError(str(exc)) from None
         if not args.quiet:
             print(f"tsqa: spec {spec.id} ({reason})", file=sys.stderr)
-        cache = None if args.no_cache else opened.enter_context(_open_cache(args.cache, args.cache_size))
+        cache = None if cache_folder is None else opened.enter_context(_open_cache(cache_folder, args.cache_size))
         with progress_bar(not args.quiet and sys.stderr.isatty()) as advance:
             report = run_check(source, spec, reason, mode=args.mode, jobs=args.jobs, subset=args.subset,
                                fail_on=args.fail_on, progress=advance, checksum=not args.no_checksum,
@@ -413,11 +415,18 @@ def _checked(args: argparse.Namespace, executor: Callable[[ReleaseSource, int, b
     return EXIT_OK if report.summary.passed else EXIT_FINDINGS
 
 
-def _open_cache(folder: Path | None, max_bytes: int = DEFAULT_CACHE_BYTES) -> FactCache:
-    """The fact cache folder given, else the default one, open (a broken one is said and started anew)."""
-    from qa.scan.cache import FactCache, default_cache_dir
+def _cache_folder(given: Path | None) -> Path:
+    """The fact cache folder given, else the default one ($TSQA_CACHE_DIR or the user cache folder)."""
+    from qa.scan.cache import default_cache_dir
 
-    return FactCache.open(folder or default_cache_dir(), max_bytes)
+    return given or default_cache_dir()
+
+
+def _open_cache(folder: Path, max_bytes: int = DEFAULT_CACHE_BYTES) -> FactCache:
+    """A fact cache folder, open (a broken one is said and started anew)."""
+    from qa.scan.cache import FactCache
+
+    return FactCache.open(folder, max_bytes)
 
 
 def _megabytes(size: int) -> str:
@@ -428,7 +437,7 @@ def _megabytes(size: int) -> str:
 def _cache(args: argparse.Namespace) -> int:
     from qa.output.text import counted
 
-    with _open_cache(args.cache) as cache:
+    with _open_cache(_cache_folder(args.cache)) as cache:
         if args.action == "clear":
             before = cache.info()
             cache.clear()

@@ -226,3 +226,19 @@ def test_the_default_cache_folder_is_tsqa_cache_dir(release: Path, tmp_path: Pat
     assert main(["check", str(release), "--spec", SPEC.id, "--subset", "--quiet", "--jobs", "1", "--fail-on", "never",
                  "--out", str(tmp_path / "out")]) == 0
     assert (own_fact_cache / DB_NAME).is_file()
+
+
+@pytest.mark.parametrize("given", [True, False], ids=["--cache", "TSQA_CACHE_DIR"])
+def test_a_cache_folder_inside_the_release_is_refused_with_2_and_nothing_written(
+    release: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, given: bool
+) -> None:
+    before = sorted(p.relative_to(release) for p in release.rglob("*"))
+    inside = release / "s0000" / "cache"
+    monkeypatch.setenv("TSQA_CACHE_DIR", str(inside))
+    option = ["--cache", str(inside)] if given else []
+    assert main(["check", str(release), "--spec", SPEC.id, "--subset", "--out", str(tmp_path / "out"), *option]) == 2
+    assert "inside the release" in capsys.readouterr().err
+    assert sorted(p.relative_to(release) for p in release.rglob("*")) == before
+    assert main(["check", str(release), "--spec", SPEC.id, "--subset", "--quiet", "--fail-on", "never", "--out",
+                 str(tmp_path / "out"), "--no-cache", *option]) == 0
+    assert sorted(p.relative_to(release) for p in release.rglob("*")) == before
