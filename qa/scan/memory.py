@@ -20,8 +20,9 @@ DEFAULT_BUDGET = 1 << 30
 # A worker's own resident memory before any case and between cases: the interpreter, numpy, nibabel, pydantic and
 # one case's facts (measured at 36-60 MiB for a worker forked from the fork server; rounded up).
 WORKER_BASE = 64 * MIB
-# Temporaries of measuring one slab: a few arrays of 8 bytes per voxel (flat indices, coordinates, the image inside).
-SLAB_BYTES = 6 * 8 * SLAB_VOXELS
+# Temporaries of measuring one slab: a few arrays of 8 bytes per voxel (flat indices, coordinates, the image inside,
+# the non-zero words of a mask's block).
+SLAB_BYTES = 8 * 8 * SLAB_VOXELS
 # Streaming one file: the member walk's steps and a slab of voxels of up to 8 bytes.
 STREAM_BYTES = STEP_BYTES + 8 * SLAB_VOXELS
 # Room kept for a mask's voxel indices (8 bytes each) for the overlap tracker: at least this, and this per grid voxel

@@ -155,19 +155,31 @@ class MaskStats:
         self.index_bytes = 0
         self.overflow = False
 
-    def add(self, start: int, stored: np.ndarray, binary: bool | None = None) -> None:
-        """One slab; `binary` says that the slab holds only 0 and 1 when the caller knows (None: find out)."""
-        if binary is None:
-            binary = self._count_others(stored)
-        if stored.dtype == np.uint8 and binary:
-            # numpy finds the non-zero voxels of a bool array about 20 times faster than of a uint8 one, and a uint8
-            # slab of 0 and 1 is exactly a bool one
-            index = np.flatnonzero(stored.view(np.bool_))
-        else:
-            index = np.flatnonzero(stored)
-        if index.size == 0:
+    def add(self, start: int, stored: np.ndarray) -> None:
+        """One slab of voxels, the first of them `start` voxels into the image."""
+        index = _nonzero(stored, self._count_others(stored))
+        if index.size:
+            index += start
+            self._add_index(index)
+
+    def add_words(self, head: int, first: int, chosen: np.ndarray, values: np.ndarray) -> None:
+        """The voxels of some non-zero 8-byte words of a mask whose words start `head` voxels into it: the words'
+        numbers counted from word `first`, ascending, and their voxels, 8 bytes' worth per word."""
+        shift = (8 // values.itemsize).bit_length() - 1  # voxels per word: 1, 2, 4 or 8
+        found = _nonzero(values, self._count_others(values))
+        if found.size == 0:
             return
-        index += start
+        index = np.take(chosen, found >> shift)
+        index += first
+        index <<= shift
+        found &= (1 << shift) - 1
+        index += found
+        del found
+        index += head
+        self._add_index(index)
+
+    def _add_index(self, index: np.ndarray) -> None:
+        """Non-zero voxels by their flat indices in file order, ascending, after any added before."""
         self.voxels += index.size
         # numpy divides by a constant five times faster than np.divmod does (libdivide), and the remainder is then a
         # multiply and a subtract, done in place: no more temporaries than divmod's
@@ -258,21 +270,49 @@ def _number(key: str) -> float:
 
 
 def measure_mask(mask: np.ndarray, stats: MaskStats, slab: int = SLAB_VOXELS) -> None:
-    """A mask held whole (flat, file order), slab by slab. Most masks fill a few of a CT's slices: for uint8 a max per
-    plane (one cheap pass) says where the non-zero voxels can be, and whether any value is above 1."""
-    if mask.dtype != np.uint8:
+    """A mask held whole (flat, file order), slab by slab. Most of a mask is zeros: for integers, whose zero is all
+    zero bytes, its 8-byte words are tested first (one pass at memory speed over bytes the inflater has just written)
+    and only the voxels of non-zero words looked at. Each step's temporaries stay within a slab's: `slab` words
+    tested at a time, and the non-zero ones taken `slab // 8` words (at most `slab` voxels) at a time."""
+    words = _word_span(mask)
+    if words is None:
         for start in range(0, mask.size, slab):
             stats.add(start, mask[start : start + slab])
         return
-    plane = stats.nx * stats.ny
-    maxes = mask.reshape(-1, plane).max(axis=1)
-    filled = np.flatnonzero(maxes)
-    if filled.size == 0:
-        return
-    binary = True if int(maxes.max()) <= 1 else None
-    begin, end = int(filled[0]) * plane, (int(filled[-1]) + 1) * plane
-    for start in range(begin, end, slab):
-        stats.add(start, mask[start : min(end, start + slab)], binary)
+    head, end = words
+    if head:
+        stats.add(0, mask[:head])
+    body = mask[head:end].view(np.uint64)
+    step = max(1, slab // 8)
+    for first in range(0, body.size, slab):
+        block = body[first : first + slab]
+        chosen = np.flatnonzero(block != 0)  # a bool array's non-zero entries are found fastest (see _nonzero)
+        for part in range(0, chosen.size, step):
+            some = chosen[part : part + step]
+            stats.add_words(head, first, some, np.take(block, some).view(mask.dtype))
+    if end < mask.size:
+        stats.add(end, mask[end:])
+
+
+def _word_span(mask: np.ndarray) -> tuple[int, int] | None:
+    """Where a flat mask's aligned 8-byte words lie, as voxel indices (the first voxel of the first word, the voxel
+    after the last word), when its voxels are integers that no word boundary splits; None otherwise."""
+    size = mask.dtype.itemsize
+    if mask.dtype.kind not in "biu" or 8 % size or not mask.flags.c_contiguous:
+        return None
+    skew = -mask.ctypes.data % 8
+    if skew % size:
+        return None
+    per, head = 8 // size, min(skew // size, mask.size)
+    return head, head + (mask.size - head) // per * per
+
+
+def _nonzero(values: np.ndarray, binary: bool) -> np.ndarray:
+    """The flat indices of the non-zero values. numpy finds the non-zero voxels of a bool array about 20 times faster
+    than of a uint8 one, and uint8 values of 0 and 1 are exactly bool ones."""
+    if binary and values.dtype == np.uint8:
+        return np.flatnonzero(values.view(np.bool_))
+    return np.flatnonzero(values)
 
 
 class OverlapTracker:
