@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import functools
 import json
+import math
 import multiprocessing
 import os
 import resource
@@ -254,23 +255,35 @@ def part_release(root: Path, cases: list[str], name: str) -> Path:
     return part
 
 
-def cache_and_marginal_rows(root: Path, cases: list[str], jobs: int) -> list[str]:
+def cache_and_marginal_rows(root: Path, cases: list[str], jobs: int, repeats: int) -> list[str]:
     """The fact cache's and the deep pass's fixed and marginal costs, each row in a fresh interpreter: a cold run
     through an empty cache, the warm re-run (with and without --verify-cache), the deep pass and the floor on 12 and
-    on all cases (marginal: the difference, so start-up does not count) and on one case (the fixed cost)."""
-    with tempfile.TemporaryDirectory(prefix="tsqa-bench-cache-") as folder:
-        kind = f"cache:{folder}"
-        cold = run_measurement(kind, root, jobs, 1)
-        warm = run_measurement(kind, root, jobs, 1)
-        warm_verified = run_measurement(f"{kind}:verify", root, jobs, 1)
+    on all cases (marginal: the difference, so start-up does not count) and on one case (the fixed cost). The rows run
+    in turn `repeats` times, so that each saw the same load, unwatched (sampling /proc every 5 ms takes a share of
+    this machine's two cores), and each row's fastest run is kept: the minimum of a few runs is the least disturbed.
+    Peak memory is taken from one more deep run, watched."""
     half = part_release(root, cases[: len(cases) // 2], f"{root.name}-half")
     one = part_release(root, cases[:1], f"{root.name}-one")
-    deep_all, deep_half, deep_one = (run_measurement("deep", r, jobs, 1) for r in (root, half, one))
-    floor_all, floor_half = (run_measurement("floor", r, jobs, 1) for r in (root, half))
-    print_table([cold, warm, warm_verified, deep_all, deep_half, deep_one, floor_all, floor_half], deep_all)
+    runs: dict[str, list[Timing]] = {}
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory(prefix="tsqa-bench-cache-") as folder:
+            kind = f"cache:{folder}"
+            for name, measured in (("cold", kind), ("warm", kind), ("warm, verified", f"{kind}:verify")):
+                runs.setdefault(name, []).append(run_measurement(measured, root, jobs, 1, watch=False))
+        for name, kind, release in (("deep", "deep", root), ("deep, half", "deep", half), ("deep, one", "deep", one),
+                                    ("floor", "floor", root), ("floor, half", "floor", half)):
+            runs.setdefault(name, []).append(run_measurement(kind, release, jobs, 1, watch=False))
+    best = {name: min(timings, key=lambda t: t.wall_s) for name, timings in runs.items()}
+    watched = run_measurement("deep", root, jobs, 1)
+    print(f"fastest of {repeats} interleaved runs each, unwatched; peak memory from one more deep run, watched:")
+    print_table([*best.values(), watched], best["deep"])
+    for name, timings in runs.items():
+        print(f"  {name + ':':<16} walls {', '.join(f'{t.wall_s:.2f}' for t in timings)} s")
+    cold, warm, warm_verified = best["cold"], best["warm"], best["warm, verified"]
+    deep_all, deep_half, deep_one = best["deep"], best["deep, half"], best["deep, one"]
     extra = len(cases) - len(cases) // 2
     marginal = (deep_all.wall_s - deep_half.wall_s) / extra
-    floor_marginal = (floor_all.wall_s - floor_half.wall_s) / extra
+    floor_marginal = (best["floor"].wall_s - best["floor, half"].wall_s) / extra
     verify_share = (warm_verified.wall_s - warm.wall_s) / cold.wall_s
     lines = [f"warm deep re-run / cold deep run:  {warm_verified.wall_s / cold.wall_s:.1%} with --verify-cache, "
              f"{warm.wall_s / cold.wall_s:.1%} without  (target <= {TARGET_WARM_SHARE:.0%})",
@@ -279,7 +292,7 @@ def cache_and_marginal_rows(root: Path, cases: list[str], jobs: int) -> list[str
              f"({marginal / floor_marginal:.2f}x; target <= {TARGET_MARGINAL_RATIO:g}x), {len(cases)} minus "
              f"{len(cases) // 2} cases",
              f"deep fixed cost, one case: {deep_one.wall_s:.2f} s  (target < {TARGET_ONE_CASE_S:g} s)",
-             f"deep peak memory: {deep_all.peak_mb:.0f} MB  (target < {TARGET_CACHE_PEAK_MB:g})"]
+             f"deep peak memory: {watched.peak_mb:.0f} MB  (target < {TARGET_CACHE_PEAK_MB:g})"]
     for line in lines:
         print(line)
     missed = []
@@ -289,8 +302,8 @@ def cache_and_marginal_rows(root: Path, cases: list[str], jobs: int) -> list[str
         missed.append(f"deep marginal cost {marginal / floor_marginal:.2f}x the floor's")
     if deep_one.wall_s >= TARGET_ONE_CASE_S:
         missed.append(f"one-case deep run {deep_one.wall_s:.2f} s")
-    if deep_all.peak_mb >= TARGET_CACHE_PEAK_MB:
-        missed.append(f"deep peak memory {deep_all.peak_mb:.0f} MB")
+    if watched.peak_mb >= TARGET_CACHE_PEAK_MB:
+        missed.append(f"deep peak memory {watched.peak_mb:.0f} MB")
     return missed
 
 
@@ -463,23 +476,24 @@ def case_dirs(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.startswith("s"))
 
 
-def _run_fresh(kind: str, root: Path, jobs: int, naive_cases: int) -> object:
+def _run_fresh(kind: str, root: Path, jobs: int, naive_cases: int, watch: bool = True) -> object:
     """One measurement in a fresh interpreter, so that its peak RSS and its workers' are its own; its JSON result.
-    tsqa's workers' peak is watched from /proc (see peaks.py): their ru_maxrss would be their launcher's."""
+    tsqa's workers' peak is watched from /proc (see peaks.py): their ru_maxrss would be their launcher's, so unwatched
+    it is not known (NaN)."""
     command = [sys.executable, __file__, "--measure", kind, "--root", str(root), "--jobs", str(jobs),
                "--naive-cases", str(naive_cases)]
-    watched = run_watched(command)
-    done = watched.done
+    watched = run_watched(command) if watch else None
+    done = watched.done if watched else subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"measurement {kind} failed (exit {done.returncode}):\n{done.stderr}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     if kind in ("deep", *ZIP_KINDS) or kind.startswith("cache:"):
-        result["worker_rss_mb"] = watched.largest_other_mib
+        result["worker_rss_mb"] = watched.largest_other_mib if watched else math.nan
     return result
 
 
-def run_measurement(kind: str, root: Path, jobs: int, naive_cases: int) -> Timing:
-    return Timing(**_run_fresh(kind, root, jobs, naive_cases))
+def run_measurement(kind: str, root: Path, jobs: int, naive_cases: int, watch: bool = True) -> Timing:
+    return Timing(**_run_fresh(kind, root, jobs, naive_cases, watch))
 
 
 def _measure_only(args: argparse.Namespace) -> int:
@@ -509,8 +523,12 @@ def print_table(rows: list[Timing], deep: Timing) -> None:
     for row in rows:
         print(f"{row.name:<42} {row.cases:>5} {row.wall_s:>8.2f} {row.per_case_s:>8.3f} "
               f"{row.per_case_s / deep.per_case_s:>7.2f} {row.cpu_per_case_s:>10.3f} "
-              f"{row.cpu_per_case_s / deep.cpu_per_case_s:>7.2f} {row.parent_rss_mb:>9.0f} {row.worker_rss_mb:>9.0f} "
-              f"{row.peak_mb:>8.0f}  {'yes' if row.ok else 'NO':<3} {row.note}")
+              f"{row.cpu_per_case_s / deep.cpu_per_case_s:>7.2f} {row.parent_rss_mb:>9.0f} {_mb(row.worker_rss_mb):>9} "
+              f"{_mb(row.peak_mb):>8}  {'yes' if row.ok else 'NO':<3} {row.note}")
+
+
+def _mb(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.0f}"
 
 
 def _ratios(slow: Timing, fast: Timing) -> str:
@@ -591,6 +609,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=2, help="processes for every method (default 2)")
     parser.add_argument("--zip-repeats", type=int, default=3,
                         help="runs of the folder's deep pass and of each zip row, in turn (default 3; medians kept)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of each fact cache and marginal cost row, in turn (default 3; fastest kept)")
     parser.add_argument("--naive-cases", type=int,
                         help="cases the naive loop runs on (default: one per process; it takes tens of seconds a case)")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # deep, floor, ..., cache:FOLDER[:verify]
@@ -615,7 +635,7 @@ def main(argv: list[str] | None = None) -> int:
     zips = build_zips(release)
     print(f"warm-up: read {warm_up([*release.files, *zips.values()]) / 1e6:.0f} MB (untimed)")
     print(f"load before: {_load()} (1/5/15 min, {os.cpu_count()} CPUs)")
-    cache_missed = cache_and_marginal_rows(release.root, release.cases, args.jobs)
+    cache_missed = cache_and_marginal_rows(release.root, release.cases, args.jobs, args.repeats)
     if args.cache_only:
         print(f"load after:  {_load()} (1/5/15 min)")
         for failure in cache_missed:
