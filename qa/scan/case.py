@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +26,7 @@ from qa.scan.memory import (
 )
 from qa.scan.nifti import read_file_facts
 from qa.scan.pieces import PIECE_BYTES, box_voxels, index_crop, mask_crop, with_pieces
-from qa.scan.stream import BLOB_KEY_BYTES, blob_key, voxel_slabs
+from qa.scan.stream import blob_key, voxel_slabs
 from qa.scan.voxels import ImageStats, MaskStats, OverlapTracker, image_values, measurable, measure_mask, voxel_array
 from qa.source.base import Entry, ReleaseSource, SourceError
 
@@ -283,11 +282,6 @@ def _say_skipped(deep: DeepFacts, case: str, chosen: Plan, size: CaseSize, allow
 _NO_VOXELS = np.empty(0, dtype=np.intp)
 
 
-def _digest(raw: bytes) -> bytes:
-    """A file's identity by its compressed bytes: the same as blob_key's for a streamed file."""
-    return hashlib.blake2b(raw, digest_size=BLOB_KEY_BYTES).digest()
-
-
 class _MaskMeasure:
     """Measures a case's masks one at a time against its image, holding one mask (or a slab of it) at a time, and
     counts the pieces of the spec's few-piece classes."""
@@ -300,9 +294,11 @@ class _MaskMeasure:
         if image_facts is not None and overlaps:
             self.tracker = OverlapTracker(math.prod(image_facts.header.shape), masks)
             volumes.held += self.tracker.owner.nbytes
-        # Most masks of a case are empty and byte-identical: each distinct empty blob is decoded once.
-        self.empty_blobs: dict[bytes, tuple[StreamFacts, MaskValues]] = {}
-        self.empty_sizes: set[int] = set()  # their compressed sizes
+        # Most masks of a case are empty and byte-identical: each distinct empty blob is decoded once. A blob held
+        # whole is known by its bytes, kept by their size and compared at memory speed (a tenth of the cost of hashing
+        # them) and counted as held; a streamed one by its digest.
+        self.empty_held: dict[int, list[tuple[bytes, tuple[StreamFacts, MaskValues]]]] = {}
+        self.empty_streamed: dict[bytes, tuple[StreamFacts, MaskValues]] = {}
 
     def add(self, facts: FileFacts) -> None:
         measured = self._measure(facts)
@@ -341,19 +337,19 @@ class _MaskMeasure:
         raw = self.volumes.raw(facts) if whole else None
         if whole and raw is None:
             return None
-        # Hashing every mask held whole costs about a tenth of decoding them, and only a blob of an empty blob's size
-        # can be one: only such a blob is hashed before decoding, another only if it turns out empty (its compressed
-        # bytes held until then, as _stats counts them).
         key = None
-        if not whole or facts.size in self.empty_sizes:
+        if whole:
+            known = next((found for blob, found in self.empty_held.get(facts.size, ()) if blob == raw), None)
+        else:
             try:
-                key = _digest(raw) if whole else blob_key(self.volumes.source, facts.path, facts.size)
+                key = blob_key(self.volumes.source, facts.path, facts.size)
             except SourceError as exc:
                 self.deep.streams[facts.path] = StreamFacts(0, str(exc))
                 return None
-            if key in self.empty_blobs:
-                self.deep.streams[facts.path], self.deep.masks[facts.path] = self.empty_blobs[key]
-                return None
+            known = self.empty_streamed.get(key)
+        if known is not None:
+            self.deep.streams[facts.path], self.deep.masks[facts.path] = known
+            return None
         stats = self._stats(facts, whole)
         mask = None
         if whole:
@@ -371,8 +367,12 @@ class _MaskMeasure:
                 return None
         values = self.deep.masks[facts.path] = stats.result()
         if values.voxels == 0 and values.other_values is None:
-            self.empty_blobs[_digest(raw) if key is None else key] = (self.deep.streams[facts.path], values)
-            self.empty_sizes.add(facts.size)
+            found = (self.deep.streams[facts.path], values)
+            if key is None:
+                self.empty_held.setdefault(facts.size, []).append((raw, found))
+                self.volumes.held += len(raw)
+            else:
+                self.empty_streamed[key] = found
         return stats, mask
 
     def _stats(self, facts: FileFacts, whole: bool) -> MaskStats:

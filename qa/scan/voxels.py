@@ -84,7 +84,7 @@ class ImageStats:
     def result(self, header: HeaderFacts) -> ImageValues:
         if self.finite == 0:
             return ImageValues(self.voxels, None, None, None, {}, self.nan_count, self.inf_count)
-        quantiles = np.percentile(_ascending(np.concatenate(self.sample)), PERCENTILES, overwrite_input=True)
+        quantiles = percentiles(np.concatenate(self.sample))
         low, high = sorted((header.loaded(float(self.low)), header.loaded(float(self.high))))
         return ImageValues(
             voxels=self.voxels,
@@ -109,19 +109,29 @@ def _sum(values: np.ndarray) -> float:
     return float(int(blocks.sum(dtype=np.int64)) + int(values[whole:].sum(dtype=np.int64)))
 
 
-def _ascending(values: np.ndarray) -> np.ndarray:
-    """The values sorted, when counting sorts them fast: 8- and 16-bit integers (a CT's int16), whose percentiles are
-    then taken twice as fast as by partitioning them unsorted. Other values are returned as they are. The counting
-    holds 8 bytes per value, at most PERCENTILE_SAMPLE of them: within a slab's temporaries."""
+def percentiles(values: np.ndarray) -> np.ndarray:
+    """np.percentile(values, PERCENTILES) (its linear method), bit for bit. 8- and 16-bit integers (a CT's int16) are
+    counted instead of partitioned, several times faster: the values at the ranks each percentile falls between are
+    read off the running count, and interpolated as numpy's _lerp does, on the same types. The counting holds 8 bytes
+    per value, at most PERCENTILE_SAMPLE of them: within a slab's temporaries."""
     if values.dtype.kind not in "iu" or values.dtype.itemsize > 2:
-        return values
+        return np.percentile(values, PERCENTILES, overwrite_input=True)
     lowest = int(np.iinfo(values.dtype).min)
     shifted = values.astype(np.intp)
     shifted -= lowest  # from 0: bincount counts non-negative integers
-    counts = np.bincount(shifted)
+    running = np.cumsum(np.bincount(shifted))
     del shifted
-    present = np.flatnonzero(counts)
-    return np.repeat((present + lowest).astype(values.dtype), counts[present])
+    last = values.size - 1
+    virtual = last * np.true_divide(PERCENTILES, 100)  # below the last rank: no percentile is 100
+    below = np.floor(virtual)
+    ranks = np.concatenate([below, np.minimum(below + 1, last)]).astype(np.intp)
+    at = (np.searchsorted(running, ranks, side="right") + lowest).astype(values.dtype)
+    a, b = at[: len(PERCENTILES)], at[len(PERCENTILES) :]
+    gamma = virtual - below
+    step = b - a
+    result = np.add(a, step * gamma)
+    np.subtract(b, step * (1 - gamma), out=result, where=gamma >= 0.5, casting="unsafe", dtype=result.dtype)
+    return result
 
 
 def image_values(stored: np.ndarray, header: HeaderFacts, slab: int = SLAB_VOXELS) -> ImageValues:

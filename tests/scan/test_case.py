@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -15,7 +16,7 @@ from qa.scan.case import Layout, scan_case
 from qa.scan.facts import MetaFacts, Problem, ReleaseFacts
 from qa.source.base import MemberReader
 from qa.source.fs import FolderSource
-from qa.synth.sample import make_sample
+from qa.synth.sample import make_sample, save_nifti
 
 SHAPE = (24, 20, 64)  # 64 slices: every vertebra and rib of the phantom has one of its own
 
@@ -81,3 +82,32 @@ def test_an_rgb24_mask_is_label_dtype_and_leaves_the_rest_measured(
     assert [(f.code, f.subcode, f.path) for f in without_cut_organs(findings)] == [("LABEL_DTYPE", "dtype", path)]
     assert case.deep.image is not None and case.deep.streams[path].error is None
     assert sorted(case.deep.masks) == sorted(f"s0000/{v2.mask_file(c)}" for c in v2.classes if c != "liver")
+
+
+def test_byte_identical_empty_masks_are_inflated_once_and_share_their_facts(
+    root: Path, v2: ReleaseSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import qa.scan.case as case_module
+
+    release = tmp_path / "release"
+    shutil.copytree(root, release)
+    masks = release / "s0000" / "segmentations"
+    ct = nib.load(release / "s0000" / "ct.nii.gz")
+    save_nifti(masks / "spleen.nii.gz", np.zeros(ct.shape, dtype=np.uint8), ct.affine)
+    emptied = ["spleen.nii.gz", "liver.nii.gz", "stomach.nii.gz", "aorta.nii.gz"]
+    for name in emptied[1:]:
+        shutil.copyfile(masks / emptied[0], masks / name)
+    inflated: list[int] = []
+
+    def counting(raw: bytes, expected: int):
+        inflated.append(len(raw))
+        return real(raw, expected)
+
+    real = case_module.inflate
+    monkeypatch.setattr(case_module, "inflate", counting)
+    case = scan_case(FolderSource(release), "s0000", Layout.of(v2), "deep")
+    distinct = {path.read_bytes() for path in masks.iterdir()}
+    assert len(inflated) == 1 + len(distinct)  # the image, then each distinct mask once
+    shared = [(case.deep.masks[f"s0000/segmentations/{name}"], case.deep.streams[f"s0000/segmentations/{name}"])
+              for name in emptied]
+    assert shared[0][0].voxels == 0 and all(facts == shared[0] for facts in shared)

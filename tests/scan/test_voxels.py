@@ -1,4 +1,4 @@
-"""qa.scan.voxels: a mask held whole, measured word by word, gives the facts of the same mask measured slab by slab."""
+"""qa.scan.voxels: a mask measured word by word has the facts of one measured slab by slab; percentiles are numpy's."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qa.scan.voxels import MaskStats, measure_mask
+from qa.scan.voxels import PERCENTILES, MaskStats, measure_mask, percentiles
 
 SHAPE = (24, 10, 9)
 VOXELS = 24 * 10 * 9
@@ -72,3 +72,18 @@ def test_a_mask_of_ones_measured_by_words_in_small_slabs_keeps_every_voxel_in_or
     measure_mask(mask, stats, slab=16)
     assert np.array_equal(stats.index, np.arange(VOXELS))
     assert stats.result().bbox == ((0, 0, 0), (23, 9, 8))
+
+
+@settings(max_examples=150, deadline=None)
+@given(dtype=st.sampled_from(["|i1", "|u1", "<i2", ">i2", "<u2"]), data=st.data())
+def test_percentiles_of_small_integers_are_numpys_bit_for_bit(dtype: str, data: st.DataObject) -> None:
+    info = np.iinfo(np.dtype(dtype))
+    values = np.array(data.draw(st.lists(st.integers(int(info.min), int(info.max)) | st.sampled_from(
+        [int(info.min), int(info.max), 0]), min_size=1, max_size=300)), dtype=dtype)
+    expected = np.percentile(values, PERCENTILES)
+    assert percentiles(values.copy()).tobytes() == expected.tobytes()
+
+
+def test_percentiles_of_other_values_are_numpys() -> None:
+    values = np.array([0.5, -3.0, 7.25, 1e9, 2.0], dtype=np.float32)
+    assert np.array_equal(percentiles(values.copy()), np.percentile(values, PERCENTILES))
