@@ -18,7 +18,7 @@ from qa.app.evidence import make_evidence
 from qa.app.workers import WORKER_MODULES
 from qa.checks.base import usable_header
 from qa.checks.geometry import axcodes
-from qa.checks.registry import judge
+from qa.checks.registry import Judgement, judge
 from qa.checks.table import MetaTable
 from qa.execute.base import Executor
 from qa.execute.pool import PoolExecutor
@@ -39,7 +39,6 @@ from qa.report.model import (
     SpecSnapshot,
     summarize,
 )
-from qa.rules.finding import Finding
 from qa.rules.spec import ReleaseSpec, all_builtin_specs, case_folders
 from qa.rules.text import safe_text
 from qa.scan.cache import CacheUse, FactCache, ReleaseCache
@@ -149,9 +148,9 @@ def _meta_rows(table: MetaTable | None, spec: ReleaseSpec) -> dict[str, dict[str
     return {row[spec.meta.id_column]: row for row in rows if row[spec.meta.id_column] is not None}
 
 
-def case_reports(facts: ReleaseFacts, spec: ReleaseSpec, findings: list[Finding],
-                 table: MetaTable | None) -> list[CaseReport]:
-    rows = _meta_rows(table, spec)
+def case_reports(facts: ReleaseFacts, spec: ReleaseSpec, judgement: Judgement) -> list[CaseReport]:
+    findings = judgement.findings
+    rows = _meta_rows(judgement.table, spec)
     split_column = spec.meta.split_column
     per_case: dict[str, int] = {}
     for f in findings:
@@ -166,7 +165,8 @@ def case_reports(facts: ReleaseFacts, spec: ReleaseSpec, findings: list[Finding]
         row = rows.get(case.case, {})
         reports.append(CaseReport(case=safe_text(case.case), split=row.get(split_column) if split_column else None,
                                   meta=row, image=image, image_stats=image_stats(case),
-                                  labels=case_labels(case, spec), findings=per_case.get(safe_text(case.case), 0)))
+                                  labels=case_labels(case, spec, judgement.measured_masks(case)),
+                                  findings=per_case.get(safe_text(case.case), 0)))
     return reports
 
 
@@ -176,7 +176,7 @@ def build_report(facts: ReleaseFacts, spec: ReleaseSpec, spec_reason: str, mode:
     judgement = judge(facts, spec, subset)
     findings = judgement.findings
     files = sum(len(c.files) for c in facts.cases)
-    cases = case_reports(facts, spec, findings, judgement.table)
+    cases = case_reports(facts, spec, judgement)
     return Report(
         version=__version__, spec_id=spec.id, spec=SpecSnapshot.of(spec), spec_reason=spec_reason,
         release=safe_text(facts.root), archive=None if facts.archive is None else ArchiveReport.of(facts.archive, spec),
@@ -185,7 +185,7 @@ def build_report(facts: ReleaseFacts, spec: ReleaseSpec, spec_reason: str, mode:
         findings=findings, cases=cases,
         classes=class_stats([c.labels for c in cases if c.labels is not None], spec) if mode == "deep" else [],
         overlaps=overlap_stats(facts, spec),
-        drift=drift_stats(facts, spec, findings) if mode == "deep" else [],
+        drift=drift_stats(judgement.drift, findings) if mode == "deep" else [],
         reference=None if spec.reference is None else spec.reference.source, cache=cache,
     )
 

@@ -11,7 +11,7 @@ from qa.rules.codes import CODES, Pass, Severity
 from qa.rules.finding import Detail, Finding, fingerprint
 from qa.rules.spec import ReleaseSpec
 from qa.scan.facts import CaseFacts, FileFacts, HeaderFacts, Problem, ReleaseFacts
-from qa.scan.measures import Measured, measured_masks
+from qa.scan.measures import ClassDrift, Measured, class_drift, measured_masks
 
 if TYPE_CHECKING:
     from qa.checks.meta import MetaParse
@@ -32,7 +32,9 @@ class Context:
     _case: str | None = field(default=None, init=False, repr=False)
     _problems: dict[int, tuple[FileFacts, Problem | None]] = field(default_factory=dict, init=False, repr=False)
     _masks: list[tuple[str, str]] = field(default_factory=list, init=False, repr=False)
-    _measured: dict[str, Measured] | None = field(default=None, init=False, repr=False)
+    # The measured masks of every case, kept for the whole release: checks of the release and the report's label
+    # statistics read them again.
+    _measured: dict[str, dict[str, Measured]] = field(default_factory=dict, init=False, repr=False)
 
     @cached_property
     def meta(self) -> MetaParse:
@@ -40,17 +42,21 @@ class Context:
 
         return parse_meta(self.facts.meta, self.spec)
 
+    @cached_property
+    def drift(self) -> list[ClassDrift]:
+        """class_drift of the release: judged by a check and listed in the report."""
+        return class_drift(self.facts, self.spec, self.measured_masks)
+
     def _judging(self, case: CaseFacts) -> None:
         if case.case != self._case:
             self._case, self._problems, self._masks = case.case, {}, mask_paths(case, self.spec)
-            self._measured = None
 
     def measured_masks(self, case: CaseFacts) -> dict[str, Measured]:
         """measured_masks(case, spec), made once per case."""
-        self._judging(case)
-        if self._measured is None:
-            self._measured = measured_masks(case, self.spec)
-        return self._measured
+        known = self._measured.get(case.case)
+        if known is None:
+            known = self._measured[case.case] = measured_masks(case, self.spec)
+        return known
 
     def mask_paths(self, case: CaseFacts) -> list[tuple[str, str]]:
         """mask_paths(case, spec), made once per case."""
@@ -121,4 +127,5 @@ def usable_header(facts: FileFacts | None, spec: ReleaseSpec) -> HeaderFacts | N
 
 def mask_paths(case: CaseFacts, spec: ReleaseSpec) -> list[tuple[str, str]]:
     """(class, path) of every mask the spec expects in the case."""
-    return [(name, f"{case.case}/{spec.mask_file(name)}") for name in spec.classes]
+    prefix = f"{case.case}/"
+    return [(name, prefix + file) for name, file in spec.mask_files()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 
-from qa.checks.base import Context, check, finding, mask_paths
+from qa.checks.base import Context, check, finding
 from qa.rules.finding import Finding
 from qa.rules.spec import ReleaseSpec, case_folders
 from qa.rules.text import is_safe
@@ -84,7 +84,7 @@ def check_case_files(case: CaseFacts, ctx: Context) -> list[Finding]:
 @check("files.failures", ("QA_INTERNAL",))
 def check_failures(case: CaseFacts, ctx: Context) -> list[Finding]:
     """A file whose reading or measuring raised: its own finding, while the case's other files are judged as usual."""
-    classes = {path: name for name, path in mask_paths(case, ctx.spec)}
+    classes = {path: name for name, path in ctx.mask_paths(case)}
     return [finding(ctx.spec, "QA_INTERNAL", case.case, path, f"{path} could not be checked: {failure.reason}",
                     subcode="file", class_name=classes.get(path), error=failure.reason)
             for path, failure in sorted(case.failures.items())]

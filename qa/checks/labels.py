@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 
-from qa.checks.base import Context, check, finding, mask_paths
+from qa.checks.base import Context, check, finding
 from qa.rules.codes import Severity
 from qa.rules.finding import Finding
 from qa.rules.spec import ReleaseSpec
@@ -16,7 +16,7 @@ from qa.scan.measures import class_overlaps, shared_voxels
 @check("labels.streams", ("FILE_CORRUPT",), needs="deep")
 def check_streams(case: CaseFacts, ctx: Context) -> list[Finding]:
     """A stream that fails its CRC or length anywhere: the quick pass cannot see it, a reader crashes on it."""
-    classes = {path: name for name, path in mask_paths(case, ctx.spec)}
+    classes = {path: name for name, path in ctx.mask_paths(case)}
     return [finding(ctx.spec, "FILE_CORRUPT", case.case, path, f"{path}: {stream.error}", subcode="stream",
                     class_name=classes.get(path), reason=stream.error, inflated_bytes=stream.inflated_bytes)
             for path, stream in sorted(case.deep.streams.items()) if stream.error is not None]
@@ -46,7 +46,7 @@ def check_image_values(case: CaseFacts, ctx: Context) -> list[Finding]:
 @check("labels.mask_values", ("LABEL_VALUES",), needs="deep")
 def check_mask_values(case: CaseFacts, ctx: Context) -> list[Finding]:
     found = []
-    for name, path in mask_paths(case, ctx.spec):
+    for name, path in ctx.mask_paths(case):
         values = case.deep.masks.get(path)
         if values is not None and values.other_values:
             listed = ", ".join(f"{v} ({n} voxels)" for v, n in values.other_values.items())
@@ -59,7 +59,7 @@ def check_mask_values(case: CaseFacts, ctx: Context) -> list[Finding]:
 @check("labels.all_empty", ("LABEL_ALL_EMPTY",), needs="deep")
 def check_all_empty(case: CaseFacts, ctx: Context) -> list[Finding]:
     spec = ctx.spec
-    measured = [case.deep.masks[p] for _, p in mask_paths(case, spec) if p in case.deep.masks]
+    measured = [case.deep.masks[p] for _, p in ctx.mask_paths(case) if p in case.deep.masks]
     if not measured or any(m.voxels for m in measured):
         return []
     mask_dir = f"{case.case}/{spec.mask_dir}"
@@ -93,7 +93,7 @@ def check_padding(case: CaseFacts, ctx: Context) -> list[Finding]:
     """Masks reaching where the image is only padding: beyond the scanned volume there is nothing to label."""
     spec = ctx.spec
     found = []
-    for name, path in mask_paths(case, spec):
+    for name, path in ctx.mask_paths(case):
         values = case.deep.masks.get(path)
         if values is None or not values.padding_voxels:
             continue
@@ -117,7 +117,7 @@ SKIPPED = {"overlaps": "overlaps with other masks not counted",
 @check("labels.partial", ("QA_PARTIAL",), needs="deep")
 def check_partial(case: CaseFacts, ctx: Context) -> list[Finding]:
     """What the deep pass left out to stay within --max-memory: never silently."""
-    classes = {path: name for name, path in mask_paths(case, ctx.spec)}
+    classes = {path: name for name, path in ctx.mask_paths(case)}
     return [finding(ctx.spec, "QA_PARTIAL", case.case, skipped.path, f"{skipped.path}: {SKIPPED[skipped.what]}: "
                     f"{skipped.reason}", subcode=skipped.what, class_name=classes.get(skipped.path),
                     reason=skipped.reason)

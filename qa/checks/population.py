@@ -13,10 +13,8 @@ from qa.rules.spec import DriftTolerance, OutlierSpec, ReleaseSpec
 from qa.scan.measures import (
     ClassDrift,
     Measured,
-    class_drift,
     extent_mm,
     head_to_feet_axis,
-    measured_masks,
     volume_ml,
 )
 
@@ -101,7 +99,7 @@ def check_outliers(ctx: Context) -> list[Finding]:
     volumes: dict[str, list[Observation]] = {}
     extents: dict[str, list[Observation]] = {}
     for case in ctx.facts.cases:
-        for name, m in measured_masks(case, spec).items():
+        for name, m in ctx.measured_masks(case).items():
             if name in rule.exclude or not m.whole:
                 continue
             volumes.setdefault(name, []).append(Observation(case.case, m, volume_ml(m.values, m.header)))
@@ -166,7 +164,7 @@ def check_drift(ctx: Context) -> list[Finding]:
     if spec.reference is None:
         return []
     found = []
-    for drift in class_drift(ctx.facts, spec):
+    for drift in ctx.drift:
         if drift.cases < spec.reference.min_cases:
             continue
         for subcode in ("coverage", "volume"):

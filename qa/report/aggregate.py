@@ -9,29 +9,27 @@ from qa.rules.finding import Finding
 from qa.rules.spec import ReleaseSpec
 from qa.scan.facts import CaseFacts, ReleaseFacts
 from qa.scan.measures import (
-    class_drift,
+    ClassDrift,
+    Measured,
     class_overlaps,
     extent_mm,
     image_mean_sd,
-    is_whole,
     shared_voxels,
     voxel_ml,
     world_centroid,
 )
 
 
-def case_labels(case: CaseFacts, spec: ReleaseSpec) -> dict[str, LabelStats] | None:
-    """Per class of the spec: voxels, mL, mean image value inside, bounding box, centroid in world mm."""
+def case_labels(case: CaseFacts, spec: ReleaseSpec, masks: dict[str, Measured]) -> dict[str, LabelStats] | None:
+    """Per class of the spec, from its measured masks (measured_masks): voxels, mL, mean image value inside, bounding
+    box, centroid in world mm."""
     if case.deep is None:
         return None
     labels = {}
     image_facts = case.files.get(f"{case.case}/{spec.image}")
     image = None if image_facts is None else image_facts.header
-    for name in spec.classes:
-        path = f"{case.case}/{spec.mask_file(name)}"
-        values, facts = case.deep.masks.get(path), case.files.get(path)
-        if values is None or facts is None or facts.header is None:
-            continue
+    for name, m in masks.items():
+        values, facts = m.values, m.facts
         centre = world_centroid(values, facts)
         centroid = None if centre is None else [round(float(v), 3) for v in centre]
         mean = values.image_sum / values.voxels if values.voxels and values.image_sum is not None else None
@@ -44,7 +42,7 @@ def case_labels(case: CaseFacts, spec: ReleaseSpec) -> dict[str, LabelStats] | N
             mean_hu=mean_hu,
             bbox=None if values.bbox is None else [list(values.bbox[0]), list(values.bbox[1])],
             centroid_mm=centroid,
-            whole=is_whole(values, facts) if values.voxels else None,
+            whole=m.whole if values.voxels else None,
             extent_mm=extent_mm(values, facts.header),
             sd_hu=None if spread is None else round(spread[1], 3),
             pieces=None if values.pieces is None else values.pieces.count,
@@ -105,9 +103,9 @@ def _round(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def drift_stats(facts: ReleaseFacts, spec: ReleaseSpec, findings: list[Finding]) -> list[DriftStats]:
-    """Every class of the spec's reference table against the release, with the severity its RELEASE_DRIFT findings
-    got; the classes that moved most first."""
+def drift_stats(drift: list[ClassDrift], findings: list[Finding]) -> list[DriftStats]:
+    """Every class of the spec's reference table against the release (class_drift), with the severity its
+    RELEASE_DRIFT findings got; the classes that moved most first."""
     judged = {(f.class_name, f.subcode): f.severity for f in findings if f.code == "RELEASE_DRIFT"}
     rows = [DriftStats(name=d.name, cases=d.cases, present=d.present, coverage=_round(d.coverage),
                        reference_coverage=d.reference_coverage, coverage_pp=_round(d.coverage_pp, 2),
@@ -115,7 +113,7 @@ def drift_stats(facts: ReleaseFacts, spec: ReleaseSpec, findings: list[Finding])
                        reference_volume_ml=d.reference_volume_ml, volume_ratio=_round(d.volume_ratio),
                        volume_z=_round(d.volume_z, 2), coverage_severity=judged.get((d.name, "coverage")),
                        volume_severity=judged.get((d.name, "volume")))
-            for d in class_drift(facts, spec)]
+            for d in drift]
     rank = {"error": 0, "warning": 1, "info": 2, None: 3}
 
     def moved(row: DriftStats) -> tuple:

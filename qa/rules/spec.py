@@ -264,6 +264,11 @@ class Archive(_Strict):
     top_folder: str | None = None
 
 
+@functools.lru_cache(maxsize=64)
+def _mask_files(mask_dir: str, suffix: str, classes: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    return tuple((name, f"{mask_dir}/{name}{suffix}") for name in classes)
+
+
 class ReleaseSpec(_Strict):
     """Everything tsqa knows about one release: layout, classes, metadata rules, geometry, severities."""
 
@@ -332,6 +337,10 @@ class ReleaseSpec(_Strict):
 
     def mask_file(self, name: str) -> str:
         return f"{self.mask_dir}/{name}{self.mask_suffix}"
+
+    def mask_files(self) -> tuple[tuple[str, str], ...]:
+        """(class, mask file relative to its case folder) of every class: judging asks for them for every case."""
+        return _mask_files(self.mask_dir, self.mask_suffix, tuple(self.classes))
 
     def class_of(self, case: str, path: str) -> str:
         """The class name of a mask file's path in a case: the inverse of mask_file."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -138,22 +139,20 @@ def image_mean_sd(values: MaskValues, image: HeaderFacts) -> tuple[float, float]
     return image.loaded(mean), abs(slope) * math.sqrt(variance)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Measured:
-    """One class's mask in a case with the facts every label check reads."""
+    """One class's mask in a case with the facts every label check reads, and whether the field of view cut it
+    (worked out once: several checks and the report ask)."""
 
     name: str
     path: str
     values: MaskValues
     facts: FileFacts
+    whole: bool
 
     @property
     def header(self) -> HeaderFacts:
         return self.facts.header
-
-    @property
-    def whole(self) -> bool:
-        return is_whole(self.values, self.facts)
 
 
 def measured_masks(case: CaseFacts, spec: ReleaseSpec) -> dict[str, Measured]:
@@ -161,11 +160,12 @@ def measured_masks(case: CaseFacts, spec: ReleaseSpec) -> dict[str, Measured]:
     found = {}
     if case.deep is None:
         return found
-    for name in spec.classes:
-        path = f"{case.case}/{spec.mask_file(name)}"
-        values, facts = case.deep.masks.get(path), case.files.get(path)
+    prefix, masks, files = f"{case.case}/", case.deep.masks, case.files
+    for name, file in spec.mask_files():
+        path = prefix + file
+        values, facts = masks.get(path), files.get(path)
         if values is not None and facts is not None and facts.header is not None:
-            found[name] = Measured(name, path, values, facts)
+            found[name] = Measured(name, path, values, facts, is_whole(values, facts))
     return found
 
 
@@ -211,14 +211,16 @@ def _volume_z(volumes: list[float], reference: float) -> float | None:
     return math.log(mean / reference) / error
 
 
-def class_drift(facts: ReleaseFacts, spec: ReleaseSpec) -> list[ClassDrift]:
-    """Every class of the spec's reference table, measured over the release's deep-scanned cases."""
+def class_drift(facts: ReleaseFacts, spec: ReleaseSpec,
+                masks_of: Callable[[CaseFacts], dict[str, Measured]] | None = None) -> list[ClassDrift]:
+    """Every class of the spec's reference table, measured over the release's deep-scanned cases (their measured
+    masks from `masks_of` when given, as judging keeps them)."""
     if spec.reference is None:
         return []
     volumes: dict[str, list[float]] = {name: [] for name in spec.reference.classes}
     measured = dict.fromkeys(spec.reference.classes, 0)
     for case in facts.cases:
-        masks = measured_masks(case, spec)
+        masks = measured_masks(case, spec) if masks_of is None else masks_of(case)
         for name in spec.reference.classes:
             if name in masks:
                 measured[name] += 1

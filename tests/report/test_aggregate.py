@@ -7,6 +7,7 @@ from literal import V2, case_facts, deep_facts, header, mask_values, release_fac
 from qa.report.aggregate import case_labels, class_stats, drift_stats
 from qa.rules.finding import Finding, fingerprint
 from qa.rules.spec import ReferenceClass, ReferenceSpec
+from qa.scan.measures import class_drift, measured_masks
 
 GRID = (64, 64, 64)
 
@@ -18,7 +19,7 @@ def case(name: str, **masks):
 def test_class_volumes_are_over_whole_masks_and_the_mean_over_all_non_empty_ones() -> None:
     whole = [case(f"s000{k}", liver=mask_values(1000 * (k + 1), bbox=((5, 5, 5), (40, 40, 20 + k)))) for k in range(3)]
     cut = case("s0009", liver=mask_values(100, bbox=((5, 5, 0), (40, 40, 10))))
-    labels = [case_labels(c, V2) for c in [*whole, cut]]
+    labels = [case_labels(c, V2, measured_masks(c, V2)) for c in [*whole, cut]]
     [liver] = [s for s in class_stats(labels, V2) if s.name == "liver"]
     assert (liver.cases_present, liver.cases_whole) == (4, 3)
     assert liver.volume_ml_median == 2000 * 0.003375
@@ -35,7 +36,7 @@ def test_drift_rows_carry_the_severity_of_their_findings_and_the_most_moved_come
                            for k in range(4)])
     drift = Finding(code="RELEASE_DRIFT", subcode="volume", severity="info", case=None, path=None, class_name="spleen",
                     message="moved", fingerprint=fingerprint("RELEASE_DRIFT", "volume", None, None, "spleen"))
-    rows = drift_stats(facts, spec, [drift])
+    rows = drift_stats(class_drift(facts, spec), [drift])
     assert [(r.name, r.present, r.cases, r.volume_severity) for r in rows] == [("spleen", 2, 4, "info"),
                                                                                 ("liver", 4, 4, None)]
     assert rows[1].coverage_pp == 10.0 and rows[1].volume_ratio == round(1000 * 0.003375 / 3.0, 4)
