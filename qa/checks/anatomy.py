@@ -8,18 +8,17 @@ from qa.checks.base import Context, check, finding
 from qa.rules.finding import Finding
 from qa.rules.spec import ReleaseSpec
 from qa.scan.facts import CaseFacts
-from qa.scan.measures import world_centroid
+from qa.scan.measures import Measured, world_centroid
 
 # World coordinates of NIfTI are RAS+: x grows to the subject's right, z towards the head.
 RIGHT, SUPERIOR = 0, 2
 
 
-def centroids(case: CaseFacts, spec: ReleaseSpec) -> dict[str, np.ndarray]:
+def centroids(masks: dict[str, Measured]) -> dict[str, np.ndarray]:
+    """The world centroid of each non-empty measured mask whose affine places it."""
     found = {}
-    for name in spec.classes:
-        path = f"{case.case}/{spec.mask_file(name)}"
-        values, facts = case.deep.masks.get(path), case.files.get(path)
-        centre = None if values is None or facts is None else world_centroid(values, facts)
+    for name, m in masks.items():
+        centre = world_centroid(m.values, m.facts)
         if centre is not None and np.all(np.isfinite(centre)):
             found[name] = centre
     return found
@@ -74,5 +73,5 @@ def check_sides(case: CaseFacts, spec: ReleaseSpec, centres: dict[str, np.ndarra
 @check("anatomy.case", ("LABEL_POSITION",), needs="deep")
 def check_case_anatomy(case: CaseFacts, ctx: Context) -> list[Finding]:
     spec = ctx.spec
-    centres = centroids(case, spec)
+    centres = centroids(ctx.measured_masks(case))
     return check_order(case, spec, centres) + check_above(case, spec, centres) + check_sides(case, spec, centres)

@@ -17,9 +17,9 @@ def check_hu(case: CaseFacts, ctx: Context) -> list[Finding]:
         return []
     found = []
     for name, m in ctx.measured_masks(case).items():
-        grouped = rule.group_of(name)
-        measured = image_mean_sd(m.values, image)
-        if grouped is None or measured is None or m.values.voxels < rule.min_voxels:
+        grouped = None if m.values.voxels < rule.min_voxels else rule.group_of(name)
+        measured = None if grouped is None else image_mean_sd(m.values, image)
+        if measured is None:
             continue
         group_name, group = grouped
         (mean, sd), (low, high) = measured, group.range

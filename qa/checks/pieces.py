@@ -16,9 +16,9 @@ def check_truncated(case: CaseFacts, ctx: Context) -> list[Finding]:
     """Non-empty masks touching a face of their grid: the organ goes on outside the image."""
     found = []
     for name, m in ctx.measured_masks(case).items():
-        faces = touched_faces(m.values, m.header)
-        if not faces:
+        if m.whole or m.values.bbox is None:
             continue
+        faces = touched_faces(m.values, m.header)
         axis = head_to_feet_axis(m.header)
         across = m.values.bbox[0][axis] <= 0 or m.values.bbox[1][axis] >= m.header.shape[axis] - 1
         where = "first or last slice" if across else "in-plane edge of the grid"
