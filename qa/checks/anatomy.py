@@ -8,7 +8,7 @@ from qa.checks.base import Context, check, finding
 from qa.rules.finding import Finding
 from qa.rules.spec import ReleaseSpec
 from qa.scan.facts import CaseFacts
-from qa.scan.measures import Measured, world_centroid
+from qa.scan.measures import Measured
 
 # World coordinates of NIfTI are RAS+: x grows to the subject's right, z towards the head.
 RIGHT, SUPERIOR = 0, 2
@@ -18,9 +18,8 @@ def centroids(masks: dict[str, Measured]) -> dict[str, np.ndarray]:
     """The world centroid of each non-empty measured mask whose affine places it."""
     found = {}
     for name, m in masks.items():
-        centre = world_centroid(m.values, m.facts)
-        if centre is not None and np.all(np.isfinite(centre)):
-            found[name] = centre
+        if m.centre is not None and np.all(np.isfinite(m.centre)):
+            found[name] = m.centre
     return found
 
 

@@ -16,7 +16,6 @@ from qa.scan.measures import (
     image_mean_sd,
     shared_voxels,
     voxel_ml,
-    world_centroid,
 )
 
 
@@ -30,8 +29,7 @@ def case_labels(case: CaseFacts, spec: ReleaseSpec, masks: dict[str, Measured]) 
     image = None if image_facts is None else image_facts.header
     for name, m in masks.items():
         values, facts = m.values, m.facts
-        centre = world_centroid(values, facts)
-        centroid = None if centre is None else [round(float(v), 3) for v in centre]
+        centroid = None if m.centre is None else [round(float(v), 3) for v in m.centre]
         mean = values.image_sum / values.voxels if values.voxels and values.image_sum is not None else None
         # scaling is linear, so the stored mean scaled is exactly the mean of the loaded values
         mean_hu = None if mean is None or image is None else image.loaded(mean)

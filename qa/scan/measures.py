@@ -20,7 +20,7 @@ def world_centroid(values: MaskValues, facts: FileFacts) -> np.ndarray | None:
     """A mask's centre of mass in world millimetres, through its own affine."""
     if values.centroid_voxel is None or facts.header is None:
         return None
-    return (np.asarray(facts.header.affine) @ [*values.centroid_voxel, 1.0])[:3]
+    return (_grid(facts.header).affine @ [*values.centroid_voxel, 1.0])[:3]
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def _world_axis(header: HeaderFacts, axis: int) -> tuple[int, bool]:
 
 def head_to_feet_axis(header: HeaderFacts) -> int:
     """The voxel axis that runs most nearly along the world's inferior-superior axis."""
-    return _grid(header)[1]
+    return _grid(header).head_to_feet
 
 
 def _head_to_feet_axis(header: HeaderFacts) -> int:
@@ -79,14 +79,25 @@ def _head_to_feet_axis(header: HeaderFacts) -> int:
 
 
 Faces = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """How a header's grid lies in the world: the world directions the low and the high face of each voxel axis face,
+    the head-to-feet voxel axis, and the affine as an array."""
+
+    faces: Faces
+    head_to_feet: int
+    affine: np.ndarray
+
+
 # A case's masks share one or two header objects: how their grid lies in the world is worked out once per header
 # object, kept with it (so that its id names no other header meanwhile), a bounded number of them.
-_GRIDS: dict[int, tuple[HeaderFacts, tuple[Faces, int]]] = {}
+_GRIDS: dict[int, tuple[HeaderFacts, _Grid]] = {}
 GRIDS_KEPT = 4096
 
 
-def _grid(header: HeaderFacts) -> tuple[Faces, int]:
-    """The world directions the low and the high face of each voxel axis face, and the head-to-feet voxel axis."""
+def _grid(header: HeaderFacts) -> _Grid:
     known = _GRIDS.get(id(header))
     if known is None or known[0] is not header:
         faces = []
@@ -95,7 +106,8 @@ def _grid(header: HeaderFacts) -> tuple[Faces, int]:
             faces.append(_DIRECTIONS[world] if positive else _DIRECTIONS[world][::-1])
         if len(_GRIDS) >= GRIDS_KEPT:
             _GRIDS.clear()
-        known = _GRIDS[id(header)] = (header, (tuple(faces), _head_to_feet_axis(header)))
+        grid = _Grid(tuple(faces), _head_to_feet_axis(header), np.asarray(header.affine, dtype=np.float64))
+        known = _GRIDS[id(header)] = (header, grid)
     return known[1]
 
 
@@ -104,7 +116,7 @@ def touched_faces(values: MaskValues, header: HeaderFacts) -> list[str]:
     if values.bbox is None:
         return []
     faces = []
-    for axis, (low, high) in enumerate(_grid(header)[0]):
+    for axis, (low, high) in enumerate(_grid(header).faces):
         if values.bbox[0][axis] <= 0:
             faces.append(low)
         if values.bbox[1][axis] >= header.shape[axis] - 1:
@@ -141,14 +153,15 @@ def image_mean_sd(values: MaskValues, image: HeaderFacts) -> tuple[float, float]
 
 @dataclass(frozen=True, slots=True)
 class Measured:
-    """One class's mask in a case with the facts every label check reads, and whether the field of view cut it
-    (worked out once: several checks and the report ask)."""
+    """One class's mask in a case with the facts every label check reads, whether the field of view cut it, and its
+    world centroid (worked out once: several checks and the report ask)."""
 
     name: str
     path: str
     values: MaskValues
     facts: FileFacts
     whole: bool
+    centre: np.ndarray | None
 
     @property
     def header(self) -> HeaderFacts:
@@ -165,7 +178,7 @@ def measured_masks(case: CaseFacts, spec: ReleaseSpec) -> dict[str, Measured]:
         path = prefix + file
         values, facts = masks.get(path), files.get(path)
         if values is not None and facts is not None and facts.header is not None:
-            found[name] = Measured(name, path, values, facts, is_whole(values, facts))
+            found[name] = Measured(name, path, values, facts, is_whole(values, facts), world_centroid(values, facts))
     return found
 
 
