@@ -27,8 +27,15 @@ def case_labels(case: CaseFacts, spec: ReleaseSpec, masks: dict[str, Measured]) 
     labels = {}
     image_facts = case.files.get(f"{case.case}/{spec.image}")
     image = None if image_facts is None else image_facts.header
+    # A case's byte-identical empty masks share their facts objects (the scan decodes such a blob once): their
+    # statistics are made once.
+    made: dict[tuple[int, int], LabelStats] = {}
     for name, m in masks.items():
         values, facts = m.values, m.facts
+        known = made.get((id(values), id(facts.header)))
+        if known is not None:
+            labels[name] = known
+            continue
         centroid = None if m.centre is None else [round(float(v), 3) for v in m.centre]
         mean = values.image_sum / values.voxels if values.voxels and values.image_sum is not None else None
         # scaling is linear, so the stored mean scaled is exactly the mean of the loaded values
@@ -45,6 +52,7 @@ def case_labels(case: CaseFacts, spec: ReleaseSpec, masks: dict[str, Measured]) 
             sd_hu=None if spread is None else round(spread[1], 3),
             pieces=None if values.pieces is None else values.pieces.count,
         )
+        made[(id(values), id(facts.header))] = labels[name]
     return labels
 
 
