@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -261,7 +262,8 @@ def cache_and_marginal_rows(root: Path, cases: list[str], jobs: int, repeats: in
     on all cases (marginal: the difference, so start-up does not count) and on one case (the fixed cost). The rows run
     in turn `repeats` times, so that each saw the same load, unwatched (sampling /proc every 5 ms takes a share of
     this machine's two cores), and each row's fastest run is kept: the minimum of a few runs is the least disturbed.
-    Peak memory is taken from one more deep run, watched."""
+    The ratios within each round are printed too, to show how far the load moved them. Peak memory is taken from one
+    more deep run, watched."""
     half = part_release(root, cases[: len(cases) // 2], f"{root.name}-half")
     one = part_release(root, cases[:1], f"{root.name}-one")
     runs: dict[str, list[Timing]] = {}
@@ -279,9 +281,15 @@ def cache_and_marginal_rows(root: Path, cases: list[str], jobs: int, repeats: in
     print_table([*best.values(), watched], best["deep"])
     for name, timings in runs.items():
         print(f"  {name + ':':<16} walls {', '.join(f'{t.wall_s:.2f}' for t in timings)} s")
+    extra = len(cases) - len(cases) // 2
+    each = [((deep.wall_s - half.wall_s) / (floor.wall_s - floor_half.wall_s), warm_run.wall_s / cold_run.wall_s)
+            for deep, half, floor, floor_half, warm_run, cold_run in zip(
+                runs["deep"], runs["deep, half"], runs["floor"], runs["floor, half"], runs["warm"], runs["cold"])]
+    print(f"  within each round: marginal ratio {', '.join(f'{m:.2f}' for m, _ in each)} "
+          f"(median {statistics.median(m for m, _ in each):.2f}); warm / cold "
+          f"{', '.join(f'{w:.1%}' for _, w in each)} (median {statistics.median(w for _, w in each):.1%})")
     cold, warm, warm_verified = best["cold"], best["warm"], best["warm, verified"]
     deep_all, deep_half, deep_one = best["deep"], best["deep, half"], best["deep, one"]
-    extra = len(cases) - len(cases) // 2
     marginal = (deep_all.wall_s - deep_half.wall_s) / extra
     floor_marginal = (best["floor"].wall_s - best["floor, half"].wall_s) / extra
     verify_share = (warm_verified.wall_s - warm.wall_s) / cold.wall_s
@@ -609,8 +617,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=2, help="processes for every method (default 2)")
     parser.add_argument("--zip-repeats", type=int, default=3,
                         help="runs of the folder's deep pass and of each zip row, in turn (default 3; medians kept)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="runs of each fact cache and marginal cost row, in turn (default 3; fastest kept)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="runs of each fact cache and marginal cost row, in turn (default 5; fastest kept)")
     parser.add_argument("--naive-cases", type=int,
                         help="cases the naive loop runs on (default: one per process; it takes tens of seconds a case)")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # deep, floor, ..., cache:FOLDER[:verify]
