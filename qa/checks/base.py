@@ -32,6 +32,7 @@ class Context:
     _case: str | None = field(default=None, init=False, repr=False)
     _problems: dict[int, tuple[FileFacts, Problem | None]] = field(default_factory=dict, init=False, repr=False)
     _masks: list[tuple[str, str]] = field(default_factory=list, init=False, repr=False)
+    _headers: list[tuple[str, str, HeaderFacts | None]] | None = field(default=None, init=False, repr=False)
     # The measured masks of every case, kept for the whole release: checks of the release and the report's label
     # statistics read them again.
     _measured: dict[str, dict[str, Measured]] = field(default_factory=dict, init=False, repr=False)
@@ -50,6 +51,7 @@ class Context:
     def _judging(self, case: CaseFacts) -> None:
         if case.case != self._case:
             self._case, self._problems, self._masks = case.case, {}, mask_paths(case, self.spec)
+            self._headers = None
 
     def measured_masks(self, case: CaseFacts) -> dict[str, Measured]:
         """measured_masks(case, spec), made once per case."""
@@ -62,6 +64,14 @@ class Context:
         """mask_paths(case, spec), made once per case."""
         self._judging(case)
         return self._masks
+
+    def mask_headers(self, case: CaseFacts) -> list[tuple[str, str, HeaderFacts | None]]:
+        """(class, path, usable_header) of every mask the spec expects in the case, made once per case."""
+        self._judging(case)
+        if self._headers is None:
+            files = case.files
+            self._headers = [(name, path, self.usable_header(case, files.get(path))) for name, path in self._masks]
+        return self._headers
 
     def header_problem(self, case: CaseFacts, facts: FileFacts) -> Problem | None:
         """header_problem of a file of the case, worked out once per file."""

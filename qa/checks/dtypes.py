@@ -21,8 +21,7 @@ def check_case_dtypes(case: CaseFacts, ctx: Context) -> list[Finding]:
     # the masks of a case share a few header objects (the scan parses each distinct header once): a header without a
     # problem is passed over at once
     fine: set[int] = set()
-    for name, path in ctx.mask_paths(case):
-        mask = ctx.usable_header(case, case.files.get(path))
+    for name, path, mask in ctx.mask_headers(case):
         if mask is None or id(mask) in fine:
             continue
         if mask.dtype in spec.mask_dtypes and (mask.loaded(0), mask.loaded(1)) == (0.0, 1.0):

@@ -281,8 +281,7 @@ def check_case_geometry(case: CaseFacts, ctx: Context) -> list[Finding]:
     # A case's masks share a handful of distinct headers (the scan hands identical headers out as one object): each
     # distinct header is judged once.
     verdicts: dict[int, MaskHeaderVerdict] = {}
-    for name, path in ctx.mask_paths(case):
-        mask = ctx.usable_header(case, case.files.get(path))
+    for name, path, mask in ctx.mask_headers(case):
         if mask is None:
             continue
         if id(mask) not in verdicts:

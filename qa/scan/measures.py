@@ -13,7 +13,7 @@ from qa.scan.facts import CaseFacts, FileFacts, HeaderFacts, MaskValues, Overlap
 
 
 def voxel_ml(header: HeaderFacts) -> float:
-    return math.prod(abs(z) for z in header.zooms[:3]) / 1000.0
+    return _grid(header).voxel_ml
 
 
 def world_centroid(values: MaskValues, facts: FileFacts) -> np.ndarray | None:
@@ -84,11 +84,12 @@ Faces = tuple[tuple[str, str], ...]
 @dataclass(frozen=True)
 class _Grid:
     """How a header's grid lies in the world: the world directions the low and the high face of each voxel axis face,
-    the head-to-feet voxel axis, and the affine as an array."""
+    the head-to-feet voxel axis, the affine as an array, and a voxel's volume in mL."""
 
     faces: Faces
     head_to_feet: int
     affine: np.ndarray
+    voxel_ml: float
 
 
 # A case's masks share one or two header objects: how their grid lies in the world is worked out once per header
@@ -106,7 +107,8 @@ def _grid(header: HeaderFacts) -> _Grid:
             faces.append(_DIRECTIONS[world] if positive else _DIRECTIONS[world][::-1])
         if len(_GRIDS) >= GRIDS_KEPT:
             _GRIDS.clear()
-        grid = _Grid(tuple(faces), _head_to_feet_axis(header), np.asarray(header.affine, dtype=np.float64))
+        grid = _Grid(tuple(faces), _head_to_feet_axis(header), np.asarray(header.affine, dtype=np.float64),
+                     math.prod(abs(z) for z in header.zooms[:3]) / 1000.0)
         known = _GRIDS[id(header)] = (header, grid)
     return known[1]
 
