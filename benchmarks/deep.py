@@ -258,8 +258,9 @@ def part_release(root: Path, cases: list[str], name: str) -> Path:
 
 def cache_and_marginal_rows(root: Path, cases: list[str], jobs: int, repeats: int) -> list[str]:
     """The fact cache's and the deep pass's fixed and marginal costs, each row in a fresh interpreter: a cold run
-    through an empty cache, the warm re-run (with and without --verify-cache), the deep pass and the floor on 12 and
-    on all cases (marginal: the difference, so start-up does not count) and on one case (the fixed cost). The rows run
+    through an empty cache and the warm re-run (with and without --verify-cache), on all cases and on 12 (the cost a
+    case, as for the deep pass), the deep pass and the floor on 12 and on all cases (marginal: the difference, so
+    start-up does not count) and on one case (the fixed cost). The rows run
     in turn `repeats` times, so that each saw the same load, unwatched (sampling /proc every 5 ms takes a share of
     this machine's two cores), and each row's fastest run is kept: the minimum of a few runs is the least disturbed.
     The ratios within each round are printed too, to show how far the load moved them. Peak memory is taken from one
@@ -272,6 +273,8 @@ def cache_and_marginal_rows(root: Path, cases: list[str], jobs: int, repeats: in
             kind = f"cache:{folder}"
             for name, measured in (("cold", kind), ("warm", kind), ("warm, verified", f"{kind}:verify")):
                 runs.setdefault(name, []).append(run_measurement(measured, root, jobs, 1, watch=False))
+            for name in ("cold, half", "warm, half"):  # the half release's entries beside the whole one's
+                runs.setdefault(name, []).append(run_measurement(kind, half, jobs, 1, watch=False))
         for name, kind, release in (("deep", "deep", root), ("deep, half", "deep", half), ("deep, one", "deep", one),
                                     ("floor", "floor", root), ("floor, half", "floor", half)):
             runs.setdefault(name, []).append(run_measurement(kind, release, jobs, 1, watch=False))
@@ -293,8 +296,11 @@ def cache_and_marginal_rows(root: Path, cases: list[str], jobs: int, repeats: in
     marginal = (deep_all.wall_s - deep_half.wall_s) / extra
     floor_marginal = (best["floor"].wall_s - best["floor, half"].wall_s) / extra
     verify_share = (warm_verified.wall_s - warm.wall_s) / cold.wall_s
+    warm_per_case = (warm.wall_s - best["warm, half"].wall_s) / (cold.wall_s - best["cold, half"].wall_s)
     lines = [f"warm deep re-run / cold deep run:  {warm_verified.wall_s / cold.wall_s:.1%} with --verify-cache, "
              f"{warm.wall_s / cold.wall_s:.1%} without  (target <= {TARGET_WARM_SHARE:.0%})",
+             f"warm / cold per case, {len(cases)} minus {len(cases) // 2} cases (start-up and fixed costs left out, as "
+             f"for the marginal cost): {warm_per_case:.1%}",
              f"--verify-cache costs {verify_share:.2%} of the cold deep run (it would be the deep default below 1%)",
              f"deep marginal cost: {marginal:.3f} s/case against the floor's {floor_marginal:.3f} "
              f"({marginal / floor_marginal:.2f}x; target <= {TARGET_MARGINAL_RATIO:g}x), {len(cases)} minus "
