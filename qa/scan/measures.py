@@ -99,6 +99,7 @@ GRIDS_KEPT = 4096
 
 
 def _grid(header: HeaderFacts) -> _Grid:
+    """How the header's grid lies in the world, worked out once per header object."""
     known = _GRIDS.get(id(header))
     if known is None or known[0] is not header:
         faces = []
