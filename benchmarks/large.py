@@ -88,9 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(out)
     codes = report["summary"]["by_code"]
     print(f"tsqa check --jobs {args.jobs}: {wall:.1f} s wall, findings by code {json.dumps(codes)}")
-    others = sorted((kib / 1024 for pid, kib in watched.peaks.items() if pid != watched.pid), reverse=True)
+    others = sorted((kib / 1024 for pid, kib in watched.sampler.peaks.items() if pid != watched.pid), reverse=True)
+    together = watched.sampler.together_kib / 1024
     print(f"peak resident memory, MiB: main process {watched.main_mib:.0f}; its other processes "
-          f"{', '.join(f'{mib:.0f}' for mib in others)}; all processes at one moment {watched.together_kib / 1024:.0f}")
+          f"{', '.join(f'{mib:.0f}' for mib in others)}; all processes at one moment {together:.0f}")
     case = report["cases"][0]
     liver = case["labels"]["liver"]
     print(f"{case['case']}: image mean {case['image_stats']['mean']:.1f} HU; liver {liver['volume_ml']:.0f} mL, "

@@ -1,6 +1,7 @@
 """Test support shared by test modules: where the repository and its test data are, copies of the real example,
 sources and functions that kill the worker running them, what GitHub and the SARIF schema would refuse in a SARIF log,
-`tsqa` run as a process of its own, and views of processes from outside (their process group, their peak memory).
+`tsqa` run as a process of its own, and views of processes from outside (their parent, their process group; their
+peak memory is benchmarks/peaks.py's PeakSampler).
 Functions a worker process runs live here: a spawned or fork-server worker imports this module by its name, and
 cannot import a test module."""
 
@@ -15,7 +16,6 @@ import signal
 import struct
 import subprocess
 import sys
-import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -26,6 +26,7 @@ import jsonschema
 import numpy as np
 import pytest
 from nibabel.nifti1 import Nifti1Header
+from peaks import group_statuses
 
 from qa.source.base import Entry, MemberReader, ReleaseSource
 from qa.source.fs import FolderSource
@@ -250,57 +251,9 @@ def parent_of(pid: int) -> int | None:
         return None
 
 
-def _statuses(pgid: int) -> dict[int, dict[str, str]]:
-    """The status lines of each live process of a process group (Linux /proc), each file read once: a pid read twice
-    may have been reused by another process in between."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            lines = dict(line.split(":", 1) for line in (entry / "status").read_text().splitlines() if ":" in line)
-        except OSError:
-            continue
-        if lines.get("NSpgid", "").split()[-1:] == [str(pgid)] and not lines.get("State", "").strip().startswith("Z"):
-            found[int(entry.name)] = lines
-    return found
-
-
 def process_group(pgid: int) -> list[int]:
     """The live processes of a process group."""
-    return sorted(_statuses(pgid))
-
-
-class PeakSampler:
-    """Watches a process group from outside while it runs: every few milliseconds, the peak resident memory (VmHWM)
-    of each of its processes. A process is sampled until it exits, so its last few milliseconds may be missed; a peak
-    that builds up over an allocation is not."""
-
-    def __init__(self, pgid: int, every: float = 0.005) -> None:
-        self.pgid, self.every = pgid, every
-        self.peaks: dict[int, int] = {}
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-
-    def __enter__(self) -> PeakSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def _watch(self) -> None:
-        while not self._done.is_set():
-            for pid, status in _statuses(self.pgid).items():
-                # VmHWM only grows, except across exec, which starts a process afresh: the last value is its peak. (A
-                # child caught between fork and exec would otherwise keep its parent's peak.)
-                self.peaks[pid] = int(status.get("VmHWM", "0 kB").split()[0])
-            time.sleep(self.every)
-
-    def largest_mib(self) -> float:
-        """The largest peak of any one process, in MiB."""
-        return max(self.peaks.values(), default=0) / 1024
+    return sorted(group_statuses(pgid))
 
 
 ZERO_UNIT = 1 << 20  # uncompressed bytes per repeated deflate block of zeros

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import PeakSampler, write_zeros_nifti
+from peaks import PeakSampler
+from support import write_zeros_nifti
 
 from qa.app.pipeline import run_check
 from qa.report.model import Report
