@@ -326,3 +326,17 @@ class BlindSource(FolderSource):
 
     def entries(self, folder: str) -> list[Entry]:
         return [] if multiprocessing.parent_process() is not None else super().entries(folder)
+
+
+def run_tsqa_read_only(folder: Path, *args: str | Path, timeout: float = 120) -> Run:
+    """`tsqa ARGS` (as run_tsqa) with `folder` read-only to it for real: made so by its permission bits for a user,
+    and for root, whom permission bits do not stop, by a read-only bind mount in a mount namespace of its own."""
+    command = [sys.executable, "-P", "-m", "qa", *map(str, args)]
+    if os.geteuid() != 0:
+        for path in [folder, *folder.rglob("*")]:
+            path.chmod(path.stat().st_mode & ~0o222)
+    else:
+        remount = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && exec "$@"'
+        command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", remount, str(folder), *command]
+    return finish(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True),
+                  timeout)

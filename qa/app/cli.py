@@ -440,7 +440,10 @@ def _cache(args: argparse.Namespace) -> int:
     with _open_cache(_cache_folder(args.cache)) as cache:
         if args.action == "clear":
             before = cache.info()
-            cache.clear()
+            if not cache.clear():
+                print(f"tsqa: the fact cache {safe_text(str(before.path))} was not cleared: it is busy, read-only or "
+                      "unreadable (said above)", file=sys.stderr)
+                return EXIT_USAGE
             print(f"cleared the fact cache {safe_text(str(before.path))}: {counted(len(before.releases), 'release')}, "
                   f"{counted(sum(r[1] for r in before.releases), 'case')}")
             return EXIT_OK

@@ -1,10 +1,11 @@
 """The fact cache: each case's facts kept in SQLite under its stamp, per release, so that a re-run scans what changed.
 
 One SQLite file in WAL mode (readers never wait; one writer at a time, others wait up to BUSY_MS), written only by
-the process that runs the check, one transaction per batch of cases. A case's entry holds the scan's facts pickled and
-compressed; they are unpickled only into the classes of the facts modules (a cache file names nothing else). A
-file that is not such a database, or of another format or FACTS_VERSION, is put aside with a one-line notice and
-started anew: the cache can make a run slower, never its answer wrong."""
+the process that runs the check, one transaction per batch of cases. A case's entry is data (qa.scan.entry: JSON
+validated into the facts' own types), never code: an entry that is damaged, foreign or of another format is a miss,
+said once. A file that is not such a database, or of another format or FACTS_VERSION, is started anew with a
+one-line notice; a cache that is only busy (another run writing it) or read-only is never removed: the run waits,
+then goes on without storing. The cache can make a run slower, never its answer wrong."""
 
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa.scan.case import Layout, ScanMode
+from qa.scan.entry import decode
 from qa.scan.facts import FACTS_VERSION, CaseFacts
-from qa.scan.stamp import decode
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: entries are qa.scan.entry's JSON (1 held pickles)
 # PRAGMA user_version of a cache file: its format and the facts' version, so that either change starts it anew.
 USER_VERSION = CACHE_FORMAT * 1000 + FACTS_VERSION
 DB_NAME = "facts.sqlite"
@@ -40,6 +41,15 @@ CREATE TABLE IF NOT EXISTS cases (
 CREATE INDEX IF NOT EXISTS cases_used ON cases (used);
 """
 Notice = Callable[[str], None]
+# SQLite's primary result codes that say the file itself is not a sound database; any other error (busy, locked,
+# read-only, I/O, full, cannot open) is about the file's circumstances, and the file is kept.
+_DAMAGED = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+
+
+def damaged(exc: sqlite3.Error) -> bool:
+    """Whether an error says the database file is broken, rather than busy, read-only or out of reach."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _DAMAGED
 
 
 def say(text: str) -> None:
@@ -85,16 +95,21 @@ class CacheInfo:
 
 class FactCache:
     """A fact cache folder, open. Methods that meet a broken database say so once and leave the cache off for the
-    rest of the run (`usable` turns False): the run goes on without it."""
+    rest of the run (`usable` turns False): the run goes on without it. A cache this process may not write (a
+    read-only folder or file, or one another run held past `busy_ms`) is read but not written (`storing` False)."""
 
-    def __init__(self, folder: Path, max_bytes: int = DEFAULT_MAX_BYTES, notice: Notice = say) -> None:
-        self.folder, self.max_bytes, self.notice = folder, max_bytes, notice
+    def __init__(self, folder: Path, max_bytes: int = DEFAULT_MAX_BYTES, notice: Notice = say,
+                 busy_ms: int = BUSY_MS) -> None:
+        self.folder, self.max_bytes, self.notice, self.busy_ms = folder, max_bytes, notice, busy_ms
         self.path = folder / DB_NAME
         self.db: sqlite3.Connection | None = None
+        self.storing = True
+        self.foreign_said = False
 
     @classmethod
-    def open(cls, folder: Path, max_bytes: int = DEFAULT_MAX_BYTES, notice: Notice = say) -> FactCache:
-        cache = cls(folder, max_bytes, notice)
+    def open(cls, folder: Path, max_bytes: int = DEFAULT_MAX_BYTES, notice: Notice = say,
+             busy_ms: int = BUSY_MS) -> FactCache:
+        cache = cls(folder, max_bytes, notice, busy_ms)
         cache._connect()
         return cache
 
@@ -109,38 +124,84 @@ class FactCache:
             self.notice(f"fact cache off: cannot create {self.folder} ({exc.strerror or exc})")
             return
         try:
-            self.db = self._prepared()
-        except sqlite3.DatabaseError as exc:
+            self.db = self._prepared(self._connection())
+            if not self._writable():
+                self._read_only()
+        except sqlite3.Error as exc:
             self._close()
-            self.notice(f"the fact cache {self.path} is unreadable ({exc}); starting it anew")
-            self._remove()
-            try:
-                self.db = self._prepared()
-            except sqlite3.Error as again:
-                self._close()
-                self.notice(f"fact cache off: {self.path}: {again}")
+            if damaged(exc):
+                self._start_anew(exc)
+            elif self._writable():
+                self.notice(f"fact cache off for this run: {self.path}: {exc}")
+            else:
+                self._open_read_only()
 
-    def _prepared(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=BUSY_MS / 1000, isolation_level=None, check_same_thread=False)
+    def _connection(self, uri: str | None = None) -> sqlite3.Connection:
+        db = sqlite3.connect(uri or self.path, timeout=self.busy_ms / 1000, isolation_level=None,
+                             check_same_thread=False, uri=uri is not None)
         self.db = db
-        db.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
-        db.execute("PRAGMA journal_mode = WAL")
+        db.execute(f"PRAGMA busy_timeout = {int(self.busy_ms)}")
+        return db
+
+    def _prepared(self, db: sqlite3.Connection) -> sqlite3.Connection:
+        """The database checked and, when it is new or of another version, made anew in one write transaction: an
+        open of a sound cache of this version only reads, so that a run another run is writing never waits."""
+        if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
-        with self._transaction() as tx:
-            found = tx.execute("PRAGMA user_version").fetchone()[0]
-            tables = {row[0] for row in tx.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if found != USER_VERSION and tables:
-                self.notice(f"the fact cache {self.path} is of another tsqa version (format {found}, this one "
-                            f"{USER_VERSION}); starting it anew")
-                tx.execute("DROP TABLE IF EXISTS cases")
-                tx.execute("DROP TABLE IF EXISTS releases")
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    tx.execute(statement)
-            tx.execute(f"PRAGMA user_version = {USER_VERSION}")
+        found = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if found != USER_VERSION or not {"cases", "releases"} <= tables:
+            with self._transaction() as tx:
+                found = tx.execute("PRAGMA user_version").fetchone()[0]
+                tables = {row[0] for row in tx.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if found != USER_VERSION and tables:
+                    self.notice(f"the fact cache {self.path} is of another tsqa version (format {found}, this one "
+                                f"{USER_VERSION}); starting it anew")
+                    tx.execute("DROP TABLE IF EXISTS cases")
+                    tx.execute("DROP TABLE IF EXISTS releases")
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        tx.execute(statement)
+                tx.execute(f"PRAGMA user_version = {USER_VERSION}")
         # a damaged page shows when it is read: read every entry's key now, not in the middle of a run
         db.execute("SELECT count(*), sum(bytes), sum(length(stamp)) FROM cases").fetchone()
         return db
+
+    def _writable(self) -> bool:
+        return os.access(self.folder, os.W_OK) and (not self.path.exists() or os.access(self.path, os.W_OK))
+
+    def _open_read_only(self) -> None:
+        """A cache this user may read but not write: its entries serve the run, nothing is stored."""
+        if not self.path.exists():
+            self.notice(f"fact cache off: {self.folder} is read-only and holds no cache")
+            return
+        # immutable: a WAL database needs its -shm file written to be read, unless nobody may change it meanwhile
+        uri = f"{self.path.absolute().as_uri()}?mode=ro&immutable=1"
+        try:
+            db = self._connection(uri)
+            found = db.execute("PRAGMA user_version").fetchone()[0]
+            if found != USER_VERSION:
+                raise sqlite3.DatabaseError(f"of another tsqa version (format {found}, this one {USER_VERSION})")
+            db.execute("SELECT count(*), sum(bytes), sum(length(stamp)) FROM cases").fetchone()
+        except sqlite3.Error as exc:
+            self._close()
+            self.notice(f"fact cache off: {self.path} is read-only and cannot be used ({exc})")
+            return
+        self._read_only()
+
+    def _read_only(self) -> None:
+        self.storing = False
+        self.notice(f"the fact cache {self.path} is read-only: its entries are used, nothing new is stored")
+
+    def _start_anew(self, exc: sqlite3.Error) -> None:
+        self.notice(f"the fact cache {self.path} is unreadable ({exc}); starting it anew")
+        try:
+            self._remove()
+            self.db = self._prepared(self._connection())
+        except (OSError, sqlite3.Error) as again:
+            self._close()
+            self.notice(f"fact cache off: {self.path}: {getattr(again, 'strerror', None) or again}")
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -178,6 +239,24 @@ class FactCache:
         self._close()
         self.notice(f"fact cache off for this run: {self.path}: {exc}")
 
+    def stop_storing(self, exc: sqlite3.Error) -> None:
+        """A write refused for the file's circumstances (busy past busy_ms, read-only, full): said once; the run
+        goes on reading the cache and stores nothing more."""
+        self.storing = False
+        code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+        if code in (5, 6):  # SQLITE_BUSY, SQLITE_LOCKED
+            why = f"another run held it for {self.busy_ms / 1000:g} s"
+        else:
+            why = "it is read-only" if code == 8 else str(exc)  # SQLITE_READONLY
+        self.notice(f"the fact cache {self.path} takes no new entries in this run ({why}); nothing was removed")
+
+    def foreign_entry(self, case: str) -> None:
+        """An entry that is no facts of this tsqa (damaged, crafted, of another format): a miss, said once."""
+        if not self.foreign_said:
+            self.foreign_said = True
+            self.notice(f"the fact cache {self.path} holds an entry that is not facts of this tsqa (case "
+                        f"{case}); it is read again, and so is any other such entry")
+
     def release(self, location: str, layout: Layout) -> ReleaseCache | None:
         """The entries of one release (by its resolved location), loaded at once; None when the cache is off."""
         for attempt in (1, 2):
@@ -186,31 +265,37 @@ class FactCache:
             try:
                 return self._load(location, layout)
             except sqlite3.DatabaseError as exc:
-                if attempt == 2 or isinstance(exc, sqlite3.OperationalError):  # locked, disk full: not the file's
+                if attempt == 2 or not damaged(exc):  # locked, disk full: not the file's
                     self.failed(exc)
                     return None
                 self._close()
-                self.notice(f"the fact cache {self.path} is damaged ({exc}); starting it anew")
-                self._remove()
-                self._connect()
+                self._start_anew(exc)
         return None
 
     def _load(self, location: str, layout: Layout) -> ReleaseCache:
         assert self.db is not None
-        with self._transaction() as tx:
-            # paths as the file system's bytes: a name that is not UTF-8 is stored as it is
-            key = os.fsencode(location)
-            tx.execute("INSERT OR IGNORE INTO releases (location) VALUES (?)", (key,))
-            release = tx.execute("SELECT id FROM releases WHERE location = ?", (key,)).fetchone()[0]
-        rows = self.db.execute("SELECT name, layout, mode, stamp, facts FROM cases WHERE release = ?",
-                               (release,)).fetchall()
+        # paths as the file system's bytes: a name that is not UTF-8 is stored as it is
+        key = os.fsencode(location)
+        if self.storing:
+            try:
+                with self._transaction() as tx:
+                    tx.execute("INSERT OR IGNORE INTO releases (location) VALUES (?)", (key,))
+            except sqlite3.Error as exc:
+                if damaged(exc):
+                    raise
+                self.stop_storing(exc)
+        found = self.db.execute("SELECT id FROM releases WHERE location = ?", (key,)).fetchone()
+        release = None if found is None else found[0]
+        rows = [] if release is None else self.db.execute(
+            "SELECT name, layout, mode, stamp, facts FROM cases WHERE release = ?", (release,)).fetchall()
         return ReleaseCache(self, release, layout_key(layout), {os.fsdecode(r[0]): r[1:] for r in rows})
 
-    def write(self, release: int, stored: list[tuple[str, bytes, str, bytes, bytes, int]], used: list[str]) -> None:
+    def write(self, release: int | None, stored: list[tuple[str, bytes, str, bytes, bytes, int]],
+              used: list[str]) -> None:
         """Store entries (name, layout, mode, stamp, facts, files) and mark entries used, in one transaction, then
         evict the least recently used entries of any release past the size bound. A quick entry never replaces a
         deep one of the same stamp and layout: the deep one serves both passes."""
-        if self.db is None or not (stored or used):
+        if self.db is None or not self.storing or release is None or not (stored or used):
             return
         now = time.time()
         try:
@@ -229,7 +314,10 @@ class FactCache:
                                [(now, release, os.fsencode(name)) for name in used])
                 self._evict(tx)
         except sqlite3.Error as exc:
-            self.failed(exc)
+            if damaged(exc):
+                self.failed(exc)
+            else:
+                self.stop_storing(exc)
 
     def _evict(self, tx: sqlite3.Connection) -> None:
         total = tx.execute("SELECT coalesce(sum(bytes), 0) FROM cases").fetchone()[0]
@@ -253,22 +341,23 @@ class FactCache:
         return CacheInfo(self.path, size, sum(r[3] for r in rows), self.max_bytes,
                          [(os.fsdecode(r[0]), *r[1:]) for r in rows])
 
-    def clear(self) -> None:
-        """Every entry removed and the file shrunk."""
-        if self.db is None:
-            self._remove()
-            return
+    def clear(self) -> bool:
+        """Every entry removed and the file shrunk; False when this process may not write the cache (off, busy,
+        read-only): nothing is removed then."""
+        if self.db is None or not self.storing:
+            return False
         with self._transaction() as tx:
             tx.execute("DELETE FROM cases")
             tx.execute("DELETE FROM releases")
         self.db.execute("VACUUM")
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return True
 
 
 class ReleaseCache:
     """One release's entries during a run: looked up by case and stamp, new ones written in batches."""
 
-    def __init__(self, cache: FactCache, release: int, layout: bytes, rows: dict[str, tuple]) -> None:
+    def __init__(self, cache: FactCache, release: int | None, layout: bytes, rows: dict[str, tuple]) -> None:
         self.cache, self.id, self.layout, self.rows = cache, release, layout, rows
         self.stored: list[tuple[str, bytes, str, bytes, bytes, int]] = []
         self.used: list[str] = []
@@ -288,6 +377,7 @@ class ReleaseCache:
             return None
         facts = decode(blob)
         if facts is None or facts.case != case:
+            self.cache.foreign_entry(case)
             return None
         if mode == "quick":
             facts.deep = None

@@ -22,7 +22,7 @@ ISIZE_MODULUS = 1 << 32
 # Deflate turns at most 1032 bytes into one (a 258-byte match in two bits): a gzip file cannot hold more than this.
 MAX_DEFLATE_RATIO = 1032
 # NaN and infinity (a hostile header's) and raw bytes (meta.csv's) survive a trip through JSON.
-_JSON = ConfigDict(ser_json_inf_nan="constants", ser_json_bytes="base64", val_json_bytes="base64")
+FACTS_JSON = ConfigDict(ser_json_inf_nan="constants", ser_json_bytes="base64", val_json_bytes="base64")
 # What makes a file unusable; each kind is a subcode of FILE_CORRUPT.
 CorruptKind = Literal["unreadable", "empty", "not_gzip", "truncated", "bad_header", "absurd_size", "size_mismatch"]
 T = TypeVar("T")
@@ -32,7 +32,7 @@ T = TypeVar("T")
 class Problem:
     """Why a file or table cannot be used: its kind, which the finding carries as its subcode, and the reason."""
 
-    __pydantic_config__ = _JSON
+    __pydantic_config__ = FACTS_JSON
 
     kind: str
     reason: str
@@ -42,7 +42,7 @@ class Problem:
 class HeaderFacts:
     """What a NIfTI header says about a file's grid and voxels."""
 
-    __pydantic_config__ = _JSON
+    __pydantic_config__ = FACTS_JSON
 
     version: int
     shape: tuple[int, ...]
@@ -80,7 +80,7 @@ class FileFacts:
     be read. `stream_error` is what reading the stream through found when it did not confirm the header. `trailer` is
     the gzip trailer as read (CRC32 and ISIZE, 8 bytes): what --verify-cache compares a cached file's with."""
 
-    __pydantic_config__ = _JSON
+    __pydantic_config__ = FACTS_JSON
 
     path: str
     size: int
@@ -128,7 +128,7 @@ class FileFacts:
 class StreamFacts:
     """What decompressing a whole file found: how many bytes came out, and what broke, if anything."""
 
-    __pydantic_config__ = _JSON
+    __pydantic_config__ = FACTS_JSON
 
     inflated_bytes: int
     error: str | None = None
@@ -138,7 +138,7 @@ class StreamFacts:
 class ImageValues:
     """Voxel statistics of an image in loaded units (after scl_slope/scl_inter)."""
 
-    __pydantic_config__ = _JSON
+    __pydantic_config__ = FACTS_JSON
 
     voxels: int
     min: float | None
@@ -157,7 +157,7 @@ Box = tuple[tuple[int, int, int], tuple[int, int, int]]  # inclusive voxel bound
 class Piece:
     """One 26-connected component of a mask: its voxels and its bounding box on the mask's grid."""
 
-    __pydantic_config__ = _JSON
+    __pydantic_config__ = FACTS_JSON
 
     voxels: int
     bbox: Box
@@ -167,7 +167,7 @@ class Piece:
 class Pieces:
     """A mask's connected components: how many there are, and the largest of them, largest first."""
 
-    __pydantic_config__ = _JSON
+    __pydantic_config__ = FACTS_JSON
 
     count: int
     largest: tuple[Piece, ...]
@@ -179,7 +179,7 @@ class MaskValues:
     `image_sum` and `image_sq_sum` are the sum and the sum of squares of the stored image values inside the mask;
     `pieces` is measured only for classes the spec expects in few pieces, and only on non-empty masks."""
 
-    __pydantic_config__ = _JSON
+    __pydantic_config__ = FACTS_JSON
 
     voxels: int
     other_values: dict[str, int] | None
@@ -195,7 +195,7 @@ class MaskValues:
 class Overlap:
     """Two mask files of a case that share voxels; `first` precedes `second` in file-name order."""
 
-    __pydantic_config__ = _JSON
+    __pydantic_config__ = FACTS_JSON
 
     first: str
     second: str
@@ -208,7 +208,7 @@ class Skipped:
     counted; "padding": no image inside the masks; "pieces": a mask's connected components not counted), where (the
     case folder, or the one mask), and why."""
 
-    __pydantic_config__ = _JSON
+    __pydantic_config__ = FACTS_JSON
 
     what: Literal["overlaps", "padding", "pieces"]
     path: str
@@ -219,7 +219,7 @@ class Skipped:
 class DeepFacts:
     """What the deep pass measured in a case, keyed by relative path, and what it had to leave out."""
 
-    __pydantic_config__ = _JSON
+    __pydantic_config__ = FACTS_JSON
 
     streams: dict[str, StreamFacts] = field(default_factory=dict)
     image: ImageValues | None = None
@@ -232,7 +232,7 @@ class DeepFacts:
 class CaseFacts:
     """One case folder: what it contains and the facts of its NIfTI files, keyed by relative path."""
 
-    __pydantic_config__ = _JSON
+    __pydantic_config__ = FACTS_JSON
 
     case: str
     entries: list[Entry] = field(default_factory=list)
@@ -247,7 +247,7 @@ class CaseFacts:
 class MetaFacts:
     """The metadata table as found: raw bytes are kept so that any spec can parse them again."""
 
-    __pydantic_config__ = _JSON
+    __pydantic_config__ = FACTS_JSON
 
     path: str
     present: bool
@@ -263,7 +263,7 @@ class ArchiveFacts:
     """A release read from a zip archive: the archive as a whole (how its members were found, what is wrong with it)
     and the MD5 of all its bytes, or why there is none."""
 
-    __pydantic_config__ = _JSON
+    __pydantic_config__ = FACTS_JSON
 
     layout: ArchiveLayout
     checksum: Checksum
@@ -275,7 +275,7 @@ class ArchiveFacts:
 class ReleaseFacts:
     """Everything a scan learned about a release; the only input of the checks."""
 
-    __pydantic_config__ = _JSON
+    __pydantic_config__ = FACTS_JSON
 
     root: str
     meta: MetaFacts

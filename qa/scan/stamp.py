@@ -1,25 +1,21 @@
 """What the fact cache keeps of a case, made where the case is scanned: its stamp (a digest of its listing and of the
-stat of every NIfTI file, taken without reading a byte) and its facts as an entry (pickled and compressed: also the
-little a worker sends back); and the check of cached files' gzip trailers."""
+stat of every NIfTI file, taken without reading a byte) and its facts as an entry (qa.scan.entry: also the little a
+worker sends back); and the check of cached files' gzip trailers."""
 
 from __future__ import annotations
 
 import hashlib
-import io
-import pickle
 import struct
-import zlib
 from dataclasses import dataclass
 
 from qa.scan.case import CaseTask, Layout, ScanMode, case_entries, is_nifti_name, scan_case_guarded
+from qa.scan.entry import decode, encode
 from qa.scan.facts import CaseFacts, FileFacts
 from qa.scan.members import TRAILER_BYTES
 from qa.source.base import Entry, ReleaseSource, SourceError
 
 STAMP_BYTES = 16
 _STAT = struct.Struct("<qqqQQ")
-# What a cached case's pickle may name: the facts' own classes and what they hold.
-_ALLOWED_MODULES = frozenset({"qa.scan.facts", "qa.scan.itk", "qa.source.base"})
 
 
 def case_stamp(source: ReleaseSource, case: str, entries: list[Entry] | None = None) -> bytes:
@@ -77,27 +73,6 @@ def cacheable(facts: CaseFacts) -> bool:
     if facts.deep is not None and facts.deep.skipped:
         return False
     return all(f.corrupt is None or f.corrupt.kind != "unreadable" for f in facts.files.values())
-
-
-class _FactsUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> type:
-        if module not in _ALLOWED_MODULES:
-            raise pickle.UnpicklingError(f"{module}.{name} is not a fact")
-        return super().find_class(module, name)
-
-
-def encode(facts: CaseFacts) -> bytes:
-    """A case's facts as a cache entry holds them."""
-    return zlib.compress(pickle.dumps(facts, protocol=pickle.HIGHEST_PROTOCOL), 1)
-
-
-def decode(blob: bytes) -> CaseFacts | None:
-    """The facts of an entry; None when it is damaged or holds anything else. Only the facts' classes are loaded."""
-    try:
-        facts = _FactsUnpickler(io.BytesIO(zlib.decompress(blob))).load()
-    except Exception:  # zlib's checksum, a cut pickle, a class refused: an entry that is no entry
-        return None
-    return facts if isinstance(facts, CaseFacts) else None
 
 
 def trailers_match(source: ReleaseSource, facts: CaseFacts) -> bool:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import zlib
 from pathlib import Path
 
 import pytest
-from support import CountingSource, finish, run_tsqa, start_tsqa
+from support import CountingSource, finish, run_tsqa, run_tsqa_read_only, start_tsqa
 
 from qa.app.cli import main
 from qa.app.pipeline import run_check
@@ -242,3 +243,110 @@ def test_a_cache_folder_inside_the_release_is_refused_with_2_and_nothing_written
     assert main(["check", str(release), "--spec", SPEC.id, "--subset", "--quiet", "--fail-on", "never", "--out",
                  str(tmp_path / "out"), "--no-cache", *option]) == 0
     assert sorted(p.relative_to(release) for p in release.rglob("*")) == before
+
+
+def cli_check(release: Path, out: Path, cache: Path, *options: str) -> list[str]:
+    return ["check", str(release), "--spec", SPEC.id, "--subset", "--jobs", "1", "--fail-on", "never", "--out",
+            str(out), "--cache", str(cache), *options]
+
+
+def notices(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "fact cache" in line]
+
+
+def test_a_crafted_entry_runs_no_code_and_is_a_miss_said_once(release: Path, tmp_path: Path) -> None:
+    import pickle
+
+    folder, canary = tmp_path / "cache", tmp_path / "ran"
+    first = run_tsqa(*cli_check(release, tmp_path / "first", folder))
+    assert first.returncode == 0, first.stderr
+
+    class Crafted:
+        def __reduce__(self) -> tuple:
+            return os.system, (f"touch {canary}",)
+
+    with sqlite3.connect(folder / DB_NAME) as db:
+        db.execute("UPDATE cases SET facts = ?", (zlib.compress(pickle.dumps(Crafted())),))
+    again = run_tsqa(*cli_check(release, tmp_path / "again", folder))
+    assert again.returncode == 0 and "Traceback" not in again.stderr
+    assert not canary.exists()
+    said = notices(again.stderr)
+    assert len(said) == 1 and "not facts of this tsqa" in said[0], again.stderr
+    assert json.loads((tmp_path / "again" / "report.json").read_text())["cache"]["cases"] == 0
+    run_tsqa(*cli_check(release, tmp_path / "third", folder))
+    assert json.loads((tmp_path / "third" / "report.json").read_text())["cache"]["cases"] == 3  # stored anew
+
+
+def test_a_cache_of_the_pickle_format_is_started_anew_with_one_notice(source: CountingSource, tmp_path: Path) -> None:
+    from qa.scan.cache import USER_VERSION
+    from qa.scan.facts import FACTS_VERSION
+
+    assert USER_VERSION == 2000 + FACTS_VERSION
+    folder = tmp_path / "cache"
+    with FactCache.open(folder) as cache:
+        check(source, cache)
+    with sqlite3.connect(folder / DB_NAME) as db:
+        db.execute(f"PRAGMA user_version = {1000 + FACTS_VERSION}")
+    said: list[str] = []
+    with FactCache.open(folder, notice=said.append) as cache:
+        assert check(source, cache).cache.files == 0
+    assert len(said) == 1 and "another tsqa version" in said[0]
+    with FactCache.open(folder, notice=said.append) as cache:
+        assert check(source, cache).cache.cases == 3
+
+
+def test_a_read_only_cache_serves_its_entries_stores_nothing_and_says_so_once(release: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    assert run_tsqa(*cli_check(release, tmp_path / "first", folder)).returncode == 0
+    with sqlite3.connect(folder / DB_NAME) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    (release / "s0001" / "segmentations" / "liver.nii.gz").unlink()  # one case to scan, and nowhere to store it
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    run = run_tsqa_read_only(folder, *cli_check(release, tmp_path / "out", folder))
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+    said = notices(run.stderr)
+    assert len(said) == 1 and "read-only" in said[0] and "nothing new is stored" in said[0], run.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["cache"]["cases"] == 2
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_a_read_only_folder_without_a_cache_is_a_run_without_one(release: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    run = run_tsqa_read_only(folder, *cli_check(release, tmp_path / "out", folder))
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+    assert len(notices(run.stderr)) == 1 and "read-only" in run.stderr
+    assert (tmp_path / "out" / "report.html").is_file() and list(folder.iterdir()) == []
+
+
+def test_a_cache_another_run_holds_is_waited_for_then_left_unwritten_and_never_removed(
+    source: CountingSource, release: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "cache"
+    with FactCache.open(folder) as cache:
+        check(source, cache)
+    (release / "s0001" / "segmentations" / "liver.nii.gz").unlink()
+    holder = sqlite3.connect(folder / DB_NAME, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another run in the middle of writing
+    said: list[str] = []
+    try:
+        with FactCache.open(folder, notice=said.append, busy_ms=300) as cache:
+            assert cache.usable
+            report = check(source, cache)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert report.cache.cases == 2
+    assert len(said) == 1 and "another run held it for 0.3 s" in said[0] and "nothing was removed" in said[0]
+    with FactCache.open(folder) as cache:
+        assert sum(r[1] for r in cache.info().releases) == 3  # every entry still there
+
+
+def test_a_busy_cache_is_not_cleared_and_the_clear_says_so(release: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    assert run_tsqa(*cli_check(release, tmp_path / "first", folder)).returncode == 0
+    run = run_tsqa_read_only(folder, "cache", "clear", "--cache", folder)
+    assert run.returncode == 2 and "was not cleared" in run.stderr and "Traceback" not in run.stderr
+    with FactCache.open(folder) as cache:
+        assert sum(r[1] for r in cache.info().releases) == 3
