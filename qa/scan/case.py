@@ -84,7 +84,7 @@ def case_task(source: ReleaseSource, case: str, layout: Layout, mode: ScanMode, 
         image = read_file_facts(source, f"{case}/{layout.image}", layout.max_bytes)
     except Exception:  # the case's own scan meets it again and makes it that file's finding
         image = None
-    size = CaseSize.guessed(image, layout.masks) if _usable_image(image, layout) else None
+    size = CaseSize.guessed(image, layout.masks, bool(layout.pieces)) if _usable_image(image, layout) else None
     return CaseTask(case, plan(size, budget, base).cost)
 
 
@@ -207,12 +207,14 @@ class _Volumes:
         return self.deep.streams[facts.path].error is not None
 
 
-def _size(image: FileFacts | None, masks: list[FileFacts]) -> CaseSize | None:
+def _size(image: FileFacts | None, masks: list[FileFacts], layout: Layout) -> CaseSize | None:
     if image is None:
         return None
     on_grid = [m for m in masks if _on_grid(m, image)]
+    pieces = any(m.path.split("/", 1)[-1] in layout.pieces for m in on_grid)
     return CaseSize(image.size, image.header.stream_bytes, math.prod(image.header.shape), len(masks),
-                    max((m.size for m in on_grid), default=0), max((m.header.stream_bytes for m in on_grid), default=0))
+                    max((m.size for m in on_grid), default=0), max((m.header.stream_bytes for m in on_grid), default=0),
+                    pieces)
 
 
 def measure_case(source: ReleaseSource, facts: CaseFacts, layout: Layout, allowance: int = DEFAULT_BUDGET) -> DeepFacts:
@@ -226,7 +228,7 @@ def measure_case(source: ReleaseSource, facts: CaseFacts, layout: Layout, allowa
     masks = sorted(p for p in facts.files if p.startswith(mask_prefix))
     readable = [facts.files[p] for p in masks if _readable_stream(facts.files[p], layout)]
     measured_image = image_facts if _usable_image(image_facts, layout) else None
-    chosen = plan(_size(measured_image, readable), allowance, WORKER_BASE + source.resident_bytes())
+    chosen = plan(_size(measured_image, readable, layout), allowance, WORKER_BASE + source.resident_bytes())
     volumes = _Volumes(source, deep, allowance)
     image = None
     with failure_of(facts, image_path):
@@ -239,7 +241,7 @@ def measure_case(source: ReleaseSource, facts: CaseFacts, layout: Layout, allowa
     if measured_image is not None and image_path in facts.failures:
         image, measured_image = None, None
     if measured_image is not None and any(_on_grid(m, measured_image) for m in readable):
-        _say_skipped(deep, facts.case, chosen, _size(measured_image, readable), allowance)
+        _say_skipped(deep, facts.case, chosen, _size(measured_image, readable, layout), allowance)
     measure = _MaskMeasure(volumes, layout, image, measured_image, len(masks), chosen.overlaps)
     for path in masks:
         with failure_of(facts, path):

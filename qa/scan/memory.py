@@ -1,9 +1,11 @@
 """How much memory a case's deep scan holds, from its files' headers, and the most complete plan within a budget.
 
 The deep pass holds the image inflated whole (for the image inside each mask and the padding check), an overlap
-tracker of one owner per image voxel, one mask at a time and that mask's voxel indices. Each can be given up: the
-image and the masks are then streamed in bounded steps (still verified byte for byte and measured), the tracker not
-built (overlaps not counted). A plan says what is held and what that costs at most."""
+tracker of one owner per image voxel, one mask at a time and that mask's voxel indices, and, for a spec that counts
+the pieces of some classes, room to label a mask's bounding box. Each can be given up: the pieces room first (a
+mask's pieces are then counted only when its box fits what is left), then the image and the masks, which are then
+streamed in bounded steps (still verified byte for byte and measured), then the tracker (overlaps not counted). A
+plan says what is held and what that costs at most."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 from qa.scan.facts import FileFacts
+from qa.scan.pieces import PIECE_BYTES
 from qa.scan.stream import STEP_BYTES
 from qa.scan.voxels import SLAB_VOXELS
 
@@ -42,7 +45,7 @@ def mib(size: int) -> str:
 @dataclass(frozen=True)
 class CaseSize:
     """What measuring a case holds, from headers: the image file and its inflated stream, its grid, the number of
-    masks, and the largest mask on that grid (file and stream)."""
+    masks, the largest mask on that grid (file and stream), and whether the pieces of some of its masks are counted."""
 
     image_file: int
     image_stream: int
@@ -50,14 +53,16 @@ class CaseSize:
     masks: int
     mask_file: int
     mask_stream: int
+    pieces: bool = False
 
     @classmethod
-    def guessed(cls, image: FileFacts, masks: int) -> CaseSize:
+    def guessed(cls, image: FileFacts, masks: int, pieces: bool = False) -> CaseSize:
         """From the image alone: `masks` masks of uint8 on its grid."""
         header = image.header
         voxels = math.prod(header.shape)
         mask_stream = header.data_offset + voxels
-        return cls(image.size, header.stream_bytes, voxels, masks, mask_stream // GUESSED_MASK_RATIO, mask_stream)
+        return cls(image.size, header.stream_bytes, voxels, masks, mask_stream // GUESSED_MASK_RATIO, mask_stream,
+                   pieces)
 
     @property
     def tracker(self) -> int:
@@ -68,15 +73,23 @@ class CaseSize:
     def index(self) -> int:
         return max(INDEX_MIN, int(self.voxels * INDEX_PER_VOXEL))
 
+    @property
+    def labelling(self) -> int:
+        """Room to count a mask's pieces whatever its bounding box: labelling the whole grid (a liver's box is a
+        third of a median CT's, and a mask's box can be all of it)."""
+        return PIECE_BYTES * self.voxels if self.pieces else 0
+
 
 @dataclass(frozen=True)
 class Plan:
-    """What a case's measurement holds: the image whole (else streamed), the overlap tracker (else no overlaps), and
-    the most that costs in bytes, a worker's base included."""
+    """What a case's measurement holds: the image whole (else streamed), the overlap tracker (else no overlaps),
+    room to count any mask's pieces (else only those whose box fits what is left), and the most that costs in bytes,
+    a worker's base included."""
 
     hold_image: bool
     overlaps: bool
     cost: int
+    labelling: bool = False
 
 
 # (hold the image, track overlaps), most complete first. The tracker (1 byte per voxel) is kept before the image (2 for
@@ -84,15 +97,16 @@ class Plan:
 _CHOICES = ((True, True), (False, True), (False, False))
 
 
-def cost(size: CaseSize, hold_image: bool, overlaps: bool, masks_whole: bool, base: int = WORKER_BASE) -> int:
+def cost(size: CaseSize, hold_image: bool, overlaps: bool, masks_whole: bool, base: int = WORKER_BASE,
+         labelling: bool = False) -> int:
     """The most a worker holds measuring the case so: the larger of the image's phase (its file and its stream at
-    once, when inflated whole) and the masks' (what stays held, one mask, its indices), plus a slab's temporaries and
-    the worker's `base` (its own memory and what its source keeps)."""
+    once, when inflated whole) and the masks' (what stays held, one mask, its indices, with `labelling` room to count
+    its pieces), plus a slab's temporaries and the worker's `base` (its own memory and what its source keeps)."""
     image_phase = size.image_file + size.image_stream if hold_image else STREAM_BYTES
     held = (size.image_stream if hold_image else 0) + (size.tracker if overlaps else 0)
     # Whole masks also leave room to stream one, so that a mask larger than the estimate is streamed, not left out.
     mask = max(size.mask_file + size.mask_stream, STREAM_BYTES) if masks_whole else STREAM_BYTES
-    mask_phase = held + mask + (size.index if overlaps else 0)
+    mask_phase = held + mask + (size.index if overlaps else 0) + (size.labelling if labelling else 0)
     return base + SLAB_BYTES + max(image_phase, mask_phase)
 
 
@@ -103,8 +117,9 @@ def plan(size: CaseSize | None, budget: int, base: int = WORKER_BASE) -> Plan:
     if size is None:
         return Plan(False, False, LEANEST - WORKER_BASE + base)
     for hold_image, overlaps in _CHOICES:
-        for masks_whole in (True, False):
-            need = cost(size, hold_image, overlaps, masks_whole, base)
-            if need <= budget:
-                return Plan(hold_image, overlaps, need)
+        for labelling in (True, False) if size.pieces else (False,):
+            for masks_whole in (True, False):
+                need = cost(size, hold_image, overlaps, masks_whole, base, labelling)
+                if need <= budget:
+                    return Plan(hold_image, overlaps, need, labelling)
     return Plan(False, False, cost(size, False, False, False, base))

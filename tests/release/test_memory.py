@@ -147,3 +147,14 @@ def test_volumes_larger_than_the_budget_are_streamed_and_every_process_stays_und
     assert [c["labels"]["liver"]["voxels"] for c in report["cases"]] == [ONES, ONES]
     assert sampler.largest_mib() < 320
     assert 600**3 * 2 / MIB > 320
+
+
+def test_an_ordinary_case_of_12_million_voxels_is_measured_in_full_under_the_defaults(tmp_path: Path) -> None:
+    shape = (230, 230, 230)  # 12.2 M voxels, a median real CT's
+    root = big_release(tmp_path / "release", ["s0000", "s0001"], shape)
+    box = 230 * 230 * 74  # the liver's bounding box: 3.9 M voxels, as a real liver's on such a grid
+    for case in ("s0000", "s0001"):
+        write_zeros_nifti(root / case / "segmentations/liver.nii.gz", shape, "uint8", AFFINE, ones=box)
+    report = run_check(root, V2, "test", mode="deep", jobs=2, subset=True)
+    assert partial(report) == set()
+    assert [c.labels["liver"].pieces for c in report.cases] == [1, 1]
