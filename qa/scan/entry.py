@@ -1,7 +1,8 @@
 """A case's facts as a fact cache entry: JSON that can only become the facts' own types, each shared object once.
 
-An entry is data, never code: it is parsed as JSON and validated by pydantic into the facts' dataclasses (a field of
-the wrong type, an unknown shape or another format is a refused entry, not an object of another class). Headers
+An entry is data, never code: it is parsed as JSON (MessagePack for the rare case whose names are not UTF-8, which
+JSON cannot carry) and validated by pydantic into the facts' dataclasses (a field of the wrong type, an unknown shape
+or another format is a refused entry, not an object of another class). Headers
 equal in every bit, and the mask values and stream facts the scan shares between byte-identical empty masks, are
 stored once and shared again when read, as the judging expects (it measures each shared object once)."""
 
@@ -12,13 +13,18 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
+import msgpack
 from pydantic import Field, TypeAdapter
+from pydantic_core import PydanticSerializationError
 
 from qa.scan.facts import FACTS_JSON, CaseFacts, FileFacts, HeaderFacts, MaskValues, StreamFacts
 
 # The entry's own format: a change of its shape changes it (a change of the facts' changes FACTS_VERSION).
 ENTRY_FORMAT = 2
 MAGIC = b"tsqa-facts\x00" + bytes([ENTRY_FORMAT])
+# What follows the magic: JSON (fast: pydantic parses and validates it in one pass), or MessagePack with names that
+# are not UTF-8 kept as the file system's bytes (surrogate escapes), which JSON has no way to write.
+JSON, MSGPACK = b"J", b"M"
 # The most an entry inflates to: a case of thousands of masks is a few MB; a zlib bomb stops here.
 MAX_ENTRY_BYTES = 64 << 20
 Number = Annotated[int, Field(ge=0)]
@@ -75,21 +81,30 @@ def encode(facts: CaseFacts) -> bytes:
         stream_of = {path: streams.number(stream, id(stream)) for path, stream in facts.deep.streams.items()}
         case.deep = dataclasses.replace(facts.deep, masks={}, streams={})
     entry = _Entry(ENTRY_FORMAT, case, headers.items, header_of, masks.items, mask_of, streams.items, stream_of)
-    return MAGIC + zlib.compress(_ENTRY.dump_json(entry), 1)
+    try:
+        return MAGIC + JSON + zlib.compress(_ENTRY.dump_json(entry), 1)
+    except PydanticSerializationError:  # a name that is not UTF-8
+        packed = msgpack.packb(_ENTRY.dump_python(entry), unicode_errors="surrogateescape")
+        return MAGIC + MSGPACK + zlib.compress(packed, 1)
 
 
 def decode(blob: bytes) -> CaseFacts | None:
     """The facts of an entry; None when it is damaged, of another format, too large, or not facts."""
-    if not blob.startswith(MAGIC):
+    kind = blob[len(MAGIC):len(MAGIC) + 1]
+    if not blob.startswith(MAGIC) or kind not in (JSON, MSGPACK):
         return None
     inflater = zlib.decompressobj()
     try:
-        text = inflater.decompress(memoryview(blob)[len(MAGIC):], MAX_ENTRY_BYTES)
+        data = inflater.decompress(memoryview(blob)[len(MAGIC) + 1:], MAX_ENTRY_BYTES)
         if inflater.unconsumed_tail or not inflater.eof:
             return None
-        entry = _ENTRY.validate_json(text)
+        if kind == JSON:
+            entry = _ENTRY.validate_json(data)
+        else:
+            entry = _ENTRY.validate_python(msgpack.unpackb(data, unicode_errors="surrogateescape", strict_map_key=True))
         return _rebuilt(entry)
-    except (zlib.error, ValueError, IndexError):  # pydantic's ValidationError is a ValueError
+    # pydantic's ValidationError and msgpack's errors are ValueErrors; msgpack's ExtType is no fact (a TypeError)
+    except (zlib.error, ValueError, TypeError, IndexError):
         return None
 
 
