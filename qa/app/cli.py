@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from qa.source.base import ReleaseSource
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+DEMO_OUT = Path("reports/demo")
 DEFAULT_CACHE_BYTES = 2 << 30  # qa.scan.cache's DEFAULT_MAX_BYTES, without importing it for --help
 # 128 + the signal's number: what a shell reports for a process the signal ended.
 EXIT_SIGNALLED = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -148,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="report folder, written exactly there (default: a new folder per run, reports/<spec id>/<release>/"
         "<UTC time>/, with latest.json beside it pointing at the newest; reports/index.html lists every run); it must "
-        "be a writable folder outside the release, checked before the scan, and one run at a time writes it",
+        "be a writable folder outside the release (made if absent, but not its parent), checked before the scan, and "
+        "one run at a time writes it; a run's files replace the last run's all at once",
     )
     check.add_argument("--subset", action="store_true", help="the folder holds part of a release: skip split counts")
     check.add_argument(
@@ -243,7 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
         "release need not be there.",
     )
     render.add_argument("report", type=Path, help="a report.json written by 'tsqa check'")
-    render.add_argument("--out", type=Path, help="folder for report.html (default: the report's own folder)")
+    render.add_argument("--out", type=Path, help="folder for report.html (default: the report's own folder; made if "
+                        "absent, but not its parent)")
 
     explain = sub.add_parser("explain", help="what a finding code means, why it matters, how to fix it")
     explain.add_argument("code", nargs="?", help="a finding code; all codes are listed when omitted")
@@ -289,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the cache folder (default: $TSQA_CACHE_DIR, else the user cache folder)")
 
     demo = sub.add_parser("demo", help="make a small faulty sample, check it, and write reports/demo/")
-    demo.add_argument("--out", type=Path, default=Path("reports/demo"))
+    demo.add_argument("--out", type=Path, help=f"the report folder (default: {DEMO_OUT})")
     return parser
 
 
@@ -376,10 +379,7 @@ def _checked(args: argparse.Namespace, executor: Callable[[ReleaseSource, int, b
         spec, reason = choice.spec, choice.reason
     gate = _gate(args, spec.id)
     cache_folder = None if args.no_cache else _cache_folder(args.cache)
-    for option, path in (("--junit", args.junit), ("--sarif", args.sarif), ("--write-baseline", args.write_baseline),
-                         ("--cache" if args.cache else "the fact cache folder", cache_folder)):
-        if path is not None:
-            _refuse_inside(path, root, option)
+    _check_targets(args, root, cache_folder)
     with ExitStack() as opened:
         cluster = opened.enter_context(executor(source, args.max_memory, args.quiet))  # reached before the outputs
         # the report folders are opened, checked and (--out) locked before the scan, and written through those handles
@@ -403,10 +403,13 @@ def _checked(args: argparse.Namespace, executor: Callable[[ReleaseSource, int, b
                                executor=cluster)
         if gate is not None:
             report = apply_gate(report, gate, spec)
-        if args.out is not None:
-            path = write_outputs(report, source, spec, out, max_memory=args.max_memory)
-        else:
-            path = keep_run(report, source, spec, reports, history, max_memory=args.max_memory)
+        try:
+            if args.out is not None:
+                path = write_outputs(report, source, spec, out, max_memory=args.max_memory)
+            else:
+                path = keep_run(report, source, spec, reports, history, max_memory=args.max_memory)
+        except OutputError as exc:
+            raise UsageError(str(exc)) from None
     _write_ci_files(args, report, root)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         _github(report, root, path)
@@ -490,20 +493,47 @@ def _prefix(root: Path, workspace: Path) -> str | None:
     return "" if inside == "." else inside
 
 
+def _check_targets(args: argparse.Namespace, root: Path, cache_folder: Path | None) -> None:
+    """The files a check writes beside its report and its fact cache folder, usable before anything is scanned: a
+    usage error naming the option when one is not (the report folders are checked as they are opened)."""
+    from qa.output.targets import file_problem, folder_problem
+
+    for option, path in (("--junit", args.junit), ("--sarif", args.sarif), ("--write-baseline", args.write_baseline)):
+        if path is not None:
+            _refuse_target(option, path, file_problem(path, args.out))
+            _refuse_inside(path, root, option)
+    if cache_folder is not None:
+        named = "--cache" if args.cache else "TSQA_CACHE_DIR" if os.environ.get("TSQA_CACHE_DIR") else None
+        # the user cache folder by default: its parents (~/.cache) are the platform's, made as any program makes them
+        _refuse_target(named or "the fact cache folder", cache_folder, folder_problem(cache_folder, named is None))
+        _refuse_inside(cache_folder, root, named or "the fact cache folder")
+
+
+def _refuse_target(option: str, path: Path, problem: str | None) -> None:
+    if problem is not None:
+        raise UsageError(f"{option} {path} {problem}")
+
+
 def _write_ci_files(args: argparse.Namespace, report: Report, root: Path) -> None:
     from qa.output.json import write_baseline
     from qa.output.junit import write_junit
     from qa.output.sarif import SourceRoot, write_sarif
     from qa.rules.baseline import baseline_of
 
-    if args.junit is not None:
-        write_junit(report, args.junit)
-    if args.sarif is not None:
-        workspace = _workspace()
-        write_sarif(report, args.sarif, SourceRoot(_prefix(root, workspace), workspace.as_uri() + "/"))
-    if args.write_baseline is not None:
-        write_baseline(baseline_of(report.findings, report.spec_id, report.release, report.mode, report.started,
-                                   report.version), args.write_baseline)
+    option, path = "--junit", args.junit
+    try:
+        if args.junit is not None:
+            write_junit(report, args.junit)
+        option, path = "--sarif", args.sarif
+        if args.sarif is not None:
+            workspace = _workspace()
+            write_sarif(report, args.sarif, SourceRoot(_prefix(root, workspace), workspace.as_uri() + "/"))
+        option, path = "--write-baseline", args.write_baseline
+        if args.write_baseline is not None:
+            write_baseline(baseline_of(report.findings, report.spec_id, report.release, report.mode, report.started,
+                                       report.version), args.write_baseline)
+    except OSError as exc:
+        raise UsageError(f"cannot write {option} {path}: {exc.strerror or exc}") from None
 
 
 def _github(report: Report, root: Path, path: Path) -> None:
@@ -519,11 +549,16 @@ def _github(report: Report, root: Path, path: Path) -> None:
 
 def _baseline(args: argparse.Namespace) -> int:
     from qa.output.json import write_baseline
+    from qa.output.targets import file_problem
     from qa.rules.baseline import baseline_of
 
     report = _read_report(args.report)
+    _refuse_target("--out", args.out, file_problem(args.out))
     made = baseline_of(report.findings, report.spec_id, report.release, report.mode, report.started, report.version)
-    write_baseline(made, args.out)
+    try:
+        write_baseline(made, args.out)
+    except OSError as exc:
+        raise UsageError(f"cannot write --out {args.out}: {exc.strerror or exc}") from None
     total = sum(e.count for e in made.entries)
     print(f"wrote {args.out}: {total} findings ({len(made.entries)} fingerprints) of {report.spec_id}, "
           f"from the run of {report.started:%Y-%m-%d %H:%M} UTC")
@@ -603,11 +638,13 @@ def _render(args: argparse.Namespace) -> int:
     from qa.output.files import Folder, FolderBusy
     from qa.output.html.history import find_index, index_href
     from qa.output.html.page import write_html
+    from qa.output.targets import folder_problem
 
     report = _read_report(args.report)
     target = args.out or args.report.parent
+    _refuse_target("--out", target, folder_problem(target))
     try:
-        with Folder.open(args.report.parent) as evidence, Folder.open(target) as out:
+        with Folder.open(args.report.parent, make="nothing") as evidence, Folder.open(target, make="last") as out:
             out.lock()
             page = write_html(report, evidence, out, index_href=index_href(out.path, find_index(out.path)))
     except FolderBusy:
@@ -664,7 +701,8 @@ def _demo(args: argparse.Namespace) -> int:
     from qa.app.demo import run_demo
 
     with tempfile.TemporaryDirectory(prefix="tsqa-demo-") as tmp:
-        return run_demo(Path(tmp) / "release", args.out)
+        # the default reports/demo is made with reports/; a folder given is made only as its last part
+        return run_demo(Path(tmp) / "release", args.out or DEMO_OUT, parents=args.out is None)
 
 
 def _serve(args: argparse.Namespace) -> int:

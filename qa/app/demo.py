@@ -26,15 +26,15 @@ def missed_faults(faults: list[InjectedFault], report: Report) -> list[InjectedF
     return [fault for fault in faults if (fault.code, fault.subcode, fault.case, fault.path) not in found]
 
 
-def run_demo(release: Path, out: Path) -> int:
-    """Write the demo release at `release`, check it, write the reports into `out`; 0 when every fault was found."""
+def run_demo(release: Path, out: Path, parents: bool = False) -> int:
+    """Write the demo release at `release`, check it, write the reports into `out` (made with its missing parents
+    when `parents`, else only as its last part); 0 when every fault was found."""
     try:
-        folder = open_output(out, release)
+        with open_output(out, release, parents=parents) as folder:
+            return _demo(release, folder)
     except OutputError as exc:
         print(f"tsqa: error: {safe_text(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
-    with folder:
-        return _demo(release, folder)
 
 
 def _demo(release: Path, out: Folder) -> int:

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import gc
 import operator
+import os
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -26,7 +27,9 @@ from qa.execute.serial import SerialExecutor
 from qa.output.files import Folder, FolderBusy
 from qa.output.json import write_report
 from qa.output.progress import ChecksumProgress, Progress
-from qa.output.runs import new_run_dir, record_run, release_dir
+from qa.output.runs import new_run_dir, point_latest, record_run, release_dir
+from qa.output.staging import staged
+from qa.output.targets import folder_problem
 from qa.report.aggregate import case_labels, class_stats, drift_stats, image_stats, overlap_stats
 from qa.report.model import (
     ArchiveReport,
@@ -277,56 +280,90 @@ class OutputError(ValueError):
     """A report folder that cannot be used; the message is one line for the user."""
 
 
-def open_output(out: Path, release: Path, lock: bool = True, what: str = "--out") -> Folder:
+def open_output(out: Path, release: Path, lock: bool = True, what: str = "--out", parents: bool = False) -> Folder:
     """The report folder opened, locked and checked before anything is scanned: not inside the release, a folder (made
-    if absent), writable, and (with `lock`) not being written by another run. Every output is then written through
-    this handle. `what` names the folder in messages."""
+    if absent: only its last part, or with its missing parents when `parents`), writable, and (with `lock`) not being
+    written by another run. Every output is then written through this handle. `what` names the folder in messages."""
     def refuse_inside(where: Path) -> None:
         if where.is_relative_to(release.resolve()):
             raise OutputError(f"{what} {out} is inside the release; tsqa never writes into the data it checks")
 
+    problem = folder_problem(out, parents)
+    if problem is not None:
+        raise OutputError(f"{what} {out} {problem}")
     refuse_inside(out.resolve())
+    for _ in range(3):
+        folder = _opened(out, what, parents)
+        try:
+            refuse_inside(folder.path)  # a link swapped in between: the folder as opened is what counts
+            if lock:
+                folder.lock()
+                if not _still_at(folder, out):  # a run that held it has just put its new folder there
+                    folder.close()
+                    continue
+            folder.check_writable()
+        except FolderBusy:
+            folder.close()
+            raise OutputError(f"{what} {out} is being written by another tsqa run; wait for it or choose another "
+                              "folder") from None
+        except OSError as exc:
+            folder.close()
+            raise OutputError(f"cannot write into {what} {out}: {exc.strerror or exc}") from None
+        except OutputError:
+            folder.close()
+            raise
+        return folder
+    raise OutputError(f"{what} {out} is being written by other tsqa runs; wait for them or choose another folder")
+
+
+def _opened(out: Path, what: str, parents: bool) -> Folder:
     try:
-        folder = Folder.open(out)
+        return Folder.open(out, make="parents" if parents else "last")
     except FileExistsError:
         raise OutputError(f"{what} {out} exists and is not a folder") from None
     except OSError as exc:
         raise OutputError(f"cannot create {what} {out}: {exc.strerror or exc}") from None
+
+
+def _still_at(folder: Folder, path: Path) -> bool:
+    """Whether the folder opened is still the one at its path."""
     try:
-        refuse_inside(folder.path)  # a link swapped in between: the folder as opened is what counts
-        if lock:
-            folder.lock()
-        folder.check_writable()
-    except FolderBusy:
-        folder.close()
-        raise OutputError(f"{what} {out} is being written by another tsqa run; wait for it or choose another "
-                          "folder") from None
-    except OSError as exc:
-        folder.close()
-        raise OutputError(f"cannot write into {what} {out}: {exc.strerror or exc}") from None
-    except OutputError:
-        folder.close()
-        raise
-    return folder
+        there = path.stat()
+    except OSError:
+        return False
+    mine = os.fstat(folder.fd)
+    return (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def write_outputs(report: Report, source: ReleaseSource, spec: ReleaseSpec, out: Folder,
                   index_dir: Folder | None = None, record: bool = False, max_memory: int = DEFAULT_BUDGET) -> Path:
-    """Evidence pictures (their volumes within `max_memory`), report.json and report.html into `out`; with `record`,
-    run.json and the latest.json beside `out` (a run of the history); with `index_dir`, the page links that folder's
-    index, which is refreshed last. Every file is written through the folders' handles. Returns the path of
-    report.json."""
+    """Evidence pictures (their volumes within `max_memory`), report.json and report.html (and run.json, with
+    `record`) staged and then put into `out` whole; with `record`, the latest.json beside `out` (a run of the
+    history) then points at it; with `index_dir`, the page links that folder's index, which is refreshed last. Every
+    file is written through the folders' handles. Returns the path of report.json. OutputError, one line, when a file
+    cannot be written: before the report is in place, `out` is left as it was."""
     # matplotlib and Jinja2: only a run that writes pages loads them
     from qa.output.html.history import index_href, write_index
     from qa.output.html.page import write_html
 
-    report.evidence = make_evidence(report, source, Layout.of(spec), out, max_memory=max_memory)
-    path = write_report(report, out)
-    write_html(report, out, index_href=index_href(out.path, None if index_dir is None else index_dir.path))
-    if record:
-        record_run(report, out)
-    if index_dir is not None:
-        write_index(index_dir)
+    href = index_href(out.path, None if index_dir is None else index_dir.path)  # from where the page will be
+    try:
+        with staged(out) as staging:
+            report.evidence = make_evidence(report, source, Layout.of(spec), staging, max_memory=max_memory)
+            path = write_report(report, staging)
+            write_html(report, staging, index_href=href)
+            run = record_run(report, staging, out.path.name) if record else None
+    except OSError as exc:
+        raise OutputError(f"cannot write the report into {out.path}: {exc.strerror or exc}; the previous report is "
+                          "unchanged") from None
+    try:
+        if run is not None:
+            point_latest(out, run)
+        if index_dir is not None:
+            write_index(index_dir)
+    except OSError as exc:
+        raise OutputError(f"cannot update the history of {out.path}: {exc.strerror or exc}; the report itself is "
+                          "complete") from None
     return path
 
 
@@ -336,7 +373,7 @@ def open_history(reports: Path, spec: ReleaseSpec, source: ReleaseSource, releas
     index = open_output(reports, release, lock=False, what="the reports folder")
     try:
         return index, open_output(release_dir(reports, spec.id, source.location), release, lock=False,
-                                  what="the reports folder")
+                                  what="the reports folder", parents=True)
     except OutputError:
         index.close()
         raise
@@ -345,7 +382,13 @@ def open_history(reports: Path, spec: ReleaseSpec, source: ReleaseSource, releas
 def keep_run(report: Report, source: ReleaseSource, spec: ReleaseSpec, reports: Folder, history: Folder,
              max_memory: int = DEFAULT_BUDGET) -> Path:
     """Write a run into the history: a new <UTC start>/ folder in the release's, its latest.json pointer and the
-    refreshed index.html of `reports`. Returns the path of report.json."""
+    refreshed index.html of `reports`. Returns the path of report.json; a run that cannot be written leaves no
+    folder."""
     run = new_run_dir(history, report.started)
     with history.child(run.name) as folder:
-        return write_outputs(report, source, spec, folder, index_dir=reports, record=True, max_memory=max_memory)
+        try:
+            return write_outputs(report, source, spec, folder, index_dir=reports, record=True, max_memory=max_memory)
+        except OutputError:
+            with contextlib.suppress(OSError):
+                os.rmdir(run.name, dir_fd=history.fd)  # still the empty folder it reserved
+            raise

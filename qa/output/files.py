@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 OPEN_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
@@ -31,15 +32,22 @@ class Folder:
 
     def __init__(self, path: Path, fd: int) -> None:
         self.path, self.fd = path, fd
+        self.locked = False
 
     @classmethod
-    def open(cls, path: Path) -> Folder:
-        """The folder at `path`, created with its parents if absent. `path` is where the folder really is, as the
-        handle found it (links resolved). OSError when it cannot be created or is not a folder."""
-        path.mkdir(parents=True, exist_ok=True)
+    def open(cls, path: Path, make: Literal["parents", "last", "nothing"] = "parents") -> Folder:
+        """The folder at `path`, created if absent with its missing parents, or only as its last part ('last'), or not
+        at all. `path` is where the folder really is, as the handle found it (links resolved). OSError when it cannot
+        be created or is not a folder."""
+        if make != "nothing":
+            try:
+                path.mkdir(parents=make == "parents")
+            except FileExistsError:
+                if not path.is_dir():
+                    raise
         fd = os.open(path.resolve(), OPEN_FOLDER)
         try:
-            return cls(_where(fd, path.resolve()), fd)
+            return cls(where(fd, path.resolve()), fd)
         except BaseException:
             os.close(fd)
             raise
@@ -53,9 +61,11 @@ class Folder:
             raise FolderBusy(str(self.path)) from exc
         except OSError:
             return
+        self.locked = True
 
     def unlock(self) -> None:
         fcntl.flock(self.fd, fcntl.LOCK_UN)
+        self.locked = False
 
     def check_writable(self) -> None:
         """OSError (with its strerror) unless a file can be created in the folder."""
@@ -118,7 +128,7 @@ class Folder:
     def parent(self) -> Folder:
         """The folder holding this one, as it is now."""
         fd = os.open("..", OPEN_FOLDER, dir_fd=self.fd)
-        return Folder(_where(fd, self.path.parent), fd)
+        return Folder(where(fd, self.path.parent), fd)
 
     def close(self) -> None:
         os.close(self.fd)
@@ -155,13 +165,13 @@ def opened(out: Folder | Path) -> Iterator[Folder]:
 
 
 def write_atomic(path: Path, content: str | bytes) -> None:
-    """Write one file atomically into the folder holding it (made if absent): for a file named on its own (--junit,
-    a baseline), not a report folder."""
-    with Folder.open(path.parent) as folder:
+    """Write one file atomically into the folder holding it, which must exist (tsqa makes no folder for a file named
+    on its own: --junit, a baseline), not a report folder."""
+    with Folder.open(path.parent, make="nothing") as folder:
         folder.write(path.name, content)
 
 
-def _where(fd: int, fallback: Path) -> Path:
+def where(fd: int, fallback: Path) -> Path:
     """Where an open folder is now: what the kernel says of its handle, where it can say."""
     try:
         return Path(os.readlink(f"/proc/self/fd/{fd}"))

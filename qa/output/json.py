@@ -24,6 +24,7 @@ def read_report(path: Path) -> Report:
 
 
 def write_diff(diff: ReportDiff, out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / DIFF_JSON
     write_atomic(path, diff.model_dump_json(indent=1))
     return path

@@ -66,11 +66,17 @@ def new_run_dir(folder: Folder | Path, started: datetime) -> Path:
     raise FileExistsError(f"no free run folder for {stamp} in {folder}")
 
 
-def record_run(report: Report, run: Folder | Path) -> Path:
-    """Write run.json into a finished run's folder, then point latest.json beside it at it; returns latest.json."""
-    with opened(run) as folder, folder.parent() as release:
-        record = RunRecord.of(report, folder.path.name)
+def record_run(report: Report, run: Folder | Path, name: str | None = None) -> RunRecord:
+    """Write run.json into a run's folder (a staging one, when `name` is the run's folder name); its record."""
+    with opened(run) as folder:
+        record = RunRecord.of(report, name or folder.path.name)
         folder.write(RUN, record.model_dump_json(indent=1))
+        return record
+
+
+def point_latest(run: Folder | Path, record: RunRecord) -> Path:
+    """Point latest.json beside a finished run's folder at it; returns latest.json."""
+    with opened(run) as folder, folder.parent() as release:
         return release.write(LATEST, record.model_dump_json(indent=1))
 
 

@@ -10,14 +10,24 @@ from report_builders import STARTED, finding, report
 
 from qa.output.html.history import read_histories, write_index
 from qa.output.json import write_report
-from qa.output.runs import LATEST, latest_run, new_run_dir, read_record, record_run, release_dir, release_name, runs
+from qa.output.runs import (
+    LATEST,
+    latest_run,
+    new_run_dir,
+    point_latest,
+    read_record,
+    record_run,
+    release_dir,
+    release_name,
+    runs,
+)
 
 
 def keep(reports: Path, r, release: str = "/data/Totalsegmentator_dataset_v201") -> Path:
     """What `tsqa check` does with a run: its folder, report.json, then run.json and latest.json."""
     run = new_run_dir(release_dir(reports, r.spec_id, release), r.started)
     write_report(r.model_copy(update={"release": release}), run)
-    record_run(r.model_copy(update={"release": release}), run)
+    point_latest(run, record_run(r.model_copy(update={"release": release}), run))
     return run
 
 
