@@ -58,8 +58,10 @@ class PeakSampler:
             statuses = group_statuses(self.pgid)
             for pid, status in statuses.items():
                 # VmHWM only grows, except across exec, which starts a process afresh: the last value is its peak. (A
-                # child caught between fork and exec would otherwise keep its parent's peak.)
-                self.peaks[pid] = _kib(status, "VmHWM")
+                # child caught between fork and exec would otherwise keep its parent's peak.) A process that is exiting
+                # has given up its memory and shows no VmHWM: its last value stands.
+                if "VmHWM" in status:
+                    self.peaks[pid] = _kib(status, "VmHWM")
             self.together_kib = max(self.together_kib, sum(_kib(status, "VmRSS") for status in statuses.values()))
             time.sleep(self.every)
 
