@@ -302,3 +302,34 @@ def test_the_committed_openapi_document_is_the_one_the_service_serves(client: Te
     committed = json.loads((REPO / "schemas" / "openapi.json").read_text())
     assert served == committed == api_document(), \
         "regenerate with: python -m qa.app.serve.openapi > schemas/openapi.json"
+
+
+SECURITY_HEADERS = ("x-content-type-options", "x-frame-options", "referrer-policy", "cache-control",
+                    "content-security-policy")
+EARLY = {  # each refusal, and the layer that makes it
+    400: ("POST", "/api/v1/checks", {"json": {"root": "store", "path": "../outside"}, "headers": SUBMIT}),  # the route
+    401: ("GET", "/api/v1/roots", {}),  # the token dependency
+    404: ("GET", "/nowhere", {"headers": READ}),  # the router
+    405: ("PUT", "/api/v1/roots", {"headers": READ}),  # the router
+    413: ("POST", "/api/v1/checks", {"content": b"{" * 70_000, "headers": SUBMIT}),  # the body limit middleware
+    422: ("POST", "/api/v1/checks", {"content": b"{not json",
+                                     "headers": {**SUBMIT, "Content-Type": "application/json"}}),  # FastAPI's parser
+}
+
+
+@pytest.mark.parametrize("code", sorted(EARLY))
+def test_every_refusal_carries_the_security_headers_of_every_other_response(idle_client: TestClient,
+                                                                             code: int) -> None:
+    method, url, options = EARLY[code]
+    response = idle_client.request(method, url, **options)
+    ok = idle_client.get("/api/v1/roots", headers=READ)
+    assert response.status_code == code, response.text
+    assert {h: response.headers.get(h) for h in SECURITY_HEADERS} == {h: ok.headers[h] for h in SECURITY_HEADERS}
+
+
+def test_an_internal_error_carries_the_security_headers(config, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(JobStore, "jobs", lambda *args, **kwargs: 1 / 0)
+    with TestClient(create_app(config, worker=False), raise_server_exceptions=False) as client:
+        response, ok = client.get("/api/v1/checks", headers=READ), client.get("/api/v1/roots", headers=READ)
+    assert response.status_code == 500
+    assert {h: response.headers.get(h) for h in SECURITY_HEADERS} == {h: ok.headers[h] for h in SECURITY_HEADERS}
