@@ -1,5 +1,6 @@
 """Test support shared by test modules: where the repository and its test data are, copies of the real example,
 sources and functions that kill the worker running them, what GitHub and the SARIF schema would refuse in a SARIF log,
+what in Markdown made from a release GitHub would take for a link, a mention, HTML or a table cell,
 `tsqa` run as a process of its own, and views of processes from outside (their parent, their process group; their
 peak memory is benchmarks/peaks.py's PeakSampler).
 Functions a worker process runs live here: a spawned or fork-server worker imports this module by its name, and
@@ -8,9 +9,11 @@ cannot import a test module."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import struct
@@ -25,6 +28,7 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
+from markdown_it import MarkdownIt
 from nibabel.nifti1 import Nifti1Header
 from peaks import group_statuses
 
@@ -110,6 +114,31 @@ def sarif_problems(log: dict) -> list[str]:
                     problems.append(f"result {k} has an absolute path, not a URI")
             if result["ruleId"] not in rules or not result.get("partialFingerprints"):
                 problems.append(f"result {k} has no rule or no fingerprint")
+    return problems
+
+
+# CommonMark with GFM's tables and strikethrough (markdown-it-py: rich's Markdown parser), raw HTML allowed as GitHub
+# allows some; GitHub's @mentions, #references and bare-URL links are found in the text the parser leaves.
+GFM = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+LINKED = re.compile(r"@\w|#\d|\w@\w|https?://|ftp://|www\.", re.IGNORECASE)
+MARKUP = {"html_inline", "html_block", "link_open", "image", "em_open", "strong_open", "s_open"}
+
+
+def markdown_problems(text: str) -> list[str]:
+    """What in Markdown (tsqa's, with a hostile release's names in it) GitHub would render as a link, a mention, an
+    issue reference, HTML or emphasis, and the table rows whose number of cells is not their table's."""
+    problems = []
+    for token in GFM.parse(text):
+        for t in token.children or [token]:
+            if t.type in MARKUP or (t.type == "text" and LINKED.search(t.content)):
+                problems.append(f"{t.type} {t.content!r} in {token.content!r}")
+    lines = text.splitlines()
+    for k, rule in enumerate(lines):
+        if k > 0 and re.fullmatch(r"\|( ?-+:? \|)+", rule):
+            # A row is a table's header only above a rule of as many cells as it has.
+            for row in itertools.takewhile(lambda r: r.startswith("|"), lines[k + 1:]):
+                if not any(t.type == "table_open" for t in GFM.parse(f"{row}\n{rule}\n")):
+                    problems.append(f"table row {row!r} has not the cells of {lines[k - 1]!r}")
     return problems
 
 

@@ -3,6 +3,7 @@ and latest.json beside them pointing at the newest complete run."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,8 @@ STAMP = "%Y%m%dT%H%M%SZ"
 # A run folder: its UTC start in ISO 8601 basic format (no ':' so that every filesystem takes it), and '-2', '-3'...
 # when runs of one release start in the same second.
 RUN_NAME = re.compile(r"^(\d{8}T\d{6}Z)(?:-(\d+))?$")
+_SAFE_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+FOLDER_CHARS, FOLDER_START = 120, 80  # well inside the 255 bytes a file name may have
 
 
 class RunRecord(BaseModel):
@@ -42,10 +45,22 @@ class RunRecord(BaseModel):
                    started=report.started, version=report.version, summary=report.summary)
 
 
+def folder_name(name: str) -> str:
+    """A name as one safe folder name, a different one for each name: each UTF-8 byte outside [A-Za-z0-9._-] (and
+    a leading '.') as ~XX, so '~' itself too, and '~~' for the empty name; past FOLDER_CHARS, a readable start, '~~'
+    and a hash of the whole name ('~~' is in no name encoded otherwise). URLs carry these characters as they are."""
+    data = name.encode("utf-8", "surrogatepass")  # lone surrogates as their own bytes: no two names share bytes
+    encoded = "".join(chr(b) if b in _SAFE_BYTES and not (k == 0 and b == ord(".")) else f"~{b:02X}"
+                      for k, b in enumerate(data)) or "~~"
+    if len(encoded) <= FOLDER_CHARS:
+        return encoded
+    start = re.sub(r"~.?$", "", encoded[:FOLDER_START])
+    return f"{start}~~{hashlib.sha256(data).hexdigest()[:32]}"
+
+
 def release_name(release: str) -> str:
-    """The folder name of a release in the history: the last part of its path, with only safe characters."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(release).name).strip("._") if release else ""
-    return name or "release"
+    """The folder name of a release in the history: the last part of its path, as folder_name makes it."""
+    return folder_name(Path(release).name if release else "")
 
 
 def release_dir(reports: Path, spec_id: str, release: str) -> Path:

@@ -8,7 +8,12 @@ import re
 # What XML 1.0 cannot hold (and terminals and CI logs show badly): C0 controls but tab and line breaks, lone
 # surrogates (a file name byte that was not UTF-8, kept by surrogateescape), U+FFFE and U+FFFF.
 _UNREADABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_MARKDOWN = re.compile(r"([\\`*_\[\]<>|~&#!])")
+_MARKDOWN = re.compile(r"([\\`*_\[\]|~#!])")
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+# GitHub turns @names, #numbers, e-mail addresses and bare URLs into links in the rendered text, where a backslash
+# escape is already gone: a zero-width space after '@' and '#', and inside '://' and 'www.', is what stops it.
+_LINKING = re.compile(r"(?<=[@#])|(?<=:)(?=//)|(?<=www)(?=\.)", re.IGNORECASE)
+_BREAK = "&#8203;"
 
 
 def _spell(match: re.Match[str]) -> str:
@@ -30,15 +35,22 @@ def one_line(text: str) -> str:
 
 
 def md_text(text: str) -> str:
-    """Text for a Markdown table cell: one line, with Markdown's and HTML's special characters escaped."""
-    return _MARKDOWN.sub(r"\\\1", one_line(text))
+    """Text for a Markdown table cell, inert in GitHub's Markdown: one line; Markdown's punctuation backslash-escaped,
+    HTML's as entities; no @mention, #reference or autolink."""
+    escaped = _MARKDOWN.sub(r"\\\1", one_line(text))
+    escaped = re.sub("[&<>]", lambda m: _ENTITIES[m.group()], escaped)
+    return _LINKING.sub(_BREAK, escaped)
 
 
 def md_code(text: str | None) -> str:
-    """Text as a Markdown code span in a table cell (paths, cases, classes): shown literally, pipes escaped."""
+    """Text as a Markdown code span in a table cell (paths, cases, classes): shown literally, pipes escaped.
+
+    GitHub neither links nor mentions inside code spans. A table row is split at each '|' not escaped, and a
+    backslash escapes the character after it, the backslashes before a pipe too: those are doubled, so that the
+    escape before the pipe is one of its own."""
     if text is None or text == "":
         return "–"
-    body = one_line(text).replace("|", "\\|")
+    body = re.sub(r"(\\*)\|", lambda m: m.group(1) * 2 + "\\|", one_line(text))
     fence = "`" * (max((len(run) for run in re.findall(r"`+", body)), default=0) + 1)
     pad = " " if body.startswith("`") or body.endswith("`") else ""
     return f"{fence}{pad}{body}{pad}{fence}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -347,6 +348,19 @@ def test_diff_previous_of_a_release_with_one_run_exits_2(clean: Sample, tmp_path
     main(["check", str(clean.root), "--spec", SPEC, "--subset", "--quiet", "--jobs", "1", "--mode", "quick"])
     assert main(["diff", "--previous", clean.root.name]) == 2
     assert "has no run before its latest" in capsys.readouterr().err
+
+
+def test_releases_named_a_b_and_a_underscore_b_keep_histories_of_their_own_found_by_name(
+        clean: Sample, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    spaced, underscored = (shutil.copytree(clean.root, tmp_path / name) for name in ("a b", "a_b"))
+    for root in (spaced, spaced, underscored):
+        main(["check", str(root), "--spec", SPEC, "--subset", "--quiet", "--jobs", "1", "--mode", "quick"])
+    history = tmp_path / "reports" / SPEC
+    assert sorted(p.name for p in history.iterdir()) == ["a_b", "a~20b"]
+    assert main(["diff", "--previous", "a b"]) == 0 and "0 new, 0 fixed" in capsys.readouterr().out
+    assert main(["diff", "--previous", "a~20b"]) == 0
+    assert main(["diff", "--previous", "a_b"]) == 2 and "has no run before its latest" in capsys.readouterr().err
 
 
 def test_out_writes_exactly_there_and_no_history_files(clean: Sample, tmp_path: Path) -> None:

@@ -6,12 +6,17 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 from report_builders import STARTED, finding, report
 
 from qa.output.html.history import read_histories, write_index
 from qa.output.json import write_report
 from qa.output.runs import (
+    FOLDER_CHARS,
     LATEST,
+    folder_name,
     latest_run,
     new_run_dir,
     point_latest,
@@ -37,10 +42,24 @@ def test_a_run_folder_is_named_by_its_utc_start_and_never_reused(tmp_path: Path)
     assert (first.name, second.name) == ("20261101T093000Z", "20261101T093000Z-2")
 
 
-def test_release_folders_are_named_after_the_releases_last_part_with_safe_characters() -> None:
+def test_release_folders_are_named_after_the_releases_last_part_with_other_characters_encoded() -> None:
     assert release_name("/data/Totalsegmentator_dataset_v201") == "Totalsegmentator_dataset_v201"
-    assert release_name("/mnt/my data/v2 (copy)") == "v2_copy"
-    assert release_name("/") == "release"
+    assert release_name("/mnt/my data/v2 (copy)") == "v2~20~28copy~29"
+    assert release_name("/") == "~~"
+
+
+@pytest.mark.parametrize(("one", "other"), [("a b", "a_b"), ("p/q", "p--q"), ("a~20b", "a b"), ("", "~"),
+                                            (".x", "~2Ex"), ("x" * 300, "x" * 301), ("\udce9", "\xe9")])
+def test_names_that_used_to_share_a_folder_name_have_their_own(one: str, other: str) -> None:
+    assert folder_name(one) != folder_name(other)
+
+
+@given(st.text(), st.text())
+def test_distinct_names_get_distinct_folder_names_that_are_safe_and_short(one: str, other: str) -> None:
+    assume(one != other)
+    assert folder_name(one) != folder_name(other)
+    for name in (folder_name(one), folder_name(other)):
+        assert re.fullmatch(r"[A-Za-z0-9_~-][A-Za-z0-9._~-]*", name) and len(name) <= FOLDER_CHARS
 
 
 def test_latest_json_points_at_the_newest_complete_run(tmp_path: Path) -> None:

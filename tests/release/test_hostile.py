@@ -14,7 +14,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from support import Run, finish, run_tsqa, start_tsqa, without_cut_organs
+from support import Run, finish, markdown_problems, run_tsqa, start_tsqa, without_cut_organs
 
 from qa.report.model import Report
 from qa.rules.spec import ReleaseSpec, load_spec
@@ -249,3 +249,45 @@ def test_runs_writing_one_out_at_once_leave_the_json_and_the_page_of_one_run(
     release = Report.model_validate_json((out / "report.json").read_bytes()).release
     page = (out / "report.html").read_text(encoding="utf-8")
     assert [str(root) for root in releases if f"<h1>tsqa report: {root}</h1>" in page] == [release]
+
+
+# A name a release may hold that GitHub's Markdown would render as a mention, a reference, a link or HTML.
+MARKDOWN_NAME = "@octocat #1 www.evil.example a@evil.example <img src=x> [a](http:x) |*b*| `c`\nd"
+MARKDOWN_VALUE = f"https://evil.example/x {MARKDOWN_NAME}"
+
+
+def _markdown_bait(pristine: Sample, tmp_path: Path, v2: ReleaseSpec) -> Path:
+    """The clean release under a hostile name, with a hostile folder, extra mask, meta.csv column and split value."""
+    release = Path(shutil.copytree(pristine.root, tmp_path / f"release {MARKDOWN_NAME.replace(chr(10), ' ')}"))
+    (release / MARKDOWN_NAME).mkdir()
+    shutil.copyfile(release / LIVER, release / "s0001" / "segmentations" / f"{MARKDOWN_NAME}.nii.gz")
+    header, rows = read_meta_rows(release, v2)
+    rows[0][header.index("split")] = MARKDOWN_VALUE
+    write_meta_rows(release, v2, [*header, MARKDOWN_VALUE], [[*row, "x"] for row in rows])
+    return release
+
+
+def test_a_release_s_names_and_meta_values_are_inert_in_the_github_job_summary(
+    pristine: Sample, tmp_path: Path, v2: ReleaseSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release, summary = _markdown_bait(pristine, tmp_path, v2), tmp_path / "summary.md"
+    for name, value in (("GITHUB_ACTIONS", "true"), ("GITHUB_WORKSPACE", tmp_path), ("GITHUB_STEP_SUMMARY", summary)):
+        monkeypatch.setenv(name, str(value))
+    checked = check(release, tmp_path / "out")
+    assert {"FILE_UNEXPECTED", "META_COLUMNS", "META_VALUE"} <= set(checked.report.summary.by_code)
+    text = summary.read_text(encoding="utf-8")
+    assert "octocat" in text and "evil" in text and "img src" in text
+    assert markdown_problems(text) == []
+    commands = [line for line in checked.run.stdout.splitlines() if line.startswith("::")]
+    assert commands and all(line.split(" ", 1)[0] in ("::error", "::warning", "::notice") for line in commands)
+
+
+def test_a_release_s_names_and_meta_values_are_inert_in_the_diff_markdown(
+    pristine: Sample, tmp_path: Path, v2: ReleaseSpec
+) -> None:
+    check(pristine.root, tmp_path / "old")
+    check(_markdown_bait(pristine, tmp_path, v2), tmp_path / "new")
+    run = run_tsqa("diff", tmp_path / "old", tmp_path / "new")
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr  # new errors: the meta.csv value
+    assert "#### New findings" in run.stdout and "octocat" in run.stdout and "evil" in run.stdout
+    assert markdown_problems(run.stdout) == []

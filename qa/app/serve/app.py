@@ -20,7 +20,7 @@ from qa.app.serve import api, ui
 from qa.app.serve.config import ServeConfig
 from qa.app.serve.confine import CONTROL
 from qa.app.serve.models import PREFIX
-from qa.app.serve.security import BodyLimit, Principal, SecurityHeaders
+from qa.app.serve.security import HEADERS, BodyLimit, Principal, SecurityHeaders
 from qa.app.serve.store import JobStore
 from qa.app.serve.worker import INTERRUPTED
 
@@ -97,16 +97,19 @@ def create_app(config: ServeConfig, worker: bool = True) -> FastAPI:
     if config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"])
-    app.add_middleware(SecurityHeaders)
+    # The last added is outermost: the security headers go on the body limit's 413 too.
     app.add_middleware(BodyLimit, limit=config.max_request_bytes)
+    app.add_middleware(SecurityHeaders)
     _protect_openapi(app)
     return app
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
-    """A bug answers 500 with no trace; the trace goes to the service log."""
+    """A bug answers 500 with no trace; the trace goes to the service log. Starlette answers it outside every
+    middleware, so the security headers are set here."""
     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-    return JSONResponse({"detail": "internal error; the service log has the details"}, status_code=500)
+    return JSONResponse({"detail": "internal error; the service log has the details"}, status_code=500,
+                        headers={k.decode(): v.decode() for k, v in HEADERS})
 
 
 def _protect_openapi(app: FastAPI) -> None:

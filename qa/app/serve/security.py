@@ -26,6 +26,9 @@ DEFAULT_CSP = ("default-src 'none'; img-src 'self' data:; style-src 'self' 'unsa
                "script-src 'self' 'unsafe-inline'; connect-src 'self'; form-action 'self'; base-uri 'self'; "
                "frame-ancestors 'none'")
 
+HEADERS = ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"), (b"referrer-policy", b"same-origin"),
+           (b"cache-control", b"no-store"), (b"content-security-policy", DEFAULT_CSP.encode()))
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -163,10 +166,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {k.lower() for k, _ in headers}
-                extra = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
-                         (b"referrer-policy", b"same-origin"), (b"cache-control", b"no-store"),
-                         (b"content-security-policy", DEFAULT_CSP.encode())]
-                headers += [(k, v) for k, v in extra if k not in names]
+                headers += [(k, v) for k, v in HEADERS if k not in names]
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -26,7 +26,7 @@ from qa.output.html.diff import write_diff_html
 from qa.output.json import read_report, write_diff
 from qa.output.junit import write_junit
 from qa.output.markdown import write_diff_markdown
-from qa.output.runs import new_run_dir, release_name
+from qa.output.runs import folder_name, new_run_dir, release_name
 from qa.output.sarif import SourceRoot, write_sarif
 from qa.report.diff import diff_reports
 from qa.report.model import Report
@@ -76,8 +76,9 @@ def choose_spec(config: ServeConfig, job: Job, source: ReleaseSource) -> tuple[R
 
 def run_folder(config: ServeConfig, job: Job, spec: ReleaseSpec, release: Path, report: Report) -> Path:
     """A new run folder in the root's history: reports/<root>/<spec id>/<release>/<UTC start>/, the release named
-    by its sub-path (so that two sub-paths of one name never share a history) or by the root's folder."""
-    name = release_name(job.path.replace("/", "--")) if job.path else release_name(str(release))
+    by the root's folder, or by that and the sub-path ('store~2Fp~2Fq'), which no other sub-path shares."""
+    top = config.roots[job.root].path.name
+    name = folder_name(f"{top}/{job.path}") if job.path else release_name(str(release))
     return new_run_dir(config.reports / job.root / spec.id / name, report.started)
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import xml.etree.ElementTree as ET
+from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
 from fastapi.testclient import TestClient
-from serve_support import DONE, READ_TOKEN, SUBMIT_TOKEN, bearer, wait_until
+from serve_support import DONE, READ_TOKEN, SPEC, SUBMIT_TOKEN, bearer, wait_until
 from support import REPO, process_group, sarif_problems
 
 from qa.app.serve.app import create_app
@@ -72,12 +74,26 @@ def test_every_report_format_of_a_finished_check(client: TestClient) -> None:
 
 def test_a_report_is_kept_in_the_roots_history_with_its_index(client: TestClient, config) -> None:
     job = finished(client, submit(client, path="small", subset=True))
-    run = config.reports / "store" / "totalsegmentator-v2" / "small"
+    name = f"{config.roots['store'].path.name}~2Fsmall"  # the root's folder and the sub-path
+    run = config.reports / "store" / "totalsegmentator-v2" / name
     assert (run / "latest.json").is_file() and json.loads((run / "latest.json").read_text())["run"]
     assert (config.reports / "store" / "index.html").is_file()
-    page = client.get(f"/reports/store/totalsegmentator-v2/small/{json.loads((run / 'latest.json').read_text())['run']}"
-                      "/report.html", headers=READ)
+    latest = json.loads((run / "latest.json").read_text())["run"]
+    page = client.get(f"/reports/store/totalsegmentator-v2/{name}/{latest}/report.html", headers=READ)
     assert page.status_code == 200 and job["id"]
+
+
+def test_sub_paths_that_differ_only_in_unsafe_characters_keep_histories_of_their_own(
+        make_config, store: Path, tmp_path: Path) -> None:
+    paths = ("a b", "a_b", "p/q", "p--q", "named", "")  # "named" is also the root folder's name; "" the whole root
+    for path in paths[:-1]:
+        shutil.copytree(store / "small", tmp_path / "named" / path)
+    with TestClient(create_app(make_config({"named": tmp_path / "named"}))) as client:
+        jobs = [submit(client, root="named", path=path, subset=True, mode="quick", spec=SPEC) for path in paths]
+        assert all(finished(client, job)["state"] == "finished" for job in jobs)
+        runs = [Path(JobStore(client.app.state.config.db).get(job).run).parent for job in jobs]
+    assert [run.name for run in runs] == ["named~2Fa~20b", "named~2Fa_b", "named~2Fp~2Fq", "named~2Fp--q",
+                                          "named~2Fnamed", "named"]
 
 
 def test_a_report_page_fetched_through_the_api_links_to_files_that_are_served(client: TestClient) -> None:
@@ -302,3 +318,34 @@ def test_the_committed_openapi_document_is_the_one_the_service_serves(client: Te
     committed = json.loads((REPO / "schemas" / "openapi.json").read_text())
     assert served == committed == api_document(), \
         "regenerate with: python -m qa.app.serve.openapi > schemas/openapi.json"
+
+
+SECURITY_HEADERS = ("x-content-type-options", "x-frame-options", "referrer-policy", "cache-control",
+                    "content-security-policy")
+EARLY = {  # each refusal, and the layer that makes it
+    400: ("POST", "/api/v1/checks", {"json": {"root": "store", "path": "../outside"}, "headers": SUBMIT}),  # the route
+    401: ("GET", "/api/v1/roots", {}),  # the token dependency
+    404: ("GET", "/nowhere", {"headers": READ}),  # the router
+    405: ("PUT", "/api/v1/roots", {"headers": READ}),  # the router
+    413: ("POST", "/api/v1/checks", {"content": b"{" * 70_000, "headers": SUBMIT}),  # the body limit middleware
+    422: ("POST", "/api/v1/checks", {"content": b"{not json",
+                                     "headers": {**SUBMIT, "Content-Type": "application/json"}}),  # FastAPI's parser
+}
+
+
+@pytest.mark.parametrize("code", sorted(EARLY))
+def test_every_refusal_carries_the_security_headers_of_every_other_response(idle_client: TestClient,
+                                                                             code: int) -> None:
+    method, url, options = EARLY[code]
+    response = idle_client.request(method, url, **options)
+    ok = idle_client.get("/api/v1/roots", headers=READ)
+    assert response.status_code == code, response.text
+    assert {h: response.headers.get(h) for h in SECURITY_HEADERS} == {h: ok.headers[h] for h in SECURITY_HEADERS}
+
+
+def test_an_internal_error_carries_the_security_headers(config, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(JobStore, "jobs", lambda *args, **kwargs: 1 / 0)
+    with TestClient(create_app(config, worker=False), raise_server_exceptions=False) as client:
+        response, ok = client.get("/api/v1/checks", headers=READ), client.get("/api/v1/roots", headers=READ)
+    assert response.status_code == 500
+    assert {h: response.headers.get(h) for h in SECURITY_HEADERS} == {h: ok.headers[h] for h in SECURITY_HEADERS}
