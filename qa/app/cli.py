@@ -367,7 +367,7 @@ def _checked(args: argparse.Namespace, executor: Callable[[ReleaseSource, int, b
     from qa.output.console import print_summary
     from qa.output.progress import progress_bar
     from qa.report.gate import apply_gate
-    from qa.rules.detect import detect_spec
+    from qa.rules.detect import NoSpecFits, detect_spec
 
     root: Path = args.path
     given = load_spec(args.spec) if args.spec else None  # a usage error before the archive's directory is read
@@ -375,7 +375,10 @@ def _checked(args: argparse.Namespace, executor: Callable[[ReleaseSource, int, b
     if given is not None:
         spec, reason = given, f"given: --spec {args.spec}"
     else:
-        choice = detect_spec(source)
+        try:
+            choice = detect_spec(source, where=str(root), hint="pass --spec (a built-in name or a spec YAML)")
+        except NoSpecFits as exc:
+            raise UsageError(str(exc)) from None
         spec, reason = choice.spec, choice.reason
     gate = _gate(args, spec.id)
     cache_folder = None if args.no_cache else _cache_folder(args.cache)

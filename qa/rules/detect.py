@@ -1,4 +1,5 @@
-"""Choosing a spec for a release that was given none: meta.csv's columns and the mask file names decide.
+"""Choosing a spec for a release that was given none: meta.csv's columns and the mask file names decide, or
+nothing fits clearly and the user must choose.
 
 Detection reads through the release's source, so the scan's rules hold here too: no link out of the release is
 followed, no special file is opened, and at most HEADER_BYTES of meta.csv are read."""
@@ -12,6 +13,14 @@ from qa.source.base import Entry, ReleaseSource, SourceError
 
 CASES_LOOKED_AT = 5
 HEADER_BYTES = 64 << 10
+FIT_SHARE = 0.9  # of the mask names seen, the share that must be the spec's classes
+FIT_JACCARD = 0.5  # a spec's classes must be in good part among the mask names seen
+# One mask name of about 117 moves a score by about 0.017: v2 and v3 differ in two names (vertebrae_S1, _L6).
+MARGIN = 0.01
+
+
+class NoSpecFits(ValueError):
+    """No built-in spec fits the release clearly; the message says why in one line."""
 
 
 @dataclass(frozen=True)
@@ -40,23 +49,56 @@ def _mask_names(source: ReleaseSource, spec: ReleaseSpec, root_entries: list[Ent
     return names
 
 
-def _score(source: ReleaseSource, spec: ReleaseSpec, root_entries: list[Entry]) -> tuple[float, str]:
+@dataclass(frozen=True)
+class Score:
+    """How well one spec fits: 2 x the Jaccard index of the mask names seen and its classes, + 1 when meta.csv has
+    its columns (0 to 3); whether it fits at all; and why, in words."""
+
+    spec: ReleaseSpec
+    value: float
+    fits: bool
+    why: str
+
+
+def _score(source: ReleaseSource, spec: ReleaseSpec, root_entries: list[Entry]) -> Score:
     columns = _meta_columns(source, spec)
     masks = _mask_names(source, spec, root_entries)
     classes = set(spec.classes)
-    column_match = 1.0 if set(columns) == set(spec.meta.columns) else 0.0
-    mask_match = len(masks & classes) / len(masks | classes) if masks else 0.0
+    common = len(masks & classes)
+    column_match = set(columns) == set(spec.meta.columns)
+    jaccard = common / len(masks | classes) if masks else 0.0
+    fits = common >= FIT_SHARE * len(masks) and jaccard >= FIT_JACCARD if masks else column_match
     why = (f"{'the' if column_match else 'not the'} {len(spec.meta.columns)} meta.csv columns; "
-           f"{len(masks & classes)} of {len(masks)} mask names seen are among its {len(classes)} classes")
-    return mask_match * 2 + column_match, why
+           f"{common} of {len(masks)} mask names seen are among its {len(classes)} classes")
+    return Score(spec, jaccard * 2 + column_match, fits, why)
 
 
-def detect_spec(source: ReleaseSource, specs: list[ReleaseSpec] | None = None) -> Choice:
-    """The built-in spec that fits the release best, and a sentence saying why."""
+def _not_a_release(root_entries: list[Entry], specs: list[ReleaseSpec], where: str) -> str | None:
+    """Why the root is plainly no release (nothing of one, or one case folder), or None."""
+    kinds = {e.path: e.kind for e in root_entries}
+    if any(kinds.get(spec.image) == "file" and kinds.get(spec.mask_dir) == "dir" for spec in specs):
+        return (f"{where} looks like one case folder, not a release: give its parent folder (the release, with "
+                "meta.csv and the case folders)")
+    if not any(kinds.get(spec.meta.file) or case_folders(root_entries, spec.case_pattern) for spec in specs):
+        return f"no release here: no meta.csv and no case folders (sXXXX/) in {where}"
+    return None
+
+
+def detect_spec(source: ReleaseSource, specs: list[ReleaseSpec] | None = None, where: str = "the release",
+                hint: str = "name a spec") -> Choice:
+    """The built-in spec that fits the release clearly, and a sentence saying why; NoSpecFits when none does.
+
+    Clearly: the best fits (of the mask names seen, at least FIT_SHARE are its classes, and their Jaccard index
+    with its classes is at least FIT_JACCARD; with no mask seen, meta.csv has its columns), and its score is at
+    least MARGIN ahead of the next one's."""
+    specs = specs or all_builtin_specs()
     root_entries = source.entries("")
-    scored = sorted(((*_score(source, spec, root_entries), spec) for spec in specs or all_builtin_specs()),
-                    key=lambda item: (-item[0], item[2].id))
-    score, why, spec = scored[0]
-    if score == 0:
-        return Choice(spec, f"detected nothing (no meta.csv columns or mask names matched any spec); using {spec.id}")
-    return Choice(spec, f"detected {spec.id}: {why}")
+    problem = _not_a_release(root_entries, specs, where)
+    if problem is not None:
+        raise NoSpecFits(problem)
+    scored = sorted((_score(source, spec, root_entries) for spec in specs), key=lambda s: (-s.value, s.spec.id))
+    best = scored[0]
+    if best.fits and (len(scored) == 1 or best.value - scored[1].value >= MARGIN):
+        return Choice(best.spec, f"detected {best.spec.id}: {best.why}")
+    candidates = "; ".join(f"{s.spec.id} {s.value:.2f} of 3 ({s.why})" for s in scored[:2])
+    raise NoSpecFits(f"no built-in spec fits {where} clearly, best: {candidates}; {hint}")

@@ -14,14 +14,16 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from support import Run, finish, markdown_problems, run_tsqa, start_tsqa, without_cut_organs
+from support import REPO, Run, finish, markdown_problems, run_tsqa, start_tsqa, without_cut_organs
 
 from qa.report.model import Report
 from qa.rules.spec import ReleaseSpec, load_spec
+from qa.synth.archive import zip_sample
 from qa.synth.sample import Sample, make_sample, read_meta_rows, write_meta_rows
 
 SHAPE = (24, 20, 64)  # 64 slices: every vertebra and rib of the phantom has one of its own
 SPEC = "totalsegmentator-v2"
+MRI_SPEC = REPO / "examples" / "totalsegmentator-mri.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -291,3 +293,39 @@ def test_a_release_s_names_and_meta_values_are_inert_in_the_diff_markdown(
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr  # new errors: the meta.csv value
     assert "#### New findings" in run.stdout and "octocat" in run.stdout and "evil" in run.stdout
     assert markdown_problems(run.stdout) == []
+
+
+@pytest.fixture(scope="module")
+def mri(tmp_path_factory: pytest.TempPathFactory) -> Sample:
+    """A release of the TotalSegmentator MRI classes: a user spec's (examples/), no built-in one's."""
+    return make_sample(tmp_path_factory.mktemp("mri") / "release", load_spec(MRI_SPEC), cases=2, shape=SHAPE)
+
+
+def _refused(target: Path, out: Path) -> str:
+    """`tsqa check TARGET` without --spec: exit 2 with one line, before any scanning (no report)."""
+    run = run_tsqa("check", target, "--out", out, "--jobs", "1")
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and run.stderr.startswith("tsqa: ")
+    assert not (out / "report.json").exists()
+    return run.stderr
+
+
+def test_an_empty_folder_without_a_spec_is_refused_as_no_release(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    assert "no release here: no meta.csv and no case folders (sXXXX/)" in _refused(tmp_path / "empty", tmp_path / "out")
+
+
+def test_a_case_folder_without_a_spec_is_refused_as_one_case(release: Path, tmp_path: Path) -> None:
+    err = _refused(release / "s0001", tmp_path / "out")
+    assert f"{release / 's0001'} looks like one case folder, not a release: give its parent folder" in err
+
+
+def test_a_release_of_another_spec_s_masks_is_refused_with_the_best_candidates(mri: Sample, tmp_path: Path) -> None:
+    err = _refused(mri.root, tmp_path / "out")
+    assert "no built-in spec fits" in err and "totalsegmentator-v1 1.77 of 3" in err and "pass --spec" in err
+
+
+def test_a_zip_of_another_spec_s_masks_is_refused_like_the_folder(mri: Sample, tmp_path: Path) -> None:
+    zipped = zip_sample(mri, load_spec(MRI_SPEC), tmp_path / "mri.zip")
+    err = _refused(zipped.path, tmp_path / "out")
+    assert "no built-in spec fits" in err and "totalsegmentator-v1 1.77 of 3" in err and "pass --spec" in err

@@ -1,14 +1,22 @@
-"""Spec detection: it picks the release that fits and says why, and it reads only what the scan's rules allow."""
+"""Spec detection: it picks the release that fits clearly and says why, refuses to guess when none does (an empty
+folder, one case folder, another spec's masks), and it reads only what the scan's rules allow."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from support import class_list
+import pytest
+from support import REPO, class_list
 
-from qa.rules.detect import detect_spec
+from qa.app.demo import DEMO_CASES, DEMO_FAULTS, DEMO_SPEC
+from qa.rules.detect import NoSpecFits, detect_spec
+from qa.rules.spec import load_spec
 from qa.source.fs import FolderSource
+from qa.synth.sample import make_sample
+
+SHAPE = (16, 16, 48)
+MRI = REPO / "examples" / "totalsegmentator-mri.yaml"
 
 V2_COLUMNS = ("image_id;age;gender;institute;study_type;split;manufacturer;scanner_model;kvp;pathology;"
               "pathology_location")
@@ -61,4 +69,44 @@ def test_masks_behind_a_mask_folder_link_leaving_the_release_are_not_counted(tmp
     root = layout_with(tmp_path / "release", V2_COLUMNS, [])
     (root / "s0000" / "segmentations").rmdir()
     (root / "s0000" / "segmentations").symlink_to(outside / "s0000" / "segmentations")
-    assert "0 of 0 mask names" in detect_spec(FolderSource(root)).reason
+    with pytest.raises(NoSpecFits, match="0 of 0 mask names"):
+        detect_spec(FolderSource(root))
+
+
+@pytest.mark.parametrize("spec_id", ["totalsegmentator-v1", "totalsegmentator-v2", "totalsegmentator-v3"])
+def test_a_sample_release_of_each_built_in_spec_is_detected_as_that_spec(tmp_path: Path, spec_id: str) -> None:
+    sample = make_sample(tmp_path / "release", load_spec(spec_id), cases=2, shape=SHAPE)
+    assert detect_spec(FolderSource(sample.root)).spec.id == spec_id
+
+
+def test_the_demo_release_with_its_faults_is_detected_as_the_demo_spec(tmp_path: Path) -> None:
+    sample = make_sample(tmp_path / "release", load_spec(DEMO_SPEC), cases=DEMO_CASES, faults=DEMO_FAULTS,
+                         shape=SHAPE)
+    assert detect_spec(FolderSource(sample.root)).spec.id == DEMO_SPEC
+
+
+def test_an_empty_folder_is_no_release(tmp_path: Path) -> None:
+    with pytest.raises(NoSpecFits, match=r"^no release here: no meta.csv and no case folders \(sXXXX/\) in /x$"):
+        detect_spec(FolderSource(tmp_path), where="/x")
+
+
+def test_a_case_folder_is_one_case_not_a_release(tmp_path: Path) -> None:
+    sample = make_sample(tmp_path / "release", load_spec("totalsegmentator-v2"), cases=1, shape=SHAPE)
+    with pytest.raises(NoSpecFits, match="^s0000 looks like one case folder, not a release: give its parent folder"):
+        detect_spec(FolderSource(sample.root / "s0000"), where="s0000")
+
+
+def test_a_release_of_mri_masks_fits_no_built_in_spec_and_names_the_best_with_their_scores(tmp_path: Path) -> None:
+    sample = make_sample(tmp_path / "release", load_spec(MRI), cases=2, shape=SHAPE)
+    with pytest.raises(NoSpecFits) as refused:
+        detect_spec(FolderSource(sample.root), where="mri", hint="pass --spec")
+    message = str(refused.value)
+    assert message.startswith("no built-in spec fits mri clearly, best: totalsegmentator-v1 1.77 of 3 (the 6 meta.csv "
+                              "columns; 43 of 50 mask names seen are among its 104 classes); totalsegmentator-v")
+    assert message.endswith("; pass --spec") and "\n" not in message
+
+
+def test_v2_and_v3_masks_without_the_names_that_tell_them_apart_are_no_clear_choice(tmp_path: Path) -> None:
+    shared = sorted(set(class_list("total")) & set(class_list("total_v3")))
+    with pytest.raises(NoSpecFits, match="best: totalsegmentator-v2 2.98 of 3 .*; totalsegmentator-v3 2.98 of 3"):
+        detect_spec(FolderSource(layout_with(tmp_path, V2_COLUMNS, shared)))

@@ -30,7 +30,7 @@ from qa.output.runs import folder_name, new_run_dir, release_name
 from qa.output.sarif import SourceRoot, write_sarif
 from qa.report.diff import diff_reports
 from qa.report.model import Report
-from qa.rules.detect import detect_spec
+from qa.rules.detect import NoSpecFits, detect_spec
 from qa.rules.spec import ReleaseSpec, load_spec
 from qa.scan.cache import FactCache
 from qa.source.base import ReleaseSource
@@ -70,7 +70,8 @@ def choose_spec(config: ServeConfig, job: Job, source: ReleaseSource) -> tuple[R
     default = config.roots[job.root].spec
     if default is not None:
         return load_spec(config.spec_path(default)), f"the default spec of root {job.root}"
-    choice = detect_spec(source)
+    where = f"{job.root}/{job.path}" if job.path else job.root
+    choice = detect_spec(source, where=where, hint="give the check a spec, or its root a default spec")
     return choice.spec, choice.reason
 
 
@@ -121,7 +122,12 @@ def run_job(config: ServeConfig, job_id: str, parent: int | None = None) -> None
         log.info("check %s refused when it started: %s", job_id, exc)
         return
     reporter = Reporter(store, job_id, parent)
-    spec, reason = choose_spec(config, job, source)
+    try:
+        spec, reason = choose_spec(config, job, source)
+    except NoSpecFits as exc:
+        store.fail(job_id, str(exc))
+        log.info("check %s has no spec: %s", job_id, exc)
+        return
     # the service's own fact cache, in its data folder: a re-check of a root re-reads only the cases that changed
     with FactCache.open(config.data / CACHE_DIR, notice=log.warning) as cache:
         report = run_check(source, spec, reason, mode=job.mode, jobs=config.jobs, subset=job.subset,

@@ -349,3 +349,11 @@ def test_an_internal_error_carries_the_security_headers(config, monkeypatch: pyt
         response, ok = client.get("/api/v1/checks", headers=READ), client.get("/api/v1/roots", headers=READ)
     assert response.status_code == 500
     assert {h: response.headers.get(h) for h in SECURITY_HEADERS} == {h: ok.headers[h] for h in SECURITY_HEADERS}
+
+
+def test_a_check_whose_folder_fits_no_spec_fails_with_the_reason(client: TestClient) -> None:
+    done = finished(client, submit(client, subset=True))  # the store holds releases; it is none itself
+    assert done["state"] == "failed"
+    assert done["reason"].startswith("no release here: no meta.csv and no case folders (sXXXX/) in store")
+    small = finished(client, submit(client, path="small", subset=True))
+    assert small["state"] == "finished", "the worker carries on"
