@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from qa.rules.codes import CODES, Severity
+from qa.rules.yamlfile import YamlFileError, line_of, parse_yaml, read_yaml
 from qa.source.base import Entry
 
 
@@ -394,32 +395,34 @@ def builtin_spec_names() -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in files.iterdir() if p.name.endswith(".yaml"))
 
 
-def _parse(text: str, origin: str) -> ReleaseSpec:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SpecError(f"spec {origin} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+def _validated(data: object, tree: yaml.Node | None, origin: str) -> ReleaseSpec:
     if not isinstance(data, dict):
         raise SpecError(f"spec {origin} must be a YAML mapping")
     try:
         return ReleaseSpec.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
+        line = line_of(tree, first["loc"])
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise SpecError(f"spec {origin}: {where}: {first['msg']}{more}") from exc
+        message = str(first["msg"]).removeprefix("Value error, ")
+        at = f"{origin}:{line}" if line is not None else origin
+        raise SpecError(f"spec {at}: {where}: {message}{more}") from exc
 
 
 def load_spec(name_or_path: str) -> ReleaseSpec:
     """A built-in spec by name, or a user's YAML file by path."""
-    if name_or_path in builtin_spec_names():
-        text = resources.files(SPEC_PACKAGE).joinpath(f"{name_or_path}.yaml").read_text("utf-8")
-        return _parse(text, name_or_path)
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise SpecError(f"spec file {path} does not exist")
-        return _parse(path.read_text("utf-8"), str(path))
+    try:
+        if name_or_path in builtin_spec_names():
+            text = resources.files(SPEC_PACKAGE).joinpath(f"{name_or_path}.yaml").read_text("utf-8")
+            return _validated(*parse_yaml(text, name_or_path), name_or_path)
+        path = Path(name_or_path)
+        if path.suffix in (".yaml", ".yml") or path.exists():
+            if not path.is_file():
+                raise SpecError(f"spec file {path} does not exist")
+            return _validated(*read_yaml(path, "spec"), str(path))
+    except YamlFileError as exc:
+        raise SpecError(str(exc)) from exc
     known = ", ".join(builtin_spec_names())
     raise SpecError(f"unknown spec {name_or_path!r}; known: {known}, or a path to a YAML file")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from support import Run, finish, run_tsqa, start_tsqa, without_cut_organs
+from support import HOSTILE_YAML, Run, finish, run_tsqa, start_tsqa, without_cut_organs
 
 from qa.report.model import Report
 from qa.rules.spec import ReleaseSpec, load_spec
@@ -249,3 +250,21 @@ def test_runs_writing_one_out_at_once_leave_the_json_and_the_page_of_one_run(
     release = Report.model_validate_json((out / "report.json").read_bytes()).release
     page = (out / "report.html").read_text(encoding="utf-8")
     assert [str(root) for root in releases if f"<h1>tsqa report: {root}</h1>" in page] == [release]
+
+
+@pytest.mark.parametrize("kind", HOSTILE_YAML)
+@pytest.mark.parametrize("given_as", ["spec", "waivers", "serve config"])
+def test_hostile_yaml_as_spec_waivers_or_serve_config_is_one_line_and_exit_2_within_seconds(
+    pristine: Sample, tmp_path: Path, kind: str, given_as: str
+) -> None:
+    path = tmp_path / f"{kind}.yaml"
+    path.write_text(HOSTILE_YAML[kind]())
+    args = {"spec": ["check", pristine.root, "--spec", path, "--out", tmp_path / "out"],
+            "waivers": ["check", pristine.root, "--spec", SPEC, "--waivers", path, "--out", tmp_path / "out"],
+            "serve config": ["serve", "--config", path]}[given_as]
+    started = time.monotonic()
+    run = run_tsqa(*args, timeout=60)
+    # a bound for a loaded two-core machine: the refusal itself takes milliseconds (tests/rules/test_yamlfile.py)
+    assert time.monotonic() - started < 10
+    assert run.returncode == 2 and run.stderr.startswith(f"tsqa: error: {path}:"), run.stderr
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
