@@ -15,7 +15,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from support import HOSTILE_YAML, Run, finish, run_tsqa, start_tsqa, without_cut_organs
+import yaml
+from support import HOSTILE_YAML, REPO, Run, finish, run_tsqa, start_tsqa, without_cut_organs
 
 from qa.report.model import Report
 from qa.rules.spec import ReleaseSpec, load_spec
@@ -250,6 +251,20 @@ def test_runs_writing_one_out_at_once_leave_the_json_and_the_page_of_one_run(
     release = Report.model_validate_json((out / "report.json").read_bytes()).release
     page = (out / "report.html").read_text(encoding="utf-8")
     assert [str(root) for root in releases if f"<h1>tsqa report: {root}</h1>" in page] == [release]
+
+
+def test_a_spec_whose_meta_file_leaves_the_release_is_a_usage_error_before_the_release_is_read(
+    pristine: Sample, tmp_path: Path
+) -> None:
+    (tmp_path / "secret.csv").write_text("image_id;split\ns0000;train\n")
+    data = yaml.safe_load((REPO / "schemas" / f"{SPEC}.yaml").read_text())
+    data["meta"]["file"] = f"../../{tmp_path.name}/secret.csv"
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    run = run_tsqa("check", pristine.root, "--spec", spec, "--out", tmp_path / "out")
+    assert run.returncode == 2 and run.stderr.startswith(f"tsqa: error: spec {spec}:"), run.stderr
+    assert ": meta.file: " in run.stderr and run.stderr.count("\n") == 1
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("kind", HOSTILE_YAML)
