@@ -16,11 +16,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 import yaml
+from nibabel.nifti1 import Nifti1Header
 from support import HOSTILE_YAML, REPO, Run, finish, run_tsqa, start_tsqa, without_cut_organs
 
 from qa.report.model import Report
 from qa.rules.spec import ReleaseSpec, load_spec
-from qa.synth.sample import Sample, make_sample, read_meta_rows, write_meta_rows
+from qa.synth.sample import Sample, make_sample, read_meta_rows, rewrite_header, write_meta_rows
 
 SHAPE = (24, 20, 64)  # 64 slices: every vertebra and rib of the phantom has one of its own
 SPEC = "totalsegmentator-v2"
@@ -283,3 +284,24 @@ def test_hostile_yaml_as_spec_waivers_or_serve_config_is_one_line_and_exit_2_wit
     assert time.monotonic() - started < 10
     assert run.returncode == 2 and run.stderr.startswith(f"tsqa: error: {path}:"), run.stderr
     assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("mode", ["quick", "deep"])
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_non_finite_pixdim_on_every_ct_is_a_spacing_finding_and_the_pages_print_it_as_text(
+    release: Path, tmp_path: Path, mode: str, value: str
+) -> None:
+    def spacing(header: Nifti1Header) -> None:
+        header["pixdim"][1:4] = float(value)
+
+    for case in ("s0000", "s0001"):
+        rewrite_header(release / case / "ct.nii.gz", spacing)
+    out = tmp_path / "out"
+    checked = check(release, out, "--mode", mode, fail_on="error", expect=1)
+    for case in ("s0000", "s0001"):
+        assert ("GEOM_SPACING", "not_finite") in checked.at(f"{case}/ct.nii.gz")
+    assert f"{value} × {value} × {value}" in (out / "report.html").read_text(encoding="utf-8")
+    # report.json has null for a number that is not finite: the page rebuilt from it says nan
+    rendered = run_tsqa("render", out / "report.json", "--out", tmp_path / "rendered")
+    assert rendered.returncode == 0 and "Traceback" not in rendered.stderr, rendered.stderr
+    assert "nan × nan × nan" in (tmp_path / "rendered" / "report.html").read_text(encoding="utf-8")
