@@ -1,8 +1,8 @@
 """Test support shared by test modules: where the repository and its test data are, copies of the real example,
 sources and functions that kill the worker running them, what GitHub and the SARIF schema would refuse in a SARIF log,
 what in Markdown made from a release GitHub would take for a link, a mention, HTML or a table cell,
-`tsqa` run as a process of its own, and views of processes from outside (their parent, their process group; their
-peak memory is benchmarks/peaks.py's PeakSampler).
+`tsqa` run as a process of its own, hostile YAML, and views of processes from outside (their parent, their process
+group; their peak memory is benchmarks/peaks.py's PeakSampler).
 Functions a worker process runs live here: a spawned or fork-server worker imports this module by its name, and
 cannot import a test module."""
 
@@ -369,3 +369,31 @@ def run_tsqa_read_only(folder: Path, *args: str | Path, timeout: float = 120) ->
         command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", remount, str(folder), *command]
     return finish(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True),
                   timeout)
+
+YAML_LEVELS = 50_000
+
+
+def nested_list() -> str:
+    return "[" * YAML_LEVELS + "]" * YAML_LEVELS
+
+
+def nested_mapping() -> str:
+    return "{a: " * YAML_LEVELS + "1" + "}" * YAML_LEVELS
+
+
+def billion_laughs() -> str:
+    """Ten levels of nine aliases each: 9**10 nodes once expanded, from a few hundred bytes."""
+    lines = ["l0: &l0 [" + ", ".join(["lol"] * 9) + "]"]
+    lines += [f"l{k}: &l{k} [" + ", ".join([f"*l{k - 1}"] * 9) + "]" for k in range(1, 10)]
+    return "\n".join(lines) + "\n"
+
+
+def chained_merge_keys() -> str:
+    """10,000 mappings, each merging the one before: PyYAML flattens them in quadratic time."""
+    lines = ["m0: &m0 {k0: 0}"] + [f"m{k}: &m{k} {{<<: *m{k - 1}, k{k}: {k}}}" for k in range(1, 10_000)]
+    return "\n".join(lines) + "\n"
+
+
+# YAML that a naive reader recurses on, or builds billions of nodes from, or spends minutes on.
+HOSTILE_YAML = {"nested_list": nested_list, "nested_mapping": nested_mapping, "billion_laughs": billion_laughs,
+                "chained_merge_keys": chained_merge_keys}

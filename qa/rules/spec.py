@@ -7,12 +7,13 @@ import re
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from qa.rules.codes import CODES, Severity
+from qa.rules.yamlfile import YamlFileError, line_of, parse_yaml, read_yaml
 from qa.source.base import Entry
 
 
@@ -22,6 +23,49 @@ class SpecError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _name_problem(value: str) -> str | None:
+    """Why a text cannot be one file name inside the release, or None."""
+    if value in ("", ".", ".."):
+        return "is not a file name"
+    if "/" in value or "\\" in value:
+        return "must be a single file name, without '/' or '\\'"
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return "holds a control character"
+    return None
+
+
+def _file_name(value: str) -> str:
+    problem = _name_problem(value)
+    if problem:
+        raise ValueError(f"{value!r} {problem}")
+    return value
+
+
+def _relative_path(value: str) -> str:
+    """A path inside the release: names joined by '/', never absolute, never '..', never an empty or '.' part."""
+    if value.startswith("/"):
+        raise ValueError(f"{value!r} is absolute; spec paths are relative names inside the release")
+    for part in value.split("/"):
+        problem = _name_problem(part)
+        if problem:
+            raise ValueError(f"{value!r} has a part {part!r} that {problem}; spec paths are relative names inside "
+                             "the release")
+    return value
+
+
+def _suffix(value: str) -> str:
+    """A mask suffix: appended to a class name (never '.' or '..'), it must keep the name one file name."""
+    problem = _name_problem(f"x{value}")
+    if problem:
+        raise ValueError(f"{value!r} {problem}")
+    return value
+
+
+# Fields joined into paths read from the release: a name or path that leaves it must not survive loading the spec.
+FileName = Annotated[str, AfterValidator(_file_name)]
+RelativePath = Annotated[str, AfterValidator(_relative_path)]
 
 
 class ColumnRule(_Strict):
@@ -54,7 +98,7 @@ class ColumnRule(_Strict):
 class MetaSpec(_Strict):
     """Where meta.csv is, how it is encoded, and the rules of its columns."""
 
-    file: str = "meta.csv"
+    file: RelativePath = "meta.csv"
     encoding: str = "utf-8-sig"
     separator: str = ";"
     id_column: str = "image_id"
@@ -277,11 +321,11 @@ class ReleaseSpec(_Strict):
     version: str | None = None
     case_pattern: str = Field(r"^s\d{4}$", description="A case folder's name: the whole name must match, and \\d, "
                               "\\w and \\s mean ASCII only (re.fullmatch with re.ASCII).")
-    image: str = "ct.nii.gz"
-    mask_dir: str = "segmentations"
-    mask_suffix: str = ".nii.gz"
+    image: RelativePath = "ct.nii.gz"
+    mask_dir: RelativePath = "segmentations"
+    mask_suffix: Annotated[str, AfterValidator(_suffix)] = ".nii.gz"
     root_extra_allowed: list[str] = Field([], description="Glob patterns of extra names allowed at the release root.")
-    classes: list[str] = Field(min_length=1)
+    classes: list[FileName] = Field(min_length=1, description="The class names, each a mask's file name.")
     meta: MetaSpec
     expected_cases: int | None = Field(None, ge=0)
     splits: dict[str, int] | None = None
@@ -394,32 +438,34 @@ def builtin_spec_names() -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in files.iterdir() if p.name.endswith(".yaml"))
 
 
-def _parse(text: str, origin: str) -> ReleaseSpec:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SpecError(f"spec {origin} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+def _validated(data: object, tree: yaml.Node | None, origin: str) -> ReleaseSpec:
     if not isinstance(data, dict):
         raise SpecError(f"spec {origin} must be a YAML mapping")
     try:
         return ReleaseSpec.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
+        line = line_of(tree, first["loc"])
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise SpecError(f"spec {origin}: {where}: {first['msg']}{more}") from exc
+        message = str(first["msg"]).removeprefix("Value error, ")
+        at = f"{origin}:{line}" if line is not None else origin
+        raise SpecError(f"spec {at}: {where}: {message}{more}") from exc
 
 
 def load_spec(name_or_path: str) -> ReleaseSpec:
     """A built-in spec by name, or a user's YAML file by path."""
-    if name_or_path in builtin_spec_names():
-        text = resources.files(SPEC_PACKAGE).joinpath(f"{name_or_path}.yaml").read_text("utf-8")
-        return _parse(text, name_or_path)
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise SpecError(f"spec file {path} does not exist")
-        return _parse(path.read_text("utf-8"), str(path))
+    try:
+        if name_or_path in builtin_spec_names():
+            text = resources.files(SPEC_PACKAGE).joinpath(f"{name_or_path}.yaml").read_text("utf-8")
+            return _validated(*parse_yaml(text, name_or_path), name_or_path)
+        path = Path(name_or_path)
+        if path.suffix in (".yaml", ".yml") or path.exists():
+            if not path.is_file():
+                raise SpecError(f"spec file {path} does not exist")
+            return _validated(*read_yaml(path, "spec"), str(path))
+    except YamlFileError as exc:
+        raise SpecError(str(exc)) from exc
     known = ", ".join(builtin_spec_names())
     raise SpecError(f"unknown spec {name_or_path!r}; known: {known}, or a path to a YAML file")
 

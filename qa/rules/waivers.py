@@ -12,13 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from qa.rules.codes import CODES
 from qa.rules.finding import Finding
-from qa.rules.yamlfile import YamlFileError, line_of, read_yaml
+from qa.rules.yamlfile import SafeLoader, YamlFileError, line_of, read_yaml
 
 # The codes a waivers file makes about itself; they cannot be waived, or an expired waiver could hide its own expiry.
 WAIVER_CODES = ("QA_WAIVER_EXPIRED", "QA_WAIVER_UNUSED")
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(SafeLoader):
     """YAML without implicit timestamps: a date stays text, so that pydantic judges it and says where it is wrong."""
 
 

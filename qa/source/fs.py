@@ -12,6 +12,12 @@ from qa.source.base import Entry, EntryKind, MemberMissing, MemberReader, Member
 OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
+def _leaves_root(path: str) -> bool:
+    """Whether a release-relative path is absolute or has a '..' part: joined to the root, it would name a file
+    outside the release without any link to resolve."""
+    return path.startswith("/") or (".." in path and ".." in path.split("/"))
+
+
 def _kind(entry: os.DirEntry) -> EntryKind:
     if entry.is_symlink():
         return "symlink"
@@ -45,6 +51,8 @@ class FolderSource(ReleaseSource):
 
     def entries(self, folder: str) -> list[Entry]:
         prefix = f"{folder}/" if folder else ""
+        if _leaves_root(folder):
+            return []
         try:
             if not (self.root / folder).resolve().is_relative_to(self._real_root):
                 return []  # a folder reached through a link that leaves the release
@@ -56,6 +64,8 @@ class FolderSource(ReleaseSource):
 
     def _target(self, path: str) -> tuple[str | Path, os.stat_result]:
         """The path to open and its stat: the file itself, or the file a link inside the release points at."""
+        if _leaves_root(path):
+            raise SourceError("a path leaving the release root (not opened)")
         full: str | Path = f"{self._root_text}/{path}"
         try:
             st = os.lstat(full)

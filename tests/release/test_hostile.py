@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,12 +15,14 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from support import REPO, Run, finish, markdown_problems, run_tsqa, start_tsqa, without_cut_organs
+import yaml
+from nibabel.nifti1 import Nifti1Header
+from support import HOSTILE_YAML, REPO, Run, finish, markdown_problems, run_tsqa, start_tsqa, without_cut_organs
 
 from qa.report.model import Report
 from qa.rules.spec import ReleaseSpec, load_spec
 from qa.synth.archive import zip_sample
-from qa.synth.sample import Sample, make_sample, read_meta_rows, write_meta_rows
+from qa.synth.sample import Sample, make_sample, read_meta_rows, rewrite_header, write_meta_rows
 
 SHAPE = (24, 20, 64)  # 64 slices: every vertebra and rib of the phantom has one of its own
 SPEC = "totalsegmentator-v2"
@@ -329,3 +332,56 @@ def test_a_zip_of_another_spec_s_masks_is_refused_like_the_folder(mri: Sample, t
     zipped = zip_sample(mri, load_spec(MRI_SPEC), tmp_path / "mri.zip")
     err = _refused(zipped.path, tmp_path / "out")
     assert "no built-in spec fits" in err and "totalsegmentator-v1 1.77 of 3" in err and "pass --spec" in err
+
+
+def test_a_spec_whose_meta_file_leaves_the_release_is_a_usage_error_before_the_release_is_read(
+    pristine: Sample, tmp_path: Path
+) -> None:
+    (tmp_path / "secret.csv").write_text("image_id;split\ns0000;train\n")
+    data = yaml.safe_load((REPO / "schemas" / f"{SPEC}.yaml").read_text())
+    data["meta"]["file"] = f"../../{tmp_path.name}/secret.csv"
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    run = run_tsqa("check", pristine.root, "--spec", spec, "--out", tmp_path / "out")
+    assert run.returncode == 2 and run.stderr.startswith(f"tsqa: error: spec {spec}:"), run.stderr
+    assert ": meta.file: " in run.stderr and run.stderr.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kind", HOSTILE_YAML)
+@pytest.mark.parametrize("given_as", ["spec", "waivers", "serve config"])
+def test_hostile_yaml_as_spec_waivers_or_serve_config_is_one_line_and_exit_2_within_seconds(
+    pristine: Sample, tmp_path: Path, kind: str, given_as: str
+) -> None:
+    path = tmp_path / f"{kind}.yaml"
+    path.write_text(HOSTILE_YAML[kind]())
+    args = {"spec": ["check", pristine.root, "--spec", path, "--out", tmp_path / "out"],
+            "waivers": ["check", pristine.root, "--spec", SPEC, "--waivers", path, "--out", tmp_path / "out"],
+            "serve config": ["serve", "--config", path]}[given_as]
+    started = time.monotonic()
+    run = run_tsqa(*args, timeout=60)
+    # a bound for a loaded two-core machine: the refusal itself takes milliseconds (tests/rules/test_yamlfile.py)
+    assert time.monotonic() - started < 10
+    assert run.returncode == 2 and run.stderr.startswith(f"tsqa: error: {path}:"), run.stderr
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("mode", ["quick", "deep"])
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_non_finite_pixdim_on_every_ct_is_a_spacing_finding_and_the_pages_print_it_as_text(
+    release: Path, tmp_path: Path, mode: str, value: str
+) -> None:
+    def spacing(header: Nifti1Header) -> None:
+        header["pixdim"][1:4] = float(value)
+
+    for case in ("s0000", "s0001"):
+        rewrite_header(release / case / "ct.nii.gz", spacing)
+    out = tmp_path / "out"
+    checked = check(release, out, "--mode", mode, fail_on="error", expect=1)
+    for case in ("s0000", "s0001"):
+        assert ("GEOM_SPACING", "not_finite") in checked.at(f"{case}/ct.nii.gz")
+    assert f"{value} × {value} × {value}" in (out / "report.html").read_text(encoding="utf-8")
+    # report.json has null for a number that is not finite: the page rebuilt from it says nan
+    rendered = run_tsqa("render", out / "report.json", "--out", tmp_path / "rendered")
+    assert rendered.returncode == 0 and "Traceback" not in rendered.stderr, rendered.stderr
+    assert "nan × nan × nan" in (tmp_path / "rendered" / "report.html").read_text(encoding="utf-8")

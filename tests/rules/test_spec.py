@@ -146,3 +146,40 @@ def test_every_v2_class_is_in_one_hu_group() -> None:
     spec = load_spec("totalsegmentator-v2")
     grouped = [name for group in spec.labels.hu.groups.values() for name in group.classes]
     assert sorted(grouped) == sorted(spec.classes)
+
+
+@pytest.mark.parametrize(("edit", "field"), [
+    (lambda d: d["meta"].update(file="../secret.csv"), "meta.file"),
+    (lambda d: d["meta"].update(file="/etc/passwd"), "meta.file"),
+    (lambda d: d["meta"].update(file="docs//meta.csv"), "meta.file"),
+    (lambda d: d["meta"].update(file="..\\secret.csv"), "meta.file"),
+    (lambda d: d["meta"].update(file="meta.csv\x00"), "meta.file"),
+    (lambda d: d.update(image="../ct.nii.gz"), "image"),
+    (lambda d: d.update(image="./ct.nii.gz"), "image"),
+    (lambda d: d.update(mask_dir="segmentations/.."), "mask_dir"),
+    (lambda d: d.update(mask_dir=""), "mask_dir"),
+    (lambda d: d.update(mask_suffix="/../../x.nii.gz"), "mask_suffix"),
+    (lambda d: d["classes"].append(".."), "classes.117"),
+    (lambda d: d["classes"].append("liver/../../spleen"), "classes.117"),
+    (lambda d: d["classes"].append("liver\n"), "classes.117"),
+])
+def test_a_path_or_name_that_leaves_the_release_is_refused_with_its_file_line_and_field(
+    tmp_path: Path, edit, field: str
+) -> None:
+    path = write_spec(tmp_path, edit)
+    with pytest.raises(SpecError) as caught:
+        load_spec(str(path))
+    message = str(caught.value)
+    assert message.startswith(f"spec {path}:") and f": {field}: " in message, message
+    assert message.split(":")[1].isdigit() and "\n" not in message, message
+
+
+def test_nested_paths_and_names_with_dots_inside_the_release_are_accepted(tmp_path: Path) -> None:
+    def edit(data: dict) -> None:
+        data["meta"]["file"] = "docs/meta.csv"
+        data.update(image="image/ct..nii.gz", mask_dir="masks/v2.0", mask_suffix="")
+        data["classes"].append(".hidden")
+
+    spec = load_spec(str(write_spec(tmp_path, edit)))
+    assert (spec.meta.file, spec.mask_file(".hidden")) == ("docs/meta.csv", "masks/v2.0/.hidden")
+

@@ -70,6 +70,15 @@ def test_members_that_are_never_read(release: Path, tmp_path: Path, make, reason
             attempt()
 
 
+@pytest.mark.parametrize("path", ["../outside.txt", "s0000/../../outside.txt", "/etc/hostname"])
+def test_a_path_with_dot_dot_or_an_absolute_path_is_never_opened(release: Path, path: str) -> None:
+    source = FolderSource(release)
+    for attempt in (lambda: source.stat(path), lambda: source.open(path), lambda: source.read(path, 100)):
+        with pytest.raises(SourceError, match="leaving the release root"):
+            attempt()
+    assert source.entries("s0000/../..") == []
+
+
 def test_a_missing_member_is_its_own_error(release: Path) -> None:
     with pytest.raises(MemberMissing):
         FolderSource(release).stat("no_such_file")

@@ -42,18 +42,18 @@ def _style(ax: Axes, title: str, xlabel: str, ylabel: str) -> None:
     ax.set_axisbelow(True)
 
 
-def _strips(ax: Axes, series: Sequence[Sequence[float]], labels: Sequence[str]) -> None:
+def _strips(ax: Axes, series: Sequence[Sequence[float | None]], labels: Sequence[str]) -> None:
     """One column of jittered dots per series: every case visible, outliers included, at any number of cases."""
     rng = np.random.default_rng(0)  # fixed jitter: the same report draws the same picture
     for k, values in enumerate(series):
-        finite = np.array([v for v in values if math.isfinite(v)], dtype=float)
+        finite = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
         ax.scatter(k + rng.uniform(-0.18, 0.18, finite.size), finite, s=10, alpha=0.6, color=SERIES[k % len(SERIES)],
                    linewidths=0)
     ax.set_xticks(range(len(series)), labels)
     ax.set_xlim(-0.6, len(series) - 0.4)
 
 
-def geometry_figure(spacings: Sequence[Sequence[float]], shapes: Sequence[Sequence[int]]) -> str | None:
+def geometry_figure(spacings: Sequence[Sequence[float | None]], shapes: Sequence[Sequence[int]]) -> str | None:
     """Voxel spacing and grid size of every case along each voxel axis."""
     if not spacings:
         return None

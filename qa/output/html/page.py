@@ -73,7 +73,7 @@ class CaseView:
     infos: int
     meta: dict[str, str | None]
     shape: list[int] | None
-    spacing: list[float] | None
+    spacing: list[float | None] | None
     axcodes: str | None
     dtype: str | None
     stats: ImageStats | None
@@ -155,12 +155,20 @@ class ColumnSummary:
 
 
 @dataclass(frozen=True)
+class AxisSpread:
+    """Grid size and spacing along one voxel axis over the cases; None where no case has a finite value."""
+
+    name: str
+    voxels: Spread | None
+    spacing: Spread | None
+
+
+@dataclass(frozen=True)
 class Geometry:
     spacings: list[ValueCount]
     orientations: list[ValueCount]
     dtypes: list[ValueCount]
-    spacing_spread: list[Spread]
-    shape_spread: list[Spread]
+    axes: list[AxisSpread]
     without_image: int
 
 
@@ -303,8 +311,10 @@ def findings_json(findings: list[Finding], pictures: dict[str, str]) -> str:
     return script_json({"columns": FINDING_COLUMNS, "codes": codes, "severities": SEVERITIES, "rows": rows})
 
 
-def _number(value: float) -> str:
-    return f"{value:g}"
+def _number(value: float | None) -> str:
+    """A header number as text: 'nan' and 'inf' as Python writes them, and 'nan' for the null report.json has for
+    them."""
+    return "nan" if value is None else f"{value:g}"
 
 
 def human_number(value: float | int | None) -> str:
@@ -340,12 +350,12 @@ def cases_json(cases: list[CaseView]) -> str:
     return script_json({"classes": names, "rows": rows})
 
 
-def _volume(ml: float) -> float | None:
-    return float(f"{ml:.3g}") if math.isfinite(ml) else None
+def _volume(ml: float | None) -> float | None:
+    return float(f"{ml:.3g}") if _finite(ml) is not None else None
 
 
-def _spread(name: str, values: list[float]) -> Spread | None:
-    finite = [v for v in values if math.isfinite(v)]
+def _spread(name: str, values: list[float | None]) -> Spread | None:
+    finite = [v for v in values if _finite(v) is not None]
     if not finite:
         return None
     return Spread(name, min(finite), statistics.median(finite), max(finite))
@@ -357,16 +367,14 @@ def _counted(values: Iterable[str], limit: int | None = None) -> list[ValueCount
 
 def geometry(cases: list[CaseView]) -> Geometry:
     imaged = [c for c in cases if c.shape is not None and c.spacing is not None]
-    spacing_spread = [_spread(axis, [c.spacing[k] for c in imaged if len(c.spacing) > k])
-                      for k, axis in enumerate("ijk")]
-    shape_spread = [_spread(axis, [float(c.shape[k]) for c in imaged if len(c.shape) > k])
-                    for k, axis in enumerate("ijk")]
+    axes = [AxisSpread(axis, _spread(axis, [float(c.shape[k]) for c in imaged if len(c.shape) > k]),
+                       _spread(axis, [c.spacing[k] for c in imaged if len(c.spacing) > k]))
+            for k, axis in enumerate("ijk")]
     return Geometry(
         spacings=_counted((" × ".join(_number(s) for s in c.spacing) for c in imaged), 10),
         orientations=_counted(c.axcodes for c in imaged if c.axcodes),
         dtypes=_counted(c.dtype for c in imaged if c.dtype),
-        spacing_spread=[s for s in spacing_spread if s], shape_spread=[s for s in shape_spread if s],
-        without_image=len(cases) - len(imaged))
+        axes=[a for a in axes if a.voxels or a.spacing], without_image=len(cases) - len(imaged))
 
 
 def split_rows(cases: list[CaseView], expected: dict[str, int] | None) -> list[SplitRow]:
@@ -441,7 +449,7 @@ def figures(cases: list[CaseView], numbers: dict[str, list[float]]) -> list[Figu
     if uri:
         made.append(FigureView("Numeric meta.csv columns", uri))
     stats = [c.stats for c in cases if c.stats is not None]
-    pct = {k: [s.percentiles[k] for s in stats if k in s.percentiles and math.isfinite(s.percentiles[k])]
+    pct = {k: [s.percentiles[k] for s in stats if _finite(s.percentiles.get(k)) is not None]
            for k in ("p1", "p50", "p99")}
     uri = image_values_figure(pct["p1"], pct["p50"], pct["p99"])
     if uri:
