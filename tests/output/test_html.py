@@ -10,8 +10,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from matplotlib.text import Text
 
 from qa.app.cli import main
+from qa.output.html.figures import ClassSeries, class_distributions_figure, draw_class_distributions, numbers_figure
 from qa.output.html.history import publish_html, read_entries, write_index
 from qa.output.html.page import FINDING_COLUMNS, build_page, class_series, render_html, render_page
 from qa.output.json import write_report
@@ -371,3 +373,19 @@ def test_drift_table_lists_each_class_against_the_reference_with_its_severity() 
     table = html[html.index('id="drift-list"'):]
     assert "v2 dataset card" in html
     assert re.search(r"<td>liver</td>.*?30\.0%.*?76\.3%.*?-46\.3.*?sev warning", table, re.S)
+
+
+MATH_NAMES = ["$x^2$", "$", "a$$b", "$x^$"]  # 'a$$b' and '$x^$' raise as math text
+
+
+def test_class_and_case_names_with_dollars_are_drawn_as_they_are_not_as_math_text() -> None:
+    series = [ClassSeries(name, [100.0, 120.0], [50.0, 60.0], [(f"case{name}", 400.0, 90.0)]) for name in MATH_NAMES]
+    fig = draw_class_distributions(series)
+    drawn = {t.get_text(): t for t in fig.findobj(Text) if t.get_text()}
+    for name in [*MATH_NAMES, *(f"case{name}" for name in MATH_NAMES)]:
+        assert not drawn[name].get_parse_math() and not drawn[name].get_usetex(), name
+    assert class_distributions_figure(series).startswith("data:image/png;base64,")
+
+
+def test_a_meta_csv_column_named_like_math_text_is_a_literal_figure_title() -> None:
+    assert numbers_figure({name: [1.0, 2.0] for name in MATH_NAMES}).startswith("data:image/png;base64,")

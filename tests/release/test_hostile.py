@@ -385,3 +385,29 @@ def test_a_non_finite_pixdim_on_every_ct_is_a_spacing_finding_and_the_pages_prin
     rendered = run_tsqa("render", out / "report.json", "--out", tmp_path / "rendered")
     assert rendered.returncode == 0 and "Traceback" not in rendered.stderr, rendered.stderr
     assert "nan × nan × nan" in (tmp_path / "rendered" / "report.html").read_text(encoding="utf-8")
+
+
+def _renamed(value: object, names: dict[str, str]) -> object:
+    if isinstance(value, str):
+        return names.get(value, value)
+    if isinstance(value, list):
+        return [_renamed(v, names) for v in value]
+    if isinstance(value, dict):
+        return {_renamed(k, names): _renamed(v, names) for k, v in value.items()}
+    return value
+
+
+def test_class_names_that_are_math_text_to_matplotlib_are_drawn_and_the_report_is_written(
+    release: Path, tmp_path: Path
+) -> None:
+    names = {"liver": "$x^2$", "spleen": "$", "pancreas": "a$$b"}  # 'a$$b' raises as math text
+    spec = tmp_path / "dollars.yaml"
+    spec.write_text(yaml.safe_dump(_renamed(yaml.safe_load((REPO / "schemas" / f"{SPEC}.yaml").read_text()), names)))
+    for case in ("s0000", "s0001"):
+        for old, new in names.items():
+            (release / case / "segmentations" / f"{old}.nii.gz").rename(
+                release / case / "segmentations" / f"{new}.nii.gz")
+    checked = check(release, tmp_path / "out", "--mode", "deep", spec=str(spec))
+    assert {c.name: c.cases_whole for c in checked.report.classes if c.name in names.values()} == {
+        "$x^2$": 2, "$": 2, "a$$b": 2}
+    assert "Per class distributions of whole masks" in (tmp_path / "out" / "report.html").read_text(encoding="utf-8")

@@ -71,7 +71,8 @@ def test_a_baseline_round_trips_through_its_file(tmp_path: Path) -> None:
     ("{not json", "is not a tsqa baseline"),
     ('{"tool": "tsqa", "schema_version": 2, "findings": []}', "is not a tsqa baseline"),
     ("newer", "written by a newer tsqa"),
-], ids=["missing", "not JSON", "a report, not a baseline", "newer format"])
+    ('{"entries": ' + "[" * 50_000 + "]" * 50_000 + "}", "recursion limit exceeded"),
+], ids=["missing", "not JSON", "a report, not a baseline", "newer format", "nested 50,000 levels"])
 def test_an_unusable_baseline_is_refused_in_one_line(tmp_path: Path, content: str | None, message: str) -> None:
     path = tmp_path / "b.json"
     if content == "newer":

@@ -14,6 +14,9 @@ from matplotlib.figure import Figure
 
 INK, ACCENT, FLAGGED = "#1f2933", "#3f6ad8", "#d64545"
 SERIES = ("#3f6ad8", "#e8833a", "#3aa675")
+# Text from the data (column, class and case names) is drawn as it is: as math text, '$x^2$' would show as x squared
+# and 'a$$b' would raise; a user's matplotlibrc with text.usetex would hand '_' and '%' to LaTeX.
+LITERAL = {"usetex": False, "parse_math": False}
 
 
 def _data_uri(fig: Figure, dpi: int = 100) -> str:
@@ -32,9 +35,9 @@ def _figure(width: float, height: float) -> Figure:
 
 
 def _style(ax: Axes, title: str, xlabel: str, ylabel: str) -> None:
-    ax.set_title(title, fontsize=9, color=INK)
-    ax.set_xlabel(xlabel, fontsize=8, color=INK)
-    ax.set_ylabel(ylabel, fontsize=8, color=INK)
+    ax.set_title(title, fontsize=9, color=INK, **LITERAL)
+    ax.set_xlabel(xlabel, fontsize=8, color=INK, **LITERAL)
+    ax.set_ylabel(ylabel, fontsize=8, color=INK, **LITERAL)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.tick_params(colors=INK, labelsize=8)
@@ -102,6 +105,12 @@ class ClassSeries:
 
 def class_distributions_figure(series: Sequence[ClassSeries]) -> str | None:
     """Per class, every whole mask's volume and head-to-feet extent (log scales), the flagged cases in red and named."""
+    fig = draw_class_distributions(series)
+    return None if fig is None else _data_uri(fig)
+
+
+def draw_class_distributions(series: Sequence[ClassSeries]) -> Figure | None:
+    """The figure of class_distributions_figure, not yet rendered."""
     series = [s for s in series if s.volumes or s.flagged]
     if not series:
         return None
@@ -124,7 +133,7 @@ def class_distributions_figure(series: Sequence[ClassSeries]) -> str | None:
                     marks[ax][0].append(value)
                     marks[ax][1].append(row)
                     ax.annotate(case, (value, row), xytext=(3, 3), textcoords="offset points", fontsize=6,
-                                color=FLAGGED)
+                                color=FLAGGED, **LITERAL)
     for ax, (xs, ys) in dots.items():
         ax.scatter(np.concatenate(xs), np.concatenate(ys), s=8, alpha=0.5, color=ACCENT, linewidths=0)
         if marks[ax][0]:
@@ -133,6 +142,6 @@ def class_distributions_figure(series: Sequence[ClassSeries]) -> str | None:
         ax.set_xscale("log")
         _style(ax, "", label, "")
         ax.grid(axis="x", color="#e4e7eb", linewidth=0.6)
-    volume_ax.set_yticks(range(len(series)), [s.name for s in reversed(series)], fontsize=7)
+    volume_ax.set_yticks(range(len(series)), [s.name for s in reversed(series)], fontsize=7, **LITERAL)
     volume_ax.set_ylim(-0.6, len(series) - 0.4)
-    return _data_uri(fig)
+    return fig
