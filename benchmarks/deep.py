@@ -90,6 +90,17 @@ class Timing:
         return self.parent_rss_mb + self.processes * self.worker_rss_mb
 
 
+def link_tree(source: Path, target: Path) -> None:
+    """The folder `source` again at `target`, its files hard links (no bytes copied)."""
+    for path in sorted(source.rglob("*")):
+        linked = target / path.relative_to(source)
+        if path.is_dir():
+            linked.mkdir(parents=True, exist_ok=True)
+        else:
+            linked.parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, linked)
+
+
 def nifti_files(root: Path) -> list[Path]:
     return sorted(root.glob("s*/ct.nii.gz")) + sorted(root.glob("s*/segmentations/*.nii.gz"))
 
@@ -245,13 +256,7 @@ def part_release(root: Path, cases: list[str], name: str) -> Path:
     part = root.parent / name
     if not part.is_dir():
         for case in cases:
-            for file in sorted((root / case).rglob("*")):
-                target = part / file.relative_to(root)
-                if file.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                else:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    os.link(file, target)
+            link_tree(root / case, part / case)
         os.link(root / "meta.csv", part / "meta.csv")
     return part
 

@@ -71,7 +71,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
-from deep import FIELD_OF_VIEW, STUDY_TYPE, measure_floor
+from deep import FIELD_OF_VIEW, STUDY_TYPE, link_tree, measure_floor
 from peaks import PeakSampler
 
 if TYPE_CHECKING:
@@ -201,16 +201,6 @@ def build_distinct(workdir: Path, distinct: int, grid: tuple[int, int, int], job
     return root, expected
 
 
-def _link_case(source: Path, target: Path) -> None:
-    for path in sorted(source.rglob("*")):
-        linked = target / path.relative_to(source)
-        if path.is_dir():
-            linked.mkdir(parents=True, exist_ok=True)
-        else:
-            linked.parent.mkdir(parents=True, exist_ok=True)
-            os.link(path, linked)
-
-
 def bench_spec(workdir: Path, distinct_root: Path, spec_name: str, jobs: int) -> str:
     """The spec the release is checked with: the built-in one, unless it has a reference table (v2's, the dataset
     card's coverage and volumes): no phantom matches a real population's, so at 100 cases or more RELEASE_DRIFT would
@@ -269,7 +259,7 @@ def build_release(workdir: Path, distinct_root: Path, distinct: dict, cases: int
         for index in range(cases):
             plan = dataclasses.replace(plan_case(spec, seed, index), region=region)
             plans.append(plan if splits is None else dataclasses.replace(plan, split=splits[index]))
-            _link_case(distinct_root / f"s{index % distinct['distinct']:04d}", root / plan.case)
+            link_tree(distinct_root / f"s{index % distinct['distinct']:04d}", root / plan.case)
         write_meta(root, spec, plans)
         marker.write_text(json.dumps(expected))
     return Release(root, bench_spec(workdir, distinct_root, spec_name, jobs), cases, subset)
