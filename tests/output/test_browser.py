@@ -146,7 +146,7 @@ def test_index_page_links_the_report_and_opens_cleanly(browser, checked) -> None
 
 def test_page_of_a_clean_release_opens_without_errors(browser, tmp_path: Path) -> None:
     sample = make_sample(tmp_path / "release", load_spec(SPEC), cases=1)
-    out = tmp_path / "reports" / SPEC
+    out = tmp_path / SPEC
     args = ["check", str(sample.root), "--spec", SPEC, "--subset", "--quiet", "--jobs", "1", "--out", str(out)]
     assert main(args) == 0
     clean = open_page(browser, out / "report.html", Report.model_validate_json((out / "report.json").read_text()))
