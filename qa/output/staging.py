@@ -8,15 +8,18 @@ first: files as hard links, subfolders moved just before the exchange, so that t
 user's. Where there is no exchange (not Linux, a file system without it, a report folder that is a mount point or
 reached under another name), the folder is staged inside the report folder and its files are renamed into place one
 after the other, report.json last. Whatever fails before that removes the staging folder and leaves the report
-folder as it was."""
+folder as it was. A staging folder is locked while its run lives: one left by a run killed outright (SIGKILL) is
+removed by the next run that stages beside it."""
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import os
 import secrets
 import stat
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from shutil import rmtree
@@ -26,6 +29,9 @@ from qa.output.files import OPEN_FOLDER, Folder, where
 REPORT_JSON = "report.json"
 OWN = frozenset({REPORT_JSON, "report.html", "run.json", "evidence"})  # what tsqa writes into a report folder
 RENAME_EXCHANGE = 2  # linux/fs.h
+STAGING = ".tsqa-staging-"
+# A folder younger than this may be a live run's between its mkdir and its lock.
+ABANDONED_AFTER_S = 60.0
 
 
 def _renameat2() -> Callable[..., int] | None:
@@ -56,11 +62,13 @@ def staged(out: Folder) -> Iterator[Folder]:
     new folder's handle (locked if `out` was)."""
     beside = _swappable(out)
     holder = out if beside is None else beside[0]
-    name = f".tsqa-staging-{secrets.token_hex(4)}"
+    name = f"{STAGING}{secrets.token_hex(4)}"
     try:
+        _remove_abandoned(holder)
         os.mkdir(name, 0o700, dir_fd=holder.fd)
         try:
             with Folder(out.path, os.open(name, OPEN_FOLDER, dir_fd=holder.fd)) as staging:
+                staging.lock()
                 yield staging
                 _sync(staging)
                 if beside is None or not _swapped(out, staging, beside[0], beside[1], name):
@@ -70,6 +78,22 @@ def staged(out: Folder) -> Iterator[Folder]:
     finally:
         if beside is not None:
             beside[0].close()
+
+
+def _remove_abandoned(holder: Folder) -> None:
+    """Remove the staging folders in `holder` that no live run holds: their run was killed before it could."""
+    for entry in os.scandir(holder.fd):
+        if not entry.name.startswith(STAGING) or not entry.is_dir(follow_symlinks=False):
+            continue
+        with suppress(OSError):
+            if time.time() - entry.stat(follow_symlinks=False).st_ctime < ABANDONED_AFTER_S:
+                continue
+            fd = os.open(entry.name, OPEN_FOLDER, dir_fd=holder.fd)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                rmtree(entry.name, ignore_errors=True, dir_fd=holder.fd)
+            finally:
+                os.close(fd)
 
 
 def _swappable(out: Folder) -> tuple[Folder, str] | None:

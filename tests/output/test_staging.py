@@ -139,3 +139,43 @@ def test_a_run_replaces_the_folder_whole_and_keeps_what_tsqa_did_not_write(fault
     assert os.readlink(out / "latest") == "report.html"
     assert {"report.json", "report.html", "evidence"} <= {p.name for p in out.iterdir()}
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def hold_folder(folder: Path) -> subprocess.Popen:
+    """A process that makes `folder` and holds its lock, as a run does with its staging folder, until it is killed."""
+    script = ("import fcntl, os, sys, time; os.mkdir(sys.argv[1]); fd = os.open(sys.argv[1], os.O_RDONLY); "
+              "fcntl.flock(fd, fcntl.LOCK_EX); print(flush=True); time.sleep(600)")
+    holder = subprocess.Popen([sys.executable, "-c", script, str(folder)], stdout=subprocess.PIPE)
+    assert holder.stdout is not None and holder.stdout.readline() == b"\n"
+    return holder
+
+
+def write_run(sample: Sample, out: Path) -> None:
+    spec = load_spec(SPEC)
+    report = run_check(sample.root, spec, "test", subset=True)
+    with open_output(out, sample.root) as folder:
+        write_outputs(report, FolderSource(sample.root), spec, folder)
+
+
+def test_a_staging_folder_left_by_a_killed_run_is_removed_by_the_next_run(
+        faulty: Sample, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("qa.output.staging.ABANDONED_AFTER_S", 0.0)
+    left = tmp_path / ".tsqa-staging-0badc0de"
+    killed = hold_folder(left)
+    killed.kill()
+    killed.wait()
+    write_run(faulty, tmp_path / "out")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_a_staging_folder_a_live_run_holds_is_left_alone(
+        faulty: Sample, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("qa.output.staging.ABANDONED_AFTER_S", 0.0)
+    live = tmp_path / ".tsqa-staging-0badc0de"
+    holder = hold_folder(live)
+    try:
+        write_run(faulty, tmp_path / "out")
+        assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "out"]
+    finally:
+        holder.kill()
+        holder.wait()
