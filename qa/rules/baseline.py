@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +17,8 @@ from qa.rules.waivers import WAIVER_CODES
 
 # Raised when the baseline file changes in a way an older tsqa cannot read.
 BASELINE_FORMAT = 1
+# About ten times the baseline of a full release with 88,000 findings (some 26 MB), and nothing a reader chokes on.
+MAX_BASELINE_BYTES = 256 << 20
 
 
 class BaselineError(ValueError):
@@ -72,11 +76,24 @@ def baseline_of(findings: list[Finding], spec_id: str, release: str, mode: str, 
     return Baseline(spec_id=spec_id, release=release, mode=mode, started=started, version=version, entries=ordered)
 
 
-def load_baseline(path: Path) -> Baseline:
+def _read_bounded(path: Path) -> bytes:
+    """The baseline's bytes: a regular file of at most MAX_BASELINE_BYTES (not a fifo or /dev/zero, which would never
+    end)."""
     try:
-        data = path.read_bytes()
+        # O_NONBLOCK: opening a fifo must not wait for a writer before it can be refused
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)), "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise BaselineError(f"cannot read baseline {path}: not a regular file")
+            data = file.read(MAX_BASELINE_BYTES + 1)
     except OSError as exc:
         raise BaselineError(f"cannot read baseline {path}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_BASELINE_BYTES:
+        raise BaselineError(f"{path}: larger than {MAX_BASELINE_BYTES >> 20} MiB, more than a baseline holds")
+    return data
+
+
+def load_baseline(path: Path) -> Baseline:
+    data = _read_bounded(path)
     try:
         baseline = Baseline.model_validate_json(data)
     except ValidationError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -82,3 +83,24 @@ def test_an_unusable_baseline_is_refused_in_one_line(tmp_path: Path, content: st
     with pytest.raises(BaselineError) as caught:
         load_baseline(path)
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_baseline_that_is_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    path = tmp_path / "b.json"
+    os.mkfifo(path)
+    with pytest.raises(BaselineError, match="not a regular file"):
+        load_baseline(path)
+
+
+def test_a_device_as_baseline_is_refused_before_it_is_read() -> None:
+    with pytest.raises(BaselineError, match="not a regular file"):
+        load_baseline(Path("/dev/zero"))
+
+
+def test_a_baseline_larger_than_any_release_makes_is_refused_before_parsing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("qa.rules.baseline.MAX_BASELINE_BYTES", 1 << 10)
+    path = tmp_path / "b.json"
+    path.write_text(baseline().model_dump_json() + " " * 2048)
+    with pytest.raises(BaselineError, match=r"larger than .* more than a baseline holds"):
+        load_baseline(path)
