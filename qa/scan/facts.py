@@ -28,7 +28,7 @@ CorruptKind = Literal["unreadable", "empty", "not_gzip", "truncated", "bad_heade
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Problem:
     """Why a file or table cannot be used: its kind, which the finding carries as its subcode, and the reason."""
 
@@ -38,7 +38,7 @@ class Problem:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HeaderFacts:
     """What a NIfTI header says about a file's grid and voxels."""
 
@@ -73,7 +73,7 @@ class HeaderFacts:
         return self.data_offset + self.data_bytes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileFacts:
     """One file: its size on disk, its header, its gzip stream's size (modulo 2^32: the trailer's, or the total of
     its members when the trailer disagreed and reading the stream through confirmed the header), or why it could not
@@ -124,7 +124,7 @@ class FileFacts:
         return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StreamFacts:
     """What decompressing a whole file found: how many bytes came out, and what broke, if anything."""
 
@@ -134,7 +134,7 @@ class StreamFacts:
     error: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageValues:
     """Voxel statistics of an image in loaded units (after scl_slope/scl_inter)."""
 
@@ -153,7 +153,7 @@ class ImageValues:
 Box = tuple[tuple[int, int, int], tuple[int, int, int]]  # inclusive voxel bounds: (i0, j0, k0), (i1, j1, k1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Piece:
     """One 26-connected component of a mask: its voxels and its bounding box on the mask's grid."""
 
@@ -163,7 +163,7 @@ class Piece:
     bbox: Box
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pieces:
     """A mask's connected components: how many there are, and the largest of them, largest first."""
 
@@ -173,7 +173,7 @@ class Pieces:
     largest: tuple[Piece, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MaskValues:
     """What a mask holds: its non-zero voxels, any value other than 0/1, where it is, and the image inside it.
     `image_sum` and `image_sq_sum` are the sum and the sum of squares of the stored image values inside the mask;
@@ -191,7 +191,7 @@ class MaskValues:
     pieces: Pieces | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Overlap:
     """Two mask files of a case that share voxels; `first` precedes `second` in file-name order."""
 
@@ -202,7 +202,7 @@ class Overlap:
     voxels: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Skipped:
     """A measurement the deep pass left out to stay within its memory budget: what ("overlaps": shared voxels not
     counted; "padding": no image inside the masks; "pieces": a mask's connected components not counted), where (the
@@ -215,7 +215,7 @@ class Skipped:
     reason: str
 
 
-@dataclass
+@dataclass(slots=True)
 class DeepFacts:
     """What the deep pass measured in a case, keyed by relative path, and what it had to leave out."""
 
@@ -228,7 +228,7 @@ class DeepFacts:
     skipped: list[Skipped] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class CaseFacts:
     """One case folder: what it contains and the facts of its NIfTI files, keyed by relative path."""
 
@@ -243,7 +243,7 @@ class CaseFacts:
     failures: dict[str, Problem] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class MetaFacts:
     """The metadata table as found: raw bytes are kept so that any spec can parse them again."""
 
@@ -258,7 +258,7 @@ class MetaFacts:
 Checksum = Literal["computed", "skipped", "unreadable"]
 
 
-@dataclass
+@dataclass(slots=True)
 class ArchiveFacts:
     """A release read from a zip archive: the archive as a whole (how its members were found, what is wrong with it)
     and the MD5 of all its bytes, or why there is none."""
@@ -271,7 +271,7 @@ class ArchiveFacts:
     checksum_error: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class ReleaseFacts:
     """Everything a scan learned about a release; the only input of the checks."""
 

@@ -43,7 +43,7 @@ _NIFTI1_HDR_SIZE = 348
 _SPACE_SCALE = {1: 1e3, 2: 1.0, 3: 1e-3}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NiftiFields:
     """Raw NIfTI header fields as stored in the file: no nibabel fixes (read the header with check=False)."""
 
@@ -81,7 +81,7 @@ class NiftiFields:
                    magic=bytes(header["magic"]).rstrip(b"\x00")[:3])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Placement:
     """Where ITK puts the grid: a 4x4 voxel-to-world affine in nibabel's RAS+ convention and the transform it came
     from, or why ITK refuses the file."""

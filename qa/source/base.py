@@ -18,7 +18,7 @@ class MemberMissing(SourceError):
     """No member of that name."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     """A name found in a folder of the release, its path relative to the release root, '/'-separated."""
 
@@ -26,7 +26,7 @@ class Entry:
     kind: EntryKind
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MemberStat:
     """What identifies a regular file's content without reading it: what a fact cache keys on."""
 
