@@ -6,14 +6,15 @@ import json
 import os
 import re
 from datetime import UTC, datetime, timedelta
+from html import escape as html_escape
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from matplotlib.text import Text
 
 from qa.app.cli import main
-from qa.output.html.figures import ClassSeries, class_distributions_figure, draw_class_distributions, numbers_figure
+from qa.output.html.figures import FLAGGED as FLAGGED_FILL
+from qa.output.html.figures import ClassSeries, class_distributions_figure, numbers_figure
 from qa.output.html.history import publish_html, read_entries, write_index
 from qa.output.html.page import FINDING_COLUMNS, build_page, class_series, render_html, render_page
 from qa.output.json import write_report
@@ -204,7 +205,7 @@ def test_meta_columns_are_summarised_as_numbers_or_as_common_values(faulty: Repo
 def test_page_draws_the_geometry_and_numeric_meta_distributions(faulty: Report) -> None:
     figures = build_page(faulty).figures
     assert [f.title for f in figures] == ["Voxel spacing and grid size", "Numeric meta.csv columns"]
-    assert all(f.uri.startswith("data:image/png;base64,iVBORw0KGgo") for f in figures)
+    assert all(f.svg.startswith("<svg ") and f.svg.endswith("</svg>") for f in figures)
 
 
 def test_page_has_no_external_urls_even_when_findings_quote_them() -> None:
@@ -360,7 +361,8 @@ def test_class_distributions_mark_the_cases_a_label_finding_names() -> None:
     [series] = class_series(report)
     assert (series.name, len(series.volumes), series.flagged) == ("liver", 21, [("s0020", 3500, 100.0)])
     page = build_page(report)
-    assert page.distributions is not None and page.distributions.uri.startswith("data:image/png;base64,")
+    assert page.distributions is not None and page.distributions.svg.startswith("<svg ")
+    assert ">s0020</text>" in page.distributions.svg and FLAGGED_FILL in page.distributions.svg
     assert 'id="distributions"' in render_page(page)
 
 
@@ -378,14 +380,16 @@ def test_drift_table_lists_each_class_against_the_reference_with_its_severity() 
 MATH_NAMES = ["$x^2$", "$", "a$$b", "$x^$"]  # 'a$$b' and '$x^$' raise as math text
 
 
-def test_class_and_case_names_with_dollars_are_drawn_as_they_are_not_as_math_text() -> None:
-    series = [ClassSeries(name, [100.0, 120.0], [50.0, 60.0], [(f"case{name}", 400.0, 90.0)]) for name in MATH_NAMES]
-    fig = draw_class_distributions(series)
-    drawn = {t.get_text(): t for t in fig.findobj(Text) if t.get_text()}
-    for name in [*MATH_NAMES, *(f"case{name}" for name in MATH_NAMES)]:
-        assert not drawn[name].get_parse_math() and not drawn[name].get_usetex(), name
-    assert class_distributions_figure(series).startswith("data:image/png;base64,")
+def test_class_and_case_names_with_dollars_or_markup_are_drawn_as_they_are() -> None:
+    names = [*MATH_NAMES, "<b>a&b</b>"]
+    series = [ClassSeries(name, [100.0, 120.0], [50.0, 60.0], [(f"case{name}", 400.0, 90.0)]) for name in names]
+    svg = class_distributions_figure(series)
+    drawn = re.findall(r">([^<]*)</text>", svg)
+    for name in [*names, *(f"case{name}" for name in names)]:
+        assert html_escape(name, quote=False) in drawn, name
+    assert "<b>" not in svg
 
 
 def test_a_meta_csv_column_named_like_math_text_is_a_literal_figure_title() -> None:
-    assert numbers_figure({name: [1.0, 2.0] for name in MATH_NAMES}).startswith("data:image/png;base64,")
+    svg = numbers_figure({name: [1.0, 2.0] for name in MATH_NAMES})
+    assert all(f">{name}</text>" in svg for name in MATH_NAMES)

@@ -397,7 +397,7 @@ def _renamed(value: object, names: dict[str, str]) -> object:
     return value
 
 
-def test_class_names_that_are_math_text_to_matplotlib_are_drawn_and_the_report_is_written(
+def test_class_names_that_are_math_text_are_drawn_as_they_are_and_the_report_is_written(
     release: Path, tmp_path: Path
 ) -> None:
     names = {"liver": "$x^2$", "spleen": "$", "pancreas": "a$$b"}  # 'a$$b' raises as math text

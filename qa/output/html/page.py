@@ -175,7 +175,7 @@ class Geometry:
 @dataclass(frozen=True)
 class FigureView:
     title: str
-    uri: str
+    svg: str  # markup figures.py wrote, every text from the data in it escaped
 
 
 @dataclass(frozen=True)
@@ -442,18 +442,18 @@ def class_rows(report: Report) -> tuple[list[ClassRow], list[ValueCount]]:
 def figures(cases: list[CaseView], numbers: dict[str, list[float]]) -> list[FigureView]:
     made: list[FigureView] = []
     imaged = [c for c in cases if c.shape is not None and c.spacing is not None]
-    uri = geometry_figure([c.spacing for c in imaged], [c.shape for c in imaged])
-    if uri:
-        made.append(FigureView("Voxel spacing and grid size", uri))
-    uri = numbers_figure(numbers)
-    if uri:
-        made.append(FigureView("Numeric meta.csv columns", uri))
+    svg = geometry_figure([c.spacing for c in imaged], [c.shape for c in imaged])
+    if svg:
+        made.append(FigureView("Voxel spacing and grid size", svg))
+    svg = numbers_figure(numbers)
+    if svg:
+        made.append(FigureView("Numeric meta.csv columns", svg))
     stats = [c.stats for c in cases if c.stats is not None]
     pct = {k: [s.percentiles[k] for s in stats if _finite(s.percentiles.get(k)) is not None]
            for k in ("p1", "p50", "p99")}
-    uri = image_values_figure(pct["p1"], pct["p50"], pct["p99"])
-    if uri:
-        made.append(FigureView("Image values", uri))
+    svg = image_values_figure(pct["p1"], pct["p50"], pct["p99"])
+    if svg:
+        made.append(FigureView("Image values", svg))
     return made
 
 
@@ -478,8 +478,8 @@ def class_series(report: Report) -> list[ClassSeries]:
 
 
 def distributions(report: Report) -> FigureView | None:
-    uri = class_distributions_figure(class_series(report)) if report.classes else None
-    return None if uri is None else FigureView("Per class distributions of whole masks, flagged cases in red", uri)
+    svg = class_distributions_figure(class_series(report)) if report.classes else None
+    return None if svg is None else FigureView("Per class distributions of whole masks, flagged cases in red", svg)
 
 
 def pictures(report: Report, report_dir: Folder | None) -> list[Picture]:
@@ -510,7 +510,7 @@ def build_page(report: Report, report_dir: Folder | None = None, drawings: bool 
                index_href: str | None = None) -> Page:
     """What report.html shows, computed from the report and the evidence files in report_dir beside it.
 
-    Without drawings the page has the same tables but no matplotlib figures and no slice pictures.
+    Without drawings the page has the same tables but no figures and no slice pictures.
     """
     spec = report.spec
     cases = case_views(report)
