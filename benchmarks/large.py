@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"peak resident memory, MiB: main process {watched.main_mib:.0f}; its other processes "
           f"{', '.join(f'{mib:.0f}' for mib in others)}; all processes at one moment {together:.0f}")
     case = report["cases"][0]
-    liver = case["labels"]["liver"]
+    liver = dict(zip(case["labels"]["columns"], case["labels"]["rows"]["liver"], strict=True))  # report schema 3
     print(f"{case['case']}: image mean {case['image_stats']['mean']:.1f} HU; liver {liver['volume_ml']:.0f} mL, "
           f"mean {liver['mean_hu']:.1f} HU; {len(report['overlaps'])} overlapping class pairs")
     failures = [f"{code} reported: the case was not checked in full" for code in ("QA_PARTIAL", "QA_INTERNAL")

@@ -15,7 +15,7 @@ DIFF_JSON = "diff.json"
 
 def write_report(report: Report, out: Folder | Path) -> Path:
     with opened(out) as folder:
-        return folder.write(REPORT_JSON, report.model_dump_json(indent=1))
+        return folder.write(REPORT_JSON, report.model_dump_json())
 
 
 def read_report(path: Path) -> Report:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_serializer, field_validator
 
 from qa.rules.baseline import BaselineEntry
 from qa.rules.codes import Severity
@@ -18,7 +18,8 @@ from qa.rules.waivers import Waiver
 from qa.scan.facts import ArchiveFacts
 
 # Raised whenever report.json changes in a way a reader must know: fields removed, renamed or retyped.
-SCHEMA_VERSION = 2
+# 3: a case's labels are a table (LabelTable), findings leave out their fields at their defaults; 2 is still read.
+SCHEMA_VERSION = 3
 Mode = Literal["quick", "deep"]
 FailOn = Literal["error", "warning", "never"]
 # JSON has no NaN or infinity: pydantic writes them as null, so a float that a hostile header can make non-finite
@@ -102,14 +103,62 @@ class LabelStats(BaseModel):
                                                  "few pieces; null otherwise.")
 
 
+LABEL_COLUMNS = tuple(LabelStats.model_fields)
+EMPTY_MASK = LabelStats(voxels=0, volume_ml=0.0, mean_hu=None, bbox=None, centroid_mm=None)
+
+
+class LabelTable(BaseModel):
+    """A case's LabelStats as report.json writes them: one row per measured mask, the empty masks only named. A
+    case has 117 masks, most of them empty; as objects their keys were most of a deep report's bytes."""
+
+    columns: list[str] = Field(description="The LabelStats fields, in the order of each row's values: voxels, "
+                                           "volume_ml, mean_hu, bbox, centroid_mm, whole, extent_mm, sd_hu, pieces.")
+    rows: dict[str, list[Any]] = Field(description="Per class with voxels (or any value an empty mask lacks), its "
+                                                   "values in the order of columns.")
+    empty: list[str] = Field(description="The classes whose mask is empty: voxels 0, volume_ml 0, every other "
+                                         "value null.")
+
+
+def label_table(labels: dict[str, LabelStats]) -> dict:
+    """The JSON form of a case's labels (LabelTable)."""
+    rows, empty = {}, []
+    for name, stats in labels.items():
+        if stats == EMPTY_MASK:
+            empty.append(name)
+        else:
+            rows[name] = [getattr(stats, column) for column in LABEL_COLUMNS]
+    return {"columns": list(LABEL_COLUMNS), "rows": rows, "empty": empty}
+
+
+def label_stats(table: dict) -> dict[str, LabelStats]:
+    """A LabelTable read back as LabelStats per class, in the order written (rows, then the empty masks)."""
+    known = LabelTable.model_validate(table)
+    labels = {name: LabelStats(**dict(zip(known.columns, values, strict=True))) for name, values in known.rows.items()}
+    return labels | {name: EMPTY_MASK for name in known.empty}
+
+
+Labels = Annotated[dict[str, LabelStats] | None,
+                   WithJsonSchema({"anyOf": [LabelTable.model_json_schema(), {"type": "null"}]})]
+
+
 class CaseReport(BaseModel):
     case: str
     split: str | None = None
     meta: dict[str, str | None] = Field(default_factory=dict, description="The case's meta.csv row as read.")
     image: ImageSummary | None = None
     image_stats: ImageStats | None = None
-    labels: dict[str, LabelStats] | None = Field(None, description="Per class, deep mode only.")
+    labels: Labels = Field(None, description="Per class, deep mode only, as a table (report schema 2 wrote an "
+                                             "object of LabelStats per class, still read).")
     findings: int = Field(0, description="How many findings name this case.")
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _table(cls, value: object) -> object:
+        return label_stats(value) if isinstance(value, dict) and "columns" in value and "rows" in value else value
+
+    @field_serializer("labels", when_used="json")
+    def _as_table(self, labels: dict[str, LabelStats] | None) -> dict | None:
+        return None if labels is None else label_table(labels)
 
 
 class ClassStats(BaseModel):
@@ -290,7 +339,8 @@ class Report(BaseModel):
     started: datetime
     duration_s: float
     summary: Summary
-    findings: list[Finding]
+    findings: list[Finding] = Field(description="Each finding; a field at its default (null, or no details) is left "
+                                                "out.")
     cases: list[CaseReport]
     classes: list[ClassStats] = Field(default_factory=list, description="Per class aggregates (deep mode).")
     overlaps: list[OverlapStats] = Field(default_factory=list,
@@ -305,6 +355,12 @@ class Report(BaseModel):
     reference: str | None = Field(None, description="Where the spec's reference table comes from.")
     cache: CacheReport | None = Field(None, description="The fact cache this check used; null without one "
                                                         "(--no-cache, or a zip archive).")
+
+
+    @field_serializer("findings", when_used="json")
+    def _compact(self, findings: list[Finding]) -> list[dict]:
+        # 88,114 findings of a full release: their null subcodes, classes, baselines and waivers were 5 MB
+        return [f.model_dump(mode="json", exclude_defaults=True) for f in findings]
 
 
 def summarize(findings: list[Finding], cases: int, files: int, fail_on: FailOn, only_new: bool = False,

@@ -16,7 +16,7 @@ from peaks import PeakSampler
 from support import write_zeros_nifti
 
 from qa.app.pipeline import run_check
-from qa.report.model import Report
+from qa.report.model import LABEL_COLUMNS, Report
 from qa.rules.spec import load_spec
 from qa.scan.memory import LEANEST, MIB, CaseSize, cost
 from qa.scan.nifti import read_file_facts
@@ -144,7 +144,8 @@ def test_volumes_larger_than_the_budget_are_streamed_and_every_process_stays_und
     report = json.loads((tmp_path / "out/report.json").read_text())
     found = {(f["code"], f["subcode"], f["case"]) for f in report["findings"] if f["code"].startswith("QA_")}
     assert found == {("QA_PARTIAL", what, case) for what in ("overlaps", "padding") for case in ("s0000", "s0001")}
-    assert [c["labels"]["liver"]["voxels"] for c in report["cases"]] == [ONES, ONES]
+    voxels = LABEL_COLUMNS.index("voxels")
+    assert [c["labels"]["rows"]["liver"][voxels] for c in report["cases"]] == [ONES, ONES]
     assert sampler.largest_mib() < 320
     assert 600**3 * 2 / MIB > 320
 
