@@ -18,7 +18,7 @@ from qa.rules.waivers import Waiver
 from qa.scan.facts import ArchiveFacts
 
 # Raised whenever report.json changes in a way a reader must know: fields removed, renamed or retyped.
-# 3: a case's labels are a table (LabelTable), findings leave out their fields at their defaults; 2 is still read.
+# 3: a case's labels and the findings are tables (LabelTable, FindingTable); 2 is still read.
 SCHEMA_VERSION = 3
 Mode = Literal["quick", "deep"]
 FailOn = Literal["error", "warning", "never"]
@@ -130,10 +130,12 @@ def label_table(labels: dict[str, LabelStats]) -> dict:
     return {"columns": list(LABEL_COLUMNS), "rows": rows, "empty": empty}
 
 
-def label_stats(table: dict) -> dict[str, LabelStats]:
-    """A LabelTable read back as LabelStats per class, in the order written (rows, then the empty masks)."""
+def label_stats(table: dict) -> dict[str, dict | LabelStats]:
+    """A LabelTable read back, in the order written (rows, then the empty masks): the fields of each row, for
+    pydantic to validate as LabelStats, and for each empty mask the one EMPTY_MASK (never changed, so shared)."""
     known = LabelTable.model_validate(table)
-    labels = {name: LabelStats(**dict(zip(known.columns, values, strict=True))) for name, values in known.rows.items()}
+    labels: dict[str, dict | LabelStats] = {name: dict(zip(known.columns, values, strict=True))
+                                            for name, values in known.rows.items()}
     return labels | {name: EMPTY_MASK for name in known.empty}
 
 
@@ -320,6 +322,63 @@ class CacheReport(BaseModel):
                                        "were used (--verify-cache).")
 
 
+FINDING_COLUMNS = ("code", "subcode", "severity", "case", "path", "class_name", "message", "shortened", "details",
+                   "fingerprint", "baseline", "waived")
+# bits of a row's "shortened": what was left out of its message and path, to be put back on reading
+PATH_IN_MESSAGE, CASE_IN_PATH = 1, 2
+
+
+class FindingTable(BaseModel):
+    """The findings as report.json writes them: a row of values each, its code an index into codes and its message
+    one into messages, written once each (88,114 findings of a full release repeated their keys, paths and
+    messages)."""
+
+    columns: list[str] = Field(description="The order of each row's values: code (index into codes), subcode, "
+                                           "severity, case, path, class_name, message (index into messages), "
+                                           "shortened, details, fingerprint, baseline, waived.")
+    codes: list[str]
+    messages: list[str] = Field(description="The messages, each once. A row's shortened is bits: 1, its message "
+                                            "is 'PATH: ' and this one; 2, its path is 'CASE/' and the one in the row.")
+    rows: list[list[Any]]
+
+
+def finding_table(findings: list[Finding]) -> dict:
+    """The JSON form of the findings (FindingTable)."""
+    codes = sorted({f.code for f in findings})
+    code_index = {code: k for k, code in enumerate(codes)}
+    messages: dict[str, int] = {}
+    rows = []
+    for f in findings:
+        shortened, message, path = 0, f.message, f.path
+        if path and message.startswith(f"{path}: "):
+            shortened, message = PATH_IN_MESSAGE, message[len(path) + 2:]
+        if path and f.case and path.startswith(f"{f.case}/"):
+            shortened, path = shortened | CASE_IN_PATH, path[len(f.case) + 1:]
+        rows.append([code_index[f.code], f.subcode, f.severity, f.case, path, f.class_name,
+                     messages.setdefault(message, len(messages)), shortened, f.details, f.fingerprint, f.baseline,
+                     None if f.waived is None else f.waived.model_dump(mode="json")])
+    return {"columns": list(FINDING_COLUMNS), "codes": codes, "messages": list(messages), "rows": rows}
+
+
+def finding_dicts(table: dict) -> list[dict]:
+    """A FindingTable read back as one dict of Finding fields per finding."""
+    known = FindingTable.model_validate(table)
+    found = []
+    for values in known.rows:
+        row = dict(zip(known.columns, values, strict=True))
+        row["code"], row["message"] = known.codes[row["code"]], known.messages[row["message"]]
+        shortened = row.pop("shortened")
+        if shortened & CASE_IN_PATH:
+            row["path"] = f"{row['case']}/{row['path']}"
+        if shortened & PATH_IN_MESSAGE:
+            row["message"] = f"{row['path']}: {row['message']}"
+        found.append(row)
+    return found
+
+
+Findings = Annotated[list[Finding], WithJsonSchema(FindingTable.model_json_schema())]
+
+
 class Report(BaseModel):
     """A tsqa check of one release."""
 
@@ -339,8 +398,8 @@ class Report(BaseModel):
     started: datetime
     duration_s: float
     summary: Summary
-    findings: list[Finding] = Field(description="Each finding; a field at its default (null, or no details) is left "
-                                                "out.")
+    findings: Findings = Field(description="Every finding, as a table (report schema 2 wrote a list of Finding "
+                                           "objects, still read).")
     cases: list[CaseReport]
     classes: list[ClassStats] = Field(default_factory=list, description="Per class aggregates (deep mode).")
     overlaps: list[OverlapStats] = Field(default_factory=list,
@@ -357,10 +416,14 @@ class Report(BaseModel):
                                                         "(--no-cache, or a zip archive).")
 
 
+    @field_validator("findings", mode="before")
+    @classmethod
+    def _from_table(cls, value: object) -> object:
+        return finding_dicts(value) if isinstance(value, dict) and "columns" in value else value
+
     @field_serializer("findings", when_used="json")
-    def _compact(self, findings: list[Finding]) -> list[dict]:
-        # 88,114 findings of a full release: their null subcodes, classes, baselines and waivers were 5 MB
-        return [f.model_dump(mode="json", exclude_defaults=True) for f in findings]
+    def _as_table(self, findings: list[Finding]) -> dict:
+        return finding_table(findings)
 
 
 def summarize(findings: list[Finding], cases: int, files: int, fail_on: FailOn, only_new: bool = False,
