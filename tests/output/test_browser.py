@@ -10,6 +10,7 @@ import pytest
 from support import chromium
 
 from qa.app.cli import main
+from qa.output.html.page import write_html
 from qa.output.runs import latest_run
 from qa.report.model import Report
 from qa.rules.spec import load_spec
@@ -153,3 +154,31 @@ def test_page_of_a_clean_release_opens_without_errors(browser, tmp_path: Path) -
     assert clean.console_errors == [] and clean.requests == [clean.url]
     assert clean.page.inner_text("#verdict") == "PASS"
     assert clean.page.locator("#cases-body tr.case-row").count() == 1
+
+
+def test_info_findings_of_a_large_release_wait_until_asked_for_then_join_the_table(browser, checked,
+                                                                                   tmp_path: Path) -> None:
+    """Past INLINE_INFO info findings the table opens with the errors and warnings; the button, or a filter that
+    may match info findings, adds them."""
+    out, report = checked
+    added = [f.model_copy(update={"severity": "info", "code": "LABEL_TRUNCATED", "fingerprint": f"i{k}"})
+             for k, f in enumerate(report.findings)]
+    with_info = report.model_copy(update={"findings": report.findings + added})
+    info = [f for f in with_info.findings if f.severity == "info"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("qa.output.html.page.INLINE_INFO", 0)
+        page_file = write_html(with_info, out, tmp_path)
+    opened = open_page(browser, page_file, with_info)
+    page = opened.page
+    loud = [f for f in with_info.findings if f.severity != "info"]
+    assert page.locator("#findings-body tr").count() == min(len(loud), 100)
+    assert "LABEL_TRUNCATED" in page.inner_text("#info-counts")
+    page.click("#info-load")
+    assert page.locator("#info-note").count() == 0
+    page.select_option("#f-severity", "info")
+    assert page.locator("#findings-body tr").count() == min(len(info), 100)
+    assert not opened.console_errors and opened.requests == [opened.url]
+    filtered = open_page(browser, page_file, with_info)
+    filtered.page.select_option("#f-code", "LABEL_TRUNCATED")
+    truncated = sum(f.code == "LABEL_TRUNCATED" for f in with_info.findings)
+    assert filtered.page.locator("#findings-body tr").count() == min(truncated, 100)

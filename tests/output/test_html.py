@@ -296,7 +296,7 @@ def test_findings_past_the_row_cap_stay_in_the_json_report_only(
     page = build_page(faulty, drawings=False)
     rows = json.loads(page.findings_json)["rows"]
     assert [row[FINDING_COLUMNS.index("severity")] for row in rows] == [0, 0], "the most severe are kept"
-    assert "The table holds the 2 most severe of the 4 findings" in render_page(page)
+    assert "The page holds the 2 most severe of the 4 findings" in render_page(page)
 
 
 def test_the_index_shows_any_folder_name_as_text_and_links_it_percent_encoded(tmp_path: Path, faulty: Report) -> None:
@@ -393,3 +393,25 @@ def test_class_and_case_names_with_dollars_or_markup_are_drawn_as_they_are() -> 
 def test_a_meta_csv_column_named_like_math_text_is_a_literal_figure_title() -> None:
     svg = numbers_figure({name: [1.0, 2.0] for name in MATH_NAMES})
     assert all(f">{name}</text>" in svg for name in MATH_NAMES)
+
+
+def test_info_findings_past_the_inline_count_are_counted_per_code_and_class_and_kept_apart(
+    monkeypatch: pytest.MonkeyPatch, faulty: Report
+) -> None:
+    info = [made("LABEL_TRUNCATED", "info", case, mask(case, name), "cut", name, {})
+            for case in ("s0000", "s0001") for name in ("liver", "spleen")] + [
+        made("LABEL_TRUNCATED", "info", "s0002", mask("s0002", "liver"), "cut", "liver", {})]
+    report = faulty.model_copy(update={"findings": faulty.findings + info})
+    monkeypatch.setattr("qa.output.html.page.INLINE_INFO", 4)
+    page = build_page(report, drawings=False)
+    assert [(i.code, i.class_name, i.count, i.cases) for i in page.info_counts] == [
+        ("LABEL_TRUNCATED", "liver", 3, 3), ("LABEL_TRUNCATED", "spleen", 2, 2)]
+    severity = FINDING_COLUMNS.index("severity")
+    assert [row[severity] for row in json.loads(page.findings_json)["rows"]] == [0, 0, 0, 1]
+    assert [row[severity] for row in json.loads(page.info_json)["rows"]] == [2] * 5
+    html = render_page(page)
+    assert 'id="info-data"' in html and "Add the 5 info findings to the table" in html
+    monkeypatch.setattr("qa.output.html.page.INLINE_INFO", 5)
+    page = build_page(report, drawings=False)
+    assert page.info_json is None and len(json.loads(page.findings_json)["rows"]) == 9
+    assert 'id="info-data"' not in render_page(page) and 'id="info-counts"' in render_page(page)

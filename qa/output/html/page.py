@@ -34,6 +34,11 @@ FINDING_COLUMNS = ("code", "severity", "case", "class", "path", "message", "deta
 EXAMPLES_PER_CODE = 3
 DETAILS_CHARS = 160
 MAX_FINDING_ROWS = 50_000
+# Past this many info findings the table starts with the errors and warnings only; the info findings are counted per
+# code and class, and their rows wait in a blob of their own that the page parses when asked (a full release had
+# 71,432 info findings of 88,114).
+INLINE_INFO = 2_000
+MAX_INFO_ROWS = 100_000
 MAX_PICTURE_BYTES = 4 << 20  # a slice picture is tens of kilobytes; a larger file is not one tsqa wrote
 REPORT_HTML = "report.html"
 TOP_OVERLAPS = 30
@@ -173,6 +178,16 @@ class Geometry:
 
 
 @dataclass(frozen=True)
+class InfoCount:
+    """How many info findings of one code name one class (or no class), in how many cases."""
+
+    code: str
+    class_name: str | None
+    count: int
+    cases: int
+
+
+@dataclass(frozen=True)
 class FigureView:
     title: str
     svg: str  # markup figures.py wrote, every text from the data in it escaped
@@ -216,6 +231,10 @@ class Page:
     index_href: str | None = None
     distributions: FigureView | None = None
     drift: list[DriftStats] | None = None
+    info_counts: list[InfoCount] | None = None
+    info_json: str | None = None  # the info findings' rows, when they are left out of findings_json
+    info_rows: int = 0
+    table_rows: int = 0  # the findings the page holds, info rows included
 
 
 def script_json(value: object) -> str:
@@ -298,17 +317,55 @@ def gate_text(f: Finding) -> str | None:
     return {"new": "new", "worse": "worse than in the baseline"}.get(f.baseline or "")
 
 
-def findings_json(findings: list[Finding], pictures: dict[str, str]) -> str:
+def findings_json(findings: list[Finding], pictures: dict[str, str], codes: list[str] | None = None,
+                  limit: int | None = None) -> str:
     """The findings as rows of FINDING_COLUMNS (code and severity as indices into their lists), most severe first.
 
-    At most MAX_FINDING_ROWS rows: past that the page would no longer open quickly, and report.json has them all.
+    At most `limit` (MAX_FINDING_ROWS) rows: past that the page would no longer open quickly, and report.json has
+    them all. `codes`: the list the code indices point into, when two blobs share it.
     """
-    codes = sorted({f.code for f in findings})
+    codes = codes if codes is not None else sorted({f.code for f in findings})
     code_index = {c: i for i, c in enumerate(codes)}
     ordered = sorted(findings, key=lambda f: (-SEVERITY_RANK[f.severity], f.code, f.case or "", f.path or ""))
     rows = [[code_index[f.code], SEVERITIES.index(f.severity), f.case, f.class_name, f.path, message_text(f),
-             details_text(f.details), pictures.get(f.path or ""), gate_text(f)] for f in ordered[:MAX_FINDING_ROWS]]
+             details_text(f.details), pictures.get(f.path or ""), gate_text(f)]
+            for f in ordered[:MAX_FINDING_ROWS if limit is None else limit]]
     return script_json({"columns": FINDING_COLUMNS, "codes": codes, "severities": SEVERITIES, "rows": rows})
+
+
+def info_counts(findings: list[Finding]) -> list[InfoCount]:
+    """The info findings counted per code and class, the most frequent first."""
+    counts: Counter = Counter()
+    cases: dict[tuple[str, str | None], set[str]] = {}
+    for f in findings:
+        if f.severity == "info":
+            key = (f.code, f.class_name)
+            counts[key] += 1
+            if f.case is not None:
+                cases.setdefault(key, set()).add(f.case)
+    return [InfoCount(code, name, n, len(cases.get((code, name), ())))
+            for (code, name), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0][0], kv[0][1] or ""))]
+
+
+@dataclass(frozen=True)
+class FindingBlobs:
+    """The findings table's rows, and the info rows the page parses only when asked (None: they are in the table)."""
+
+    table: str
+    info: str | None
+    info_rows: int
+    rows: int  # in both blobs
+
+
+def finding_blobs(findings: list[Finding], pictures: dict[str, str]) -> FindingBlobs:
+    info = [f for f in findings if f.severity == "info"]
+    if len(info) <= INLINE_INFO:
+        return FindingBlobs(findings_json(findings, pictures), None, 0, min(len(findings), MAX_FINDING_ROWS))
+    codes = sorted({f.code for f in findings})
+    rest = [f for f in findings if f.severity != "info"]
+    shown = min(len(info), MAX_INFO_ROWS)
+    return FindingBlobs(findings_json(rest, pictures, codes), findings_json(info, pictures, codes, MAX_INFO_ROWS),
+                        shown, min(len(rest), MAX_FINDING_ROWS) + shown)
 
 
 def _number(value: float | None) -> str:
@@ -518,12 +575,14 @@ def build_page(report: Report, report_dir: Folder | None = None, drawings: bool 
     classes, class_findings = class_rows(report)
     columns, numbers = column_summaries(cases, spec.id_column, spec.column_types)
     shown = pictures(report, report_dir) if drawings else []
+    blobs = finding_blobs(report.findings, {p.finding.path: p.id for p in shown if p.finding.path})
     return Page(
         report=report, verdict="PASS" if report.summary.passed else "FAIL",
         started=report.started.strftime("%Y-%m-%d %H:%M:%S %Z").strip(),
         groups=code_groups(report.findings), worst=[by_case[c] for c in report.summary.worst_cases if c in by_case],
         filters=filters(report.findings),
-        findings_json=findings_json(report.findings, {p.finding.path: p.id for p in shown if p.finding.path}),
+        findings_json=blobs.table, info_json=blobs.info, info_rows=blobs.info_rows, table_rows=blobs.rows,
+        info_counts=info_counts(report.findings),
         cases=cases, cases_json=cases_json(cases), classes=classes,
         volume_decades=volume_scale(report.classes), class_findings=class_findings,
         overlaps=report.overlaps[:TOP_OVERLAPS], geometry=geometry(cases), splits=split_rows(cases, spec.splits),
@@ -542,8 +601,7 @@ def environment() -> Environment:
 
 
 def render_page(page: Page) -> str:
-    return environment().get_template("report.html.j2").render(page=page, severities=SEVERITIES,
-                                                               max_rows=MAX_FINDING_ROWS)
+    return environment().get_template("report.html.j2").render(page=page, severities=SEVERITIES)
 
 
 def render_html(report: Report, report_dir: Folder | None = None, index_href: str | None = None) -> str:
