@@ -363,9 +363,6 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _checked(args: argparse.Namespace, executor: Callable[[ReleaseSource, int, bool], AbstractContextManager]) -> int:
-    from qa.app.pipeline import OutputError, keep_run, open_history, open_output, run_check, write_outputs
-    from qa.output.console import print_summary
-    from qa.output.progress import progress_bar
     from qa.report.gate import apply_gate
     from qa.rules.detect import NoSpecFits, detect_spec
 
@@ -383,6 +380,11 @@ def _checked(args: argparse.Namespace, executor: Callable[[ReleaseSource, int, b
     gate = _gate(args, spec.id)
     cache_folder = None if args.no_cache else _cache_folder(args.cache)
     _check_targets(args, root, cache_folder)
+    # the scan, its checks (pandas, pandera) and the outputs are imported once the command line is known to be usable
+    from qa.app.pipeline import OutputError, keep_run, open_history, open_output, run_check, write_outputs
+    from qa.output.console import print_summary
+    from qa.output.progress import progress_bar
+
     with ExitStack() as opened:
         cluster = opened.enter_context(executor(source, args.max_memory, args.quiet))  # reached before the outputs
         # the report folders are opened, checked and (--out) locked before the scan, and written through those handles
@@ -501,6 +503,8 @@ def _check_targets(args: argparse.Namespace, root: Path, cache_folder: Path | No
     usage error naming the option when one is not (the report folders are checked as they are opened)."""
     from qa.output.targets import file_problem, folder_problem
 
+    if args.out is not None:
+        _refuse_target("--out", args.out, folder_problem(args.out))
     for option, path in (("--junit", args.junit), ("--sarif", args.sarif), ("--write-baseline", args.write_baseline)):
         if path is not None:
             _refuse_target(option, path, file_problem(path, args.out))
@@ -660,7 +664,7 @@ def _render(args: argparse.Namespace) -> int:
 
 def _source(root: Path, spec: ReleaseSpec | None) -> ReleaseSource:
     """The release at a path, a folder or a zip archive, or the usage error that says why there is none."""
-    from qa.app.pipeline import open_release
+    from qa.source.opening import open_release
     from qa.source.zip import NotAZip
 
     if not root.exists():

@@ -42,7 +42,7 @@ from qa.report.model import (
     SpecSnapshot,
     summarize,
 )
-from qa.rules.spec import ReleaseSpec, all_builtin_specs, case_folders
+from qa.rules.spec import ReleaseSpec, case_folders
 from qa.rules.text import safe_text
 from qa.scan.cache import CacheUse, FactCache, ReleaseCache
 from qa.scan.case import CaseTask, Layout, ScanMode, case_task, scan_case_guarded
@@ -52,6 +52,7 @@ from qa.scan.meta import read_meta
 from qa.scan.stamp import case_stamp, scan_stamped, trailers_match
 from qa.source.base import ReleaseSource
 from qa.source.fs import FolderSource
+from qa.source.opening import open_release
 from qa.source.zip import ZipSource
 
 T = TypeVar("T")
@@ -191,16 +192,6 @@ def build_report(facts: ReleaseFacts, spec: ReleaseSpec, spec_reason: str, mode:
         drift=drift_stats(judgement.drift, findings) if mode == "deep" else [],
         reference=None if spec.reference is None else spec.reference.source, cache=cache,
     )
-
-
-def open_release(path: Path, spec: ReleaseSpec | None = None) -> ReleaseSource:
-    """The release at a path: a folder, or a zip archive read in place, whose single top folder is the release root
-    unless it is named like a case of the spec (of any built-in spec, when none is given). NotAZip when the path is a
-    file that is no zip archive this reader takes."""
-    if not path.is_file():
-        return FolderSource(path)
-    specs = [spec] if spec is not None else all_builtin_specs()
-    return ZipSource(path, "|".join(f"(?:{pattern})" for pattern in sorted({s.case_pattern for s in specs})))
 
 
 def run_check(root: Path | ReleaseSource, spec: ReleaseSpec, spec_reason: str, mode: Mode = "deep", jobs: int = 1,
