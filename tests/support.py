@@ -397,3 +397,11 @@ def chained_merge_keys() -> str:
 # YAML that a naive reader recurses on, or builds billions of nodes from, or spends minutes on.
 HOSTILE_YAML = {"nested_list": nested_list, "nested_mapping": nested_mapping, "billion_laughs": billion_laughs,
                 "chained_merge_keys": chained_merge_keys}
+
+
+def report_data(path: Path) -> dict:
+    """A report.json read through the model, as plain data in report schema 2's shape (findings a list of objects,
+    a case's labels an object per class), for tests that look into it."""
+    from qa.report.model import Report
+
+    return Report.model_validate_json(path.read_bytes()).model_dump()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import zlib
 from pathlib import Path
 
 import pytest
-from support import CountingSource, finish, run_tsqa, run_tsqa_read_only, start_tsqa
+from support import CountingSource, finish, report_data, run_tsqa, run_tsqa_read_only, start_tsqa
 
 from qa.app.cli import main
 from qa.app.pipeline import run_check
@@ -188,12 +187,12 @@ def test_two_checks_at_once_on_one_cache_both_finish_with_correct_reports(releas
     assert _findings(tmp_path / "run1") == expected and _findings(tmp_path / "run2") == expected
     third = run_tsqa("check", release, "--out", tmp_path / "run3", "--cache", cache, *common)
     assert third.returncode == 0
-    report = json.loads((tmp_path / "run3" / "report.json").read_text())
+    report = report_data(tmp_path / "run3" / "report.json")
     assert report["cache"]["cases"] == 3 and _findings(tmp_path / "run3") == expected
 
 
 def _findings(out: Path) -> list[tuple[str, str]]:
-    report = json.loads((out / "report.json").read_text())
+    report = report_data(out / "report.json")
     return sorted((f["fingerprint"], f["severity"]) for f in report["findings"])
 
 
@@ -203,9 +202,9 @@ def test_no_cache_reads_everything_and_leaves_the_cache_alone(release: Path, tmp
     args = ["check", str(release), "--spec", SPEC.id, "--subset", "--fail-on", "never", "--quiet", "--jobs", "1"]
     assert main([*args, "--out", str(tmp_path / "a"), "--cache", str(cache)]) == 0
     assert main([*args, "--out", str(tmp_path / "b"), "--cache", str(cache), "--no-cache"]) == 0
-    assert json.loads((tmp_path / "b" / "report.json").read_text())["cache"] is None
+    assert report_data(tmp_path / "b" / "report.json")["cache"] is None
     assert main([*args, "--out", str(tmp_path / "c"), "--cache", str(cache)]) == 0
-    assert json.loads((tmp_path / "c" / "report.json").read_text())["cache"]["cases"] == 3
+    assert report_data(tmp_path / "c" / "report.json")["cache"]["cases"] == 3
 
 
 def test_cache_info_lists_the_release_and_clear_empties_it(release: Path, tmp_path: Path,
@@ -272,9 +271,9 @@ def test_a_crafted_entry_runs_no_code_and_is_a_miss_said_once(release: Path, tmp
     assert not canary.exists()
     said = notices(again.stderr)
     assert len(said) == 1 and "not facts of this tsqa" in said[0], again.stderr
-    assert json.loads((tmp_path / "again" / "report.json").read_text())["cache"]["cases"] == 0
+    assert report_data(tmp_path / "again" / "report.json")["cache"]["cases"] == 0
     run_tsqa(*cli_check(release, tmp_path / "third", folder))
-    assert json.loads((tmp_path / "third" / "report.json").read_text())["cache"]["cases"] == 3  # stored anew
+    assert report_data(tmp_path / "third" / "report.json")["cache"]["cases"] == 3  # stored anew
 
 
 def test_a_cache_of_the_pickle_format_is_started_anew_with_one_notice(source: CountingSource, tmp_path: Path) -> None:
@@ -306,7 +305,7 @@ def test_a_read_only_cache_serves_its_entries_stores_nothing_and_says_so_once(re
     assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
     said = notices(run.stderr)
     assert len(said) == 1 and "read-only" in said[0] and "nothing new is stored" in said[0], run.stderr
-    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    report = report_data(tmp_path / "out" / "report.json")
     assert report["cache"]["cases"] == 2
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 

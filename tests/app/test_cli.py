@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -11,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from support import report_data
 
 from qa.app.cli import build_parser, main
 from qa.app.pipeline import keep_run, open_history, open_output, run_check, write_outputs
@@ -167,7 +167,7 @@ def test_demo_exits_0_and_writes_its_report_under_reports_demo(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["demo"]) == 0
-    report = json.loads((tmp_path / "reports" / "demo" / "report.json").read_text(encoding="utf-8"))
+    report = report_data(tmp_path / "reports" / "demo" / "report.json")
     assert (tmp_path / "reports" / "demo" / "report.html").is_file()
     found = {f["code"] for f in report["findings"]}
     assert {"FILE_CORRUPT", "GEOM_AFFINE_MISMATCH", "META_VALUE", "FILE_UNEXPECTED"} <= found

@@ -3,13 +3,12 @@ do the scans refused, and one-line usage errors before any scan, with or without
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import BlindSource, KillingSource, KillOnceSource, run_tsqa
+from support import BlindSource, KillingSource, KillOnceSource, report_data, run_tsqa
 
 from qa.app.cli import main
 from qa.app.cluster import ask_workers
@@ -135,7 +134,7 @@ def test_tsqa_check_on_a_local_cluster_writes_the_report_and_leaves_no_process(s
                    "--scheduler", "local:2", "--fail-on", "never", timeout=180)
     assert run.returncode == 0, run.stderr
     assert "tsqa: Dask cluster local:2: 2 workers, 2 threads" in run.stderr
-    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    report = report_data(tmp_path / "out" / "report.json")
     assert {(f["code"], f["path"]) for f in report["findings"]} >= {(f.code, f.path) for f in sample.faults}
     assert run.stdout.startswith(f"PASS {SPEC.id}, 5 cases")
     assert "Warning" not in run.stderr

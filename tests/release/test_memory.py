@@ -4,7 +4,6 @@ the budget is a QA_PARTIAL finding."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -13,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from peaks import PeakSampler
-from support import write_zeros_nifti
+from support import report_data, write_zeros_nifti
 
 from qa.app.pipeline import run_check
-from qa.report.model import LABEL_COLUMNS, Report
+from qa.report.model import Report
 from qa.rules.spec import load_spec
 from qa.scan.memory import LEANEST, MIB, CaseSize, cost
 from qa.scan.nifti import read_file_facts
@@ -128,7 +127,7 @@ def test_ct_declaring_1000_cubed_with_garbage_after_a_few_megabytes_stays_under_
     root = big_release(tmp_path / "release", ["s0000", "s0001"], (1000, 1000, 1000), garbage_after=4096, masks=False)
     done, sampler = check_watched(root, tmp_path / "out")
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    report = json.loads((tmp_path / "out/report.json").read_text())
+    report = report_data(tmp_path / "out/report.json")
     corrupt = {(f["case"], f["path"], f["subcode"]) for f in report["findings"] if f["code"] == "FILE_CORRUPT"}
     assert corrupt == {("s0000", "s0000/ct.nii.gz", "stream"), ("s0001", "s0001/ct.nii.gz", "stream")}
     assert len(sampler.peaks) >= 4  # the main process, the fork server and its workers were all watched
@@ -141,11 +140,10 @@ def test_volumes_larger_than_the_budget_are_streamed_and_every_process_stays_und
     root = big_release(tmp_path / "release", ["s0000", "s0001"], (600, 600, 600))
     done, sampler = check_watched(root, tmp_path / "out", "--max-memory", "320M")
     assert "Traceback" not in done.stderr
-    report = json.loads((tmp_path / "out/report.json").read_text())
+    report = report_data(tmp_path / "out/report.json")
     found = {(f["code"], f["subcode"], f["case"]) for f in report["findings"] if f["code"].startswith("QA_")}
     assert found == {("QA_PARTIAL", what, case) for what in ("overlaps", "padding") for case in ("s0000", "s0001")}
-    voxels = LABEL_COLUMNS.index("voxels")
-    assert [c["labels"]["rows"]["liver"][voxels] for c in report["cases"]] == [ONES, ONES]
+    assert [c["labels"]["liver"]["voxels"] for c in report["cases"]] == [ONES, ONES]
     assert sampler.largest_mib() < 320
     assert 600**3 * 2 / MIB > 320
 

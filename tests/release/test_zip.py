@@ -5,14 +5,13 @@ line on a zip."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import zipfile
 from pathlib import Path
 
 import pytest
 import yaml
-from support import without_cut_organs
+from support import report_data, without_cut_organs
 
 from qa.app.cli import main
 from qa.app.pipeline import run_check
@@ -238,7 +237,7 @@ def test_tsqa_check_on_a_zip_detects_the_spec_and_writes_nothing_beside_the_arch
     code = main(["check", str(made.path), "--out", str(tmp_path / "out"), "--subset", "--jobs", "2"])
     assert code == 1  # the hostile member is an error
     assert listing(downloads) == before
-    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    report = report_data(tmp_path / "out" / "report.json")
     assert report["spec_id"] == "totalsegmentator-v2" and report["archive"]["top_folder"] == TOP
     assert {f["code"] for f in without_cut_organs(report["findings"])} == {"ARCHIVE_MEMBER", "ARCHIVE_UNVERIFIED"}
     captured = capsys.readouterr()
@@ -255,7 +254,7 @@ def test_tsqa_check_no_checksum_compares_the_size_and_says_the_md5_was_skipped(
     code = main(["check", str(made.path), "--spec", str(spec_file), "--out", str(tmp_path / "out"), "--subset",
                  "--jobs", "1", "--no-checksum"])
     assert code == 0
-    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    report = report_data(tmp_path / "out" / "report.json")
     [unverified] = without_cut_organs(report["findings"])
     assert (unverified["code"], unverified["subcode"]) == ("ARCHIVE_UNVERIFIED", "skipped")
     assert "its size matches the published one" in unverified["message"]

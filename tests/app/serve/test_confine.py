@@ -3,13 +3,13 @@ and the canary release outside the root is never read, at submission or when the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from serve_support import SUBMIT_TOKEN, Canary, bearer, config_data, small_release
+from support import report_data
 
 from qa.app.serve.app import create_app
 from qa.app.serve.config import ServeConfig, parse_config
@@ -130,7 +130,7 @@ def test_a_zip_root_is_checked_whole_in_place_and_a_file_that_is_no_zip_is_refus
     run_job(config, job.id)
     done = store.get(job.id)
     assert done.state == "finished" and done.counts["by_code"]["GEOM_AFFINE_MISMATCH"] == 1
-    report = json.loads((config.reports / done.run / "report.json").read_text())
+    report = report_data(config.reports / done.run / "report.json")
     assert (report["archive"]["name"], report["archive"]["top_folder"]) == ("incoming.zip",
                                                                          "Totalsegmentator_dataset_v201")
     fake = store.submit("fake", "", None, "quick", True, "ci")
