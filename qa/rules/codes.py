@@ -201,10 +201,18 @@ _CODES = [
     ),
     Code(
         "GEOM_SHAPE_MISMATCH", "error", "a mask's grid shape differs from its image's",
-        "The mask's voxel dimensions are not those of the case's image. details give both shapes.",
+        "The mask's voxel dimensions are not those of the case's image (size), or the mask is not 3-D: its header "
+        "has a fourth axis, (x, y, z, 1) (ndim). Both are seen in the header, in quick mode. details give both "
+        "shapes.",
         "Voxel-wise training pairs image and mask arrays directly; a different shape crashes or misaligns every "
-        "sample.",
-        "Resample the mask onto the image grid (nearest neighbour), or regenerate it from the source segmentation.",
+        "sample. A 4-D mask crashes the plainest use of it: nibabel keeps the axis, and ct[mask > 0] raises an "
+        "IndexError.",
+        "Resample the mask onto the image grid (nearest neighbour), or regenerate it from the source segmentation; "
+        "save a 4-D mask again from its 3-D array (nib.Nifti1Image(data[..., 0], affine, header)).",
+        subcodes=(
+            Subcode("size", "the mask's first three dimensions differ from its image's"),
+            Subcode("ndim", "the mask has more than three axes, e.g. (x, y, z, 1), on its image's grid"),
+        ),
     ),
     Code(
         "GEOM_AFFINE_MISMATCH", "error", "a mask's affine differs from its image's",
@@ -270,10 +278,15 @@ _CODES = [
     ),
     Code(
         "IMAGE_DTYPE", "error", "the image's stored data type is not allowed",
-        "The image stores voxels in a type the spec does not allow (TotalSegmentator CTs are int16 Hounsfield units).",
-        "Float CTs are twice the size and hint at a resampled or rescaled image; unsigned types cannot hold air at "
-        "-1000 HU.",
-        "Convert the image to the release's data type.",
+        "The image's stored data type (the header's datatype) is not one of the spec's image_dtypes; the spec allows "
+        "int16 for TotalSegmentator, whose CTs store Hounsfield units as they are. The stored type is judged, "
+        "whatever scl_slope and scl_inter make of it: a uint16 CT with scl_inter -1024 loads air at -1024 HU in "
+        "nibabel and ITK, and is still reported; details give the dtype and the scaling.",
+        "Float CTs are twice the size and hint at a resampled or rescaled image. An unsigned CT holds air only "
+        "through its scaling: every reader that takes the stored values (nibabel's dataobj.get_unscaled(), raw "
+        "readers, a converter that drops the header's scaling) sees air near 0 and water near 1000, and the cases "
+        "of one release differ in how they must be read.",
+        "Convert the image to the release's data type with its scaling applied (int16 HU, scl_slope 1, scl_inter 0).",
     ),
     Code(
         "LABEL_DTYPE", "error", "a mask's stored data type or scaling is not allowed",
