@@ -374,6 +374,28 @@ _CODES += [
         needs="deep",
     ),
     Code(
+        "IMAGE_NOT_CT", "error", "the image is no CT in Hounsfield units: blank, shifted or a label map",
+        "The image as a whole cannot be a CT in HU, judged on its voxel percentiles and the HU inside its masks "
+        "(values.hu_scale). blank: 98% of its voxels (p1 to p99) lie within blank_spread HU, no anatomy. label_map: "
+        "every value is a whole number from 0 to label_max: a segmentation saved as the image. shifted: no voxel "
+        "lies below shifted_min HU (no air, lung or fat), or at least shifted_mask_share of the masks judged by "
+        "labels.hu (shifted_min_masks or more) lie above their group's range: the values are raw scanner values, "
+        "the intercept -1024 lost. The masks of such a case are not blamed: their LABEL_HU and LABEL_IN_PADDING "
+        "warnings (a blank image is all padding) are left out, and the masks out of their HU range counted in this "
+        "finding's details (masks_out_of_range). "
+        "details give the percentiles and, for shifted, the median offset of the masks from their ranges.",
+        "Every intensity-based use of the case is wrong: normalisation, windowing, the HU checks of its masks, and "
+        "a model trained on it learns tissue 1,000 HU off or no image at all.",
+        "Re-export the CT from its source DICOM with RescaleIntercept and RescaleSlope applied (int16 HU); put the "
+        "CT, not a segmentation, at the image's path.",
+        needs="deep",
+        subcodes=(
+            Subcode("blank", "98% of the voxels within a few HU of each other: an empty (all -1024) or constant image"),
+            Subcode("shifted", "tissue about 1,000 HU too high: raw scanner values stored without their intercept"),
+            Subcode("label_map", "whole numbers from 0 to a few hundred only: a segmentation stored as the CT"),
+        ),
+    ),
+    Code(
         "LABEL_CHAIN", "warning", "a chain of classes has a gap or two members labelled as one",
         "The spec's chains (labels.chains: vertebrae C1 to S1, the ribs of each side) run head to feet without a "
         "gap. gap: a member is empty while members above and below it are not, so the gap lies inside the field of "
