@@ -68,14 +68,16 @@ def not_ct(case: CaseFacts, ctx: Context) -> NotCt | None:
     if low >= 0 and 1 <= high <= scale.label_max and float(low).is_integer() and float(high).is_integer():
         return NotCt("label_map", f"whole numbers from {low:g} to {high:g} only: a segmentation, not a CT",
                      numbers | {"label_max": scale.label_max})
-    if p99 - p1 <= scale.blank_spread:
+    judged = judged_masks(case, ctx)
+    # a body in under 1% of a wide field of view leaves p1 to p99 in the air, but its masks hold tissue
+    flat = all(abs(j.mean - (p1 + p99) / 2) <= scale.blank_spread for j in judged)
+    if p99 - p1 <= scale.blank_spread and flat:
         return NotCt("blank", f"98% of the voxels between {p1:g} and {p99:g} HU: no anatomy, a blank image",
                      numbers | {"blank_spread": scale.blank_spread})
     if low >= scale.shifted_min:
         return NotCt("shifted", f"no voxel below {scale.shifted_min:g} HU (minimum {low:g}): no air, lung or fat, "
                                 "raw scanner values without their intercept",
                      numbers | {"shifted_min": scale.shifted_min})
-    judged = judged_masks(case, ctx)
     above = [j.mean - j.group.range[1] for j in judged if j.mean > j.group.range[1]]
     if len(judged) >= scale.shifted_min_masks and len(above) >= scale.shifted_mask_share * len(judged):
         excess = statistics.median(above)

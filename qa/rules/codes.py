@@ -376,7 +376,9 @@ _CODES += [
     Code(
         "IMAGE_NOT_CT", "error", "the image is no CT in Hounsfield units: blank, shifted or a label map",
         "The image as a whole cannot be a CT in HU, judged on its voxel percentiles and the HU inside its masks "
-        "(values.hu_scale). blank: 98% of its voxels (p1 to p99) lie within blank_spread HU, no anatomy. label_map: "
+        "(values.hu_scale). blank: 98% of its voxels (p1 to p99) lie within blank_spread HU, and so do the means "
+        "inside its masks (a body in under 1% of the voxels still has tissue inside its masks): no anatomy. "
+        "label_map: "
         "every value is a whole number from 0 to label_max: a segmentation saved as the image. shifted: no voxel "
         "lies below shifted_min HU (no air, lung or fat), or at least shifted_mask_share of the masks judged by "
         "labels.hu (shifted_min_masks or more) lie above their group's range: the values are raw scanner values, "

@@ -129,7 +129,8 @@ class GeometrySpec(_Strict):
 class HuScaleSpec(_Strict):
     """When an image is no CT in Hounsfield units at all (IMAGE_NOT_CT, deep mode): blank, shifted, a label map."""
 
-    blank_spread: float = Field(20, ge=0, description="p1 to p99 within this many units: no anatomy (blank).")
+    blank_spread: float = Field(20, ge=0, description="p1 to p99, and the mean inside every mask judged by "
+                                                   "labels.hu, within this many units: no anatomy (blank).")
     label_max: float = Field(255, gt=0, description="Whole numbers from 0 up to at most this, at least two of "
                                                     "them: the image is a segmentation (label_map).")
     shifted_min: float = Field(0, description="No voxel below this: no air, lung or fat, so the HU offset is lost "
