@@ -101,3 +101,20 @@ def test_a_ct_of_mostly_air_is_a_ct(tmp_path: Path, v2: ReleaseSpec) -> None:
     assert values.percentiles["p5"] == -1024.0
     assert [f for f in report.findings if f.code == "IMAGE_NOT_CT"] == []
 
+
+
+def test_a_uint16_ct_whose_scl_inter_loads_hu_is_image_dtype_not_image_not_ct(tmp_path: Path, v2: ReleaseSpec) -> None:
+    """Its loaded values are HU (nibabel applies scl_inter), its stored type is not the release's."""
+    sample = make_sample(tmp_path / "release", v2, cases=1, shape=SHAPE)
+    case = sample.cases[0]
+    path = sample.root / case / v2.image
+    image = nib.load(path)
+    stored = (np.asarray(image.dataobj).astype(np.int32) - RESCALE_INTERCEPT).astype(np.uint16)
+    unsigned = nib.Nifti1Image(stored, image.affine, image.header)
+    unsigned.set_data_dtype(np.uint16)
+    unsigned.header.set_slope_inter(1.0, RESCALE_INTERCEPT)
+    nib.save(unsigned, path)
+    assert float(np.asanyarray(nib.load(path).dataobj).min()) < -1000  # air loads as air
+    found = [f for f in check(sample.root, v2).findings if f.code.startswith("IMAGE_")]
+    assert [(f.code, f.case, f.path) for f in found] == [("IMAGE_DTYPE", case, f"{case}/ct.nii.gz")]
+    assert "scl_inter -1024" in found[0].message
