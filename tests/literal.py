@@ -152,9 +152,9 @@ def mask_values(voxels: int = 0, centroid: tuple[float, float, float] | None = N
 
 
 def image_values(min: float = -1024.0, max: float = 1500.0, nan_count: int = 0, inf_count: int = 0,
-                 padding_value: float | None = None) -> ImageValues:
-    return ImageValues(voxels=math.prod(SHAPE), min=min, max=max, mean=-300.0, percentiles={}, nan_count=nan_count,
-                       inf_count=inf_count, padding_value=padding_value)
+                 padding_value: float | None = None, percentiles: Mapping[str, float] = {}) -> ImageValues:
+    return ImageValues(voxels=math.prod(SHAPE), min=min, max=max, mean=-300.0, percentiles=dict(percentiles),
+                       nan_count=nan_count, inf_count=inf_count, padding_value=padding_value)
 
 
 def deep_facts(case: str = "s0001", spec: ReleaseSpec = V2, masks: Mapping[str, MaskValues] = {},

@@ -14,10 +14,13 @@ def check_case_dtypes(case: CaseFacts, ctx: Context) -> list[Finding]:
     image_path = f"{case.case}/{spec.image}"
     image = ctx.usable_header(case, case.files.get(image_path))
     if image is not None and image.dtype not in spec.image_dtypes:
+        # the stored type is judged, not what the scaling loads: readers of stored values do not apply it
+        scaled = (image.loaded(0), image.loaded(1)) != (0.0, 1.0)
+        scaling = f" (scl_slope {image.slope:g}, scl_inter {image.inter:g})" if scaled else ""
         found.append(finding(spec, "IMAGE_DTYPE", case.case, image_path,
-                             f"{image_path}: stored as {image.dtype}, the release allows "
+                             f"{image_path}: stored as {image.dtype}{scaling}, the release allows "
                              f"{', '.join(spec.image_dtypes)}",
-                             dtype=image.dtype, allowed=spec.image_dtypes))
+                             dtype=image.dtype, allowed=spec.image_dtypes, slope=image.slope, inter=image.inter))
     # the masks of a case share a few header objects (the scan parses each distinct header once): a header without a
     # problem is passed over at once
     fine: set[int] = set()

@@ -225,7 +225,7 @@ class MaskHeaderVerdict:
 def judge_mask_header(mask: HeaderFacts, image: HeaderFacts, spec: ReleaseSpec,
                       readers: list[str]) -> MaskHeaderVerdict:
     """A mask header against its image's under the given readers (none: the image's affine means nothing)."""
-    if mask.shape[:3] != image.shape[:3] or any(n != 1 for n in mask.shape[3:]):
+    if mask.shape[:3] != image.shape[:3]:
         return MaskHeaderVerdict(True, None, [])
     # Masks written from their image's header place the grid exactly as it does under every reader: most of a
     # release's masks need no measuring.
@@ -241,18 +241,26 @@ def mask_findings(case: str, name: str, path: str, mask: HeaderFacts, image: Hea
                   verdict: MaskHeaderVerdict) -> list[Finding]:
     if verdict.shape_differs:
         return [finding(spec, "GEOM_SHAPE_MISMATCH", case, path,
-                        f"{path}: shape {tuple(mask.shape)}, its image has {tuple(image.shape)}", class_name=name,
-                        shape=list(mask.shape), image_shape=list(image.shape))]
+                        f"{path}: shape {tuple(mask.shape)}, its image has {tuple(image.shape)}", subcode="size",
+                        class_name=name, shape=list(mask.shape), image_shape=list(image.shape))]
+    found = []
+    if len(mask.shape) != 3:
+        # nibabel keeps the extra axes: ct[mask > 0] with a (x, y, z, 1) mask raises an IndexError
+        found.append(finding(spec, "GEOM_SHAPE_MISMATCH", case, path,
+                             f"{path}: {len(mask.shape)}-D, shape {tuple(mask.shape)}: masks are 3-D like their "
+                             f"image {tuple(image.shape)}; drop the extra axes", subcode="ndim", class_name=name,
+                             shape=list(mask.shape), image_shape=list(image.shape)))
     off = verdict.off
     if off is None:
-        return []
+        return found
     subcode, message = _mismatch_message(path, off)
     details = {"max_deviation_mm": max(off.deviations[r] for r in off.readers),
                "tolerance_mm": spec.geometry.affine_tolerance_mm, "affine": mask.affine, "image_affine": image.affine}
     details |= {f"{reader}_deviation_mm": deviation for reader, deviation in off.deviations.items()}
     if "itk" in off.deviations:
         details |= {"itk_affine": mask.itk.affine, "image_itk_affine": image.itk.affine}
-    found = [finding(spec, "GEOM_AFFINE_MISMATCH", case, path, message, subcode=subcode, class_name=name, **details)]
+    found.append(finding(spec, "GEOM_AFFINE_MISMATCH", case, path, message, subcode=subcode, class_name=name,
+                         **details))
     return found + [finding(spec, "GEOM_AFFINE_INVALID", case, path, f"{path}: {text}", subcode=problem,
                             class_name=name, **more) for problem, text, more in verdict.problems]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import fnmatch
 
 from qa.checks.base import Context, check, finding
+from qa.checks.intensity import not_ct
 from qa.rules.codes import Severity
 from qa.rules.finding import Finding
 from qa.rules.spec import ReleaseSpec
@@ -92,6 +93,8 @@ def check_overlaps(case: CaseFacts, ctx: Context) -> list[Finding]:
 def check_padding(case: CaseFacts, ctx: Context) -> list[Finding]:
     """Masks reaching where the image is only padding: beyond the scanned volume there is nothing to label."""
     spec = ctx.spec
+    if not_ct(case, ctx) is not None:  # a blank or label-map image is all "padding": IMAGE_NOT_CT says why
+        return []
     found = []
     for name, path in ctx.mask_paths(case):
         values = case.deep.masks.get(path)

@@ -201,10 +201,18 @@ _CODES = [
     ),
     Code(
         "GEOM_SHAPE_MISMATCH", "error", "a mask's grid shape differs from its image's",
-        "The mask's voxel dimensions are not those of the case's image. details give both shapes.",
+        "The mask's voxel dimensions are not those of the case's image (size), or the mask is not 3-D: its header "
+        "has a fourth axis, (x, y, z, 1) (ndim). Both are seen in the header, in quick mode. details give both "
+        "shapes.",
         "Voxel-wise training pairs image and mask arrays directly; a different shape crashes or misaligns every "
-        "sample.",
-        "Resample the mask onto the image grid (nearest neighbour), or regenerate it from the source segmentation.",
+        "sample. A 4-D mask crashes the plainest use of it: nibabel keeps the axis, and ct[mask > 0] raises an "
+        "IndexError.",
+        "Resample the mask onto the image grid (nearest neighbour), or regenerate it from the source segmentation; "
+        "save a 4-D mask again from its 3-D array (nib.Nifti1Image(data[..., 0], affine, header)).",
+        subcodes=(
+            Subcode("size", "the mask's first three dimensions differ from its image's"),
+            Subcode("ndim", "the mask has more than three axes, e.g. (x, y, z, 1), on its image's grid"),
+        ),
     ),
     Code(
         "GEOM_AFFINE_MISMATCH", "error", "a mask's affine differs from its image's",
@@ -270,10 +278,15 @@ _CODES = [
     ),
     Code(
         "IMAGE_DTYPE", "error", "the image's stored data type is not allowed",
-        "The image stores voxels in a type the spec does not allow (TotalSegmentator CTs are int16 Hounsfield units).",
-        "Float CTs are twice the size and hint at a resampled or rescaled image; unsigned types cannot hold air at "
-        "-1000 HU.",
-        "Convert the image to the release's data type.",
+        "The image's stored data type (the header's datatype) is not one of the spec's image_dtypes; the spec allows "
+        "int16 for TotalSegmentator, whose CTs store Hounsfield units as they are. The stored type is judged, "
+        "whatever scl_slope and scl_inter make of it: a uint16 CT with scl_inter -1024 loads air at -1024 HU in "
+        "nibabel and ITK, and is still reported; details give the dtype and the scaling.",
+        "Float CTs are twice the size and hint at a resampled or rescaled image. An unsigned CT holds air only "
+        "through its scaling: every reader that takes the stored values (nibabel's dataobj.get_unscaled(), raw "
+        "readers, a converter that drops the header's scaling) sees air near 0 and water near 1000, and the cases "
+        "of one release differ in how they must be read.",
+        "Convert the image to the release's data type with its scaling applied (int16 HU, scl_slope 1, scl_inter 0).",
     ),
     Code(
         "LABEL_DTYPE", "error", "a mask's stored data type or scaling is not allowed",
@@ -359,6 +372,30 @@ _CODES += [
         "TotalSegmentator CT went from -9758 to 4349 HU.",
         "Re-export the image from the source DICOM, or clip the padding to the scanner's minimum.",
         needs="deep",
+    ),
+    Code(
+        "IMAGE_NOT_CT", "error", "the image is no CT in Hounsfield units: blank, shifted or a label map",
+        "The image as a whole cannot be a CT in HU, judged on its voxel percentiles and the HU inside its masks "
+        "(values.hu_scale). blank: 98% of its voxels (p1 to p99) lie within blank_spread HU, and so do the means "
+        "inside its masks (a body in under 1% of the voxels still has tissue inside its masks): no anatomy. "
+        "label_map: "
+        "every value is a whole number from 0 to label_max: a segmentation saved as the image. shifted: no voxel "
+        "lies below shifted_min HU (no air, lung or fat), or at least shifted_mask_share of the masks judged by "
+        "labels.hu (shifted_min_masks or more) lie above their group's range: the values are raw scanner values, "
+        "the intercept -1024 lost. The masks of such a case are not blamed: their LABEL_HU and LABEL_IN_PADDING "
+        "warnings (a blank image is all padding) are left out, and the masks out of their HU range counted in this "
+        "finding's details (masks_out_of_range). "
+        "details give the percentiles and, for shifted, the median offset of the masks from their ranges.",
+        "Every intensity-based use of the case is wrong: normalisation, windowing, the HU checks of its masks, and "
+        "a model trained on it learns tissue 1,000 HU off or no image at all.",
+        "Re-export the CT from its source DICOM with RescaleIntercept and RescaleSlope applied (int16 HU); put the "
+        "CT, not a segmentation, at the image's path.",
+        needs="deep",
+        subcodes=(
+            Subcode("blank", "98% of the voxels within a few HU of each other: an empty (all -1024) or constant image"),
+            Subcode("shifted", "tissue about 1,000 HU too high: raw scanner values stored without their intercept"),
+            Subcode("label_map", "whole numbers from 0 to a few hundred only: a segmentation stored as the CT"),
+        ),
     ),
     Code(
         "LABEL_CHAIN", "warning", "a chain of classes has a gap or two members labelled as one",

@@ -126,6 +126,20 @@ class GeometrySpec(_Strict):
                            "it also bounds what the deep pass allocates for one file.")
 
 
+class HuScaleSpec(_Strict):
+    """When an image is no CT in Hounsfield units at all (IMAGE_NOT_CT, deep mode): blank, shifted, a label map."""
+
+    blank_spread: float = Field(20, ge=0, description="p1 to p99, and the mean inside every mask judged by "
+                                                   "labels.hu, within this many units: no anatomy (blank).")
+    label_max: float = Field(255, gt=0, description="Whole numbers from 0 up to at most this, at least two of "
+                                                    "them: the image is a segmentation (label_map).")
+    shifted_min: float = Field(0, description="No voxel below this: no air, lung or fat, so the HU offset is lost "
+                                              "(shifted).")
+    shifted_mask_share: float = Field(0.75, gt=0, le=1, description="This share of the masks judged by labels.hu "
+                                                                    "above their group's range: shifted.")
+    shifted_min_masks: int = Field(3, ge=1, description="Fewer masks judged by labels.hu say nothing about a shift.")
+
+
 class ValueSpec(_Strict):
     """What voxel values are plausible, and how much mask overlap is tolerated (deep mode)."""
 
@@ -139,6 +153,7 @@ class ValueSpec(_Strict):
                                  description="Share of a mask lying in the image's padding that is reported.")
     padding_exempt: list[str] = Field([], description="Glob patterns of classes that hold air, which padding values "
                                                       "can mimic.")
+    hu_scale: HuScaleSpec = HuScaleSpec()
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> ValueSpec:

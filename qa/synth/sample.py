@@ -982,6 +982,23 @@ def _upper_half_only(mask: np.ndarray) -> np.ndarray:
     return mask & _upper_half(mask)
 
 
+# The DICOM RescaleIntercept of CT scanners: stored values are HU + 1024.
+RESCALE_INTERCEPT = -1024
+
+
+def _raw_scanner_values(data: np.ndarray) -> np.ndarray:
+    """The CT as the scanner stores it before RescaleIntercept -1024 is applied."""
+    return (data.astype(np.int32) - RESCALE_INTERCEPT).astype(data.dtype)
+
+
+def label_map_as_image(sample: Sample, spec: ReleaseSpec, case: str) -> list[InjectedFault]:
+    """The CT overwritten with a segmentation: the case's preferred mask, as the CT's type."""
+    path = f"{case}/{spec.image}"
+    mask = _load(sample.root / _mask_path(spec, case))[0]
+    _edit_voxels(lambda data: mask.astype(data.dtype))(sample.root / path)
+    return [InjectedFault("IMAGE_NOT_CT", case, path)]
+
+
 _FAULTS: dict[str, Fault] = {
     "META_MISSING": Fault(meta_missing, "meta.csv deleted"),
     "META_UNREADABLE:encoding": Fault(meta_bad_encoding, "one cell saved as Latin-1 ('ä' as byte 0xE4), not UTF-8"),
@@ -1027,8 +1044,12 @@ _FAULTS: dict[str, Fault] = {
                                       "a mask whose header declares 2000 x 2000 x 2000 voxels"),
     "FILE_CORRUPT:stream": Fault(_on_file("FILE_CORRUPT", "image", _flip_crc),
                               "the CT's gzip CRC32 is wrong, as in v1's s0864: only a full decompression sees it"),
-    "GEOM_SHAPE_MISMATCH": Fault(_on_file("GEOM_SHAPE_MISMATCH", "mask", _edit_voxels(lambda data: data[:, :, :-1])),
-                                 "a mask one slice shorter than its CT, same affine"),
+    "GEOM_SHAPE_MISMATCH:size": Fault(_on_file("GEOM_SHAPE_MISMATCH", "mask",
+                                               _edit_voxels(lambda data: data[:, :, :-1])),
+                                      "a mask one slice shorter than its CT, same affine"),
+    "GEOM_SHAPE_MISMATCH:ndim": Fault(_on_file("GEOM_SHAPE_MISMATCH", "mask",
+                                               _edit_voxels(lambda data: data[..., None])),
+                                      "a mask stored 4-D, (x, y, z, 1), on its CT's grid"),
     "GEOM_AFFINE_MISMATCH:both": Fault(_on_file("GEOM_AFFINE_MISMATCH", "mask", _edit_header(_shift_sform)),
                                        "a mask's sform 0.5 mm off the CT's, as in v1"),
     "GEOM_AFFINE_MISMATCH:itk": Fault(_on_file("GEOM_AFFINE_MISMATCH", "mask", _edit_header(_qform_40mm_away)),
@@ -1111,12 +1132,19 @@ _FAULTS: dict[str, Fault] = {
                                   "the liver's mask cut to its upper half in every case", population=True),
     "IMAGE_VALUES": Fault(_on_file("IMAGE_VALUES", "image", _edit_voxels(_hole_of_minus_9758)),
                           "a block of CT voxels at -9758 HU, as a v2 pre-release case had"),
+    "IMAGE_NOT_CT:blank": Fault(_on_file("IMAGE_NOT_CT", "image",
+                                         _edit_voxels(lambda data: np.full_like(data, PADDING_HU))),
+                                "a blank CT: every voxel -1024"),
+    "IMAGE_NOT_CT:shifted": Fault(_on_file("IMAGE_NOT_CT", "image", _edit_voxels(_raw_scanner_values)),
+                                  "the CT in raw scanner values, its intercept -1024 lost: every tissue 1024 HU too "
+                                  "high"),
+    "IMAGE_NOT_CT:label_map": Fault(label_map_as_image, "the CT replaced by the case's liver mask (0 and 1, int16)"),
 }
 # A bare code names its most common subcode.
 DEFAULT_SUBCODES = {"META_UNREADABLE": "encoding", "META_COLUMNS": "missing", "META_VALUE": "allowed",
                     "META_SPLIT_COUNTS": "splits", "FILE_MISSING": "file", "FILE_UNEXPECTED": "os_junk",
                     "FILE_CORRUPT": "size_mismatch", "GEOM_SPACING": "mismatch",
-                    "GEOM_AFFINE_INVALID": "not_orthonormal",
+                    "GEOM_AFFINE_INVALID": "not_orthonormal", "GEOM_SHAPE_MISMATCH": "size", "IMAGE_NOT_CT": "shifted",
                     "LABEL_DTYPE": "dtype", "LABEL_POSITION": "side", "GEOM_AFFINE_MISMATCH": "both",
                     "LABEL_CHAIN": "gap", "LABEL_FRAGMENTS": "share", "LABEL_TRUNCATED": "slices", "LABEL_HU": "low",
                     "LABEL_OUTLIER": "volume", "RELEASE_DRIFT": "coverage"}

@@ -23,7 +23,15 @@ def test_int16_image_with_uint8_masks_has_no_dtype_finding() -> None:
 def test_float_image_is_image_dtype() -> None:
     [found] = dtypes(image=header(dtype="float32"))
     assert essentials([found]) == [("IMAGE_DTYPE", None, "s0001", CT, None, "error")]
-    assert found.details == {"dtype": "float32", "allowed": ["int16"]}
+    assert found.details == {"dtype": "float32", "allowed": ["int16"], "slope": None, "inter": None}
+
+
+def test_uint16_image_whose_scaling_loads_air_is_still_image_dtype_and_says_so() -> None:
+    """The stored type is judged: readers of stored values see air near 0 whatever scl_inter says."""
+    [found] = dtypes(image=header(dtype="uint16", slope=1.0, inter=-1024.0))
+    assert essentials([found]) == [("IMAGE_DTYPE", None, "s0001", CT, None, "error")]
+    assert "(scl_slope 1, scl_inter -1024)" in found.message
+    assert (found.details["slope"], found.details["inter"]) == (1.0, -1024.0)
 
 
 def test_int16_mask_is_label_dtype_dtype_on_that_mask() -> None:

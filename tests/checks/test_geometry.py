@@ -95,14 +95,16 @@ def test_affine_deviation_is_the_largest_displacement_of_a_grid_corner() -> None
 
 def test_mask_on_another_grid_is_geom_shape_mismatch_and_not_also_an_affine_mismatch() -> None:
     [found] = geometry(masks={"liver": mask_header(shape=(4, 5, 7), affine=shifted(ras(), 3.0))})
-    assert essentials([found]) == [("GEOM_SHAPE_MISMATCH", None, "s0001", LIVER, "liver", "error")]
+    assert essentials([found]) == [("GEOM_SHAPE_MISMATCH", "size", "s0001", LIVER, "liver", "error")]
     assert found.details == {"shape": [4, 5, 7], "image_shape": [4, 5, 6]}
 
 
-def test_mask_with_a_fourth_axis_is_on_its_images_grid_only_if_that_axis_is_one() -> None:
+def test_mask_with_a_fourth_axis_is_not_3d_even_when_that_axis_is_one() -> None:
     found = geometry(masks={"spleen": mask_header(shape=(4, 5, 6, 2)), "liver": mask_header(shape=(4, 5, 6, 1))})
-    assert essentials(found) == [("GEOM_SHAPE_MISMATCH", None, "s0001", "s0001/segmentations/spleen.nii.gz",
-                                  "spleen", "error")]
+    assert essentials(found) == [("GEOM_SHAPE_MISMATCH", "ndim", "s0001", "s0001/segmentations/spleen.nii.gz",
+                                  "spleen", "error"),
+                                 ("GEOM_SHAPE_MISMATCH", "ndim", "s0001", LIVER, "liver", "error")]
+    assert found[1].details == {"shape": [4, 5, 6, 1], "image_shape": [4, 5, 6]}
 
 
 def test_mask_whose_own_affine_differs_is_also_judged_for_validity() -> None:

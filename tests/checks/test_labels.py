@@ -145,6 +145,14 @@ def test_air_holding_classes_in_padding_exempt_are_not_label_in_padding() -> Non
     assert judged(check_padding, image=image_values(padding_value=-1024.0), masks=masks) == []
 
 
+def test_masks_of_a_blank_image_are_not_label_in_padding_the_image_is_image_not_ct() -> None:
+    """A blank CT is all padding: every mask would lie in it."""
+    blank = image_values(-1024.0, -1024.0, padding_value=-1024.0, percentiles={"p1": -1024.0, "p99": -1024.0})
+    masks = {"liver": mask_values(1000, padding_voxels=1000, mean_hu=-1024),
+             "aorta": mask_values(500, padding_voxels=500, mean_hu=-1024)}
+    assert judged(check_padding, image=blank, masks=masks) == []
+
+
 @pytest.mark.parametrize(("kind", "reason"), [("crash", "worker killed by SIGKILL"), ("error", "ValueError: boom")])
 def test_case_tsqa_could_not_check_is_qa_internal_with_its_kind(kind: str, reason: str) -> None:
     [found] = check_internal(case_facts(internal_error=Problem(kind, reason)), context())
