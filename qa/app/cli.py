@@ -664,7 +664,7 @@ def _render(args: argparse.Namespace) -> int:
 
 def _source(root: Path, spec: ReleaseSpec | None) -> ReleaseSource:
     """The release at a path, a folder or a zip archive, or the usage error that says why there is none."""
-    from qa.source.opening import open_release
+    from qa.app.opening import open_release
     from qa.source.zip import NotAZip
 
     if not root.exists():

@@ -16,6 +16,7 @@ from typing import TypeVar
 from qa import __version__
 from qa.app.checksum import Checksum
 from qa.app.evidence import make_evidence
+from qa.app.opening import open_release
 from qa.app.workers import WORKER_MODULES
 from qa.checks.base import usable_header
 from qa.checks.geometry import axcodes
@@ -52,7 +53,6 @@ from qa.scan.meta import read_meta
 from qa.scan.stamp import case_stamp, scan_stamped, trailers_match
 from qa.source.base import ReleaseSource
 from qa.source.fs import FolderSource
-from qa.source.opening import open_release
 from qa.source.zip import ZipSource
 
 T = TypeVar("T")
